@@ -1,0 +1,133 @@
+// pgregion's configuration: an immutable value loaded from TOML.
+//
+// Loading validates everything: unknown keys and bad values are errors that name
+// the key and its line. toml11 exceptions are caught inside LoadConfig only. A
+// reload builds a new Config and swaps the shared_ptr; nothing mutates one.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace pgregion::proxy {
+
+enum class TlsMode { kDisable, kAllow, kRequire };                        // client-facing
+enum class ServerTlsMode { kDisable, kPrefer, kRequire, kVerifyFull };  // to backends
+enum class PoolMode { kTransaction, kSession };
+enum class AuthMethod { kScramSha256, kMd5, kTrust };
+
+struct ListenAddress {
+  std::string host = "127.0.0.1";
+  uint16_t port = 6432;
+};
+
+struct ProxySection {
+  ListenAddress listen;
+  std::string region = "local";
+  uint32_t max_client_connections = 1000;
+  uint32_t max_message_bytes = 64u << 20;  // 64 MiB
+  uint32_t client_login_timeout_ms = 15000;
+  uint32_t shutdown_timeout_s = 30;
+};
+
+struct AdminSection {
+  bool enabled = false;
+  ListenAddress listen{"127.0.0.1", 9187};
+  std::string bearer_token;  // optional, guards /status
+};
+
+struct TlsSection {
+  TlsMode mode = TlsMode::kDisable;
+  std::string cert_file;
+  std::string key_file;
+};
+
+struct ServerTlsSection {
+  ServerTlsMode mode = ServerTlsMode::kDisable;
+  std::string ca_file;
+};
+
+struct UserConfig {
+  std::string name;
+  // Plaintext, "SCRAM-SHA-256$..." verifier, or "md5..." hash. Empty with auth = trust.
+  std::string password;
+  AuthMethod auth = AuthMethod::kScramSha256;
+  // Credentials pgregion uses towards the backends; default: name / password
+  // (a verifier or md5 hash cannot be used towards a backend asking SCRAM).
+  std::string server_user;
+  std::string server_password;
+  bool admin = false;
+};
+
+struct PoolSection {
+  PoolMode mode = PoolMode::kTransaction;
+  uint32_t size = 20;  // server connections per (node, database, user)
+  uint32_t min_idle = 0;
+  uint32_t acquire_timeout_ms = 5000;
+  uint32_t idle_timeout_s = 600;
+  uint32_t connect_timeout_ms = 5000;
+};
+
+struct RoutingSection {
+  std::string consistency = "causal";
+  uint32_t max_staleness_ms = 1000;
+  uint32_t max_replica_lag_ms = 5000;
+  uint32_t ryw_wait_ms = 50;
+  std::string unknown_functions = "primary";
+  std::vector<std::string> read_only_functions;
+  std::vector<std::string> write_functions;
+  uint32_t statement_cache_size = 10000;
+};
+
+struct HealthSection {
+  uint32_t interval_ms = 500;
+  uint32_t timeout_ms = 1000;
+  uint32_t failures_to_down = 3;
+  uint32_t successes_to_up = 3;
+  uint32_t recover_hold_s = 10;
+};
+
+struct FailoverSection {
+  uint32_t write_wait_ms = 5000;
+};
+
+struct NodeConfig {
+  std::string name;
+  std::string region;
+  std::string host;
+  uint16_t port = 5432;
+};
+
+struct LogSection {
+  std::string level = "info";  // debug, info, warn, error
+  std::string format = "logfmt";  // logfmt | json
+};
+
+struct Config {
+  ProxySection proxy;
+  AdminSection admin;
+  TlsSection tls;
+  ServerTlsSection server_tls;
+  std::vector<UserConfig> users;
+  PoolSection pool;
+  RoutingSection routing;
+  HealthSection health;
+  FailoverSection failover;
+  std::vector<NodeConfig> nodes;
+  LogSection log;
+  std::string source_path;  // file it was loaded from
+
+  const UserConfig* FindUser(std::string_view name) const;
+};
+
+// Parses and validates. The error message names the file, the key and the line.
+[[nodiscard]] absl::StatusOr<std::shared_ptr<const Config>> LoadConfigFile(const std::string& path);
+[[nodiscard]] absl::StatusOr<std::shared_ptr<const Config>> LoadConfigString(
+    std::string_view toml_text, const std::string& source_name);
+
+}  // namespace pgregion::proxy
