@@ -7,6 +7,7 @@
 // they are consumed). Pure; owned by the server connection, single-threaded.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 

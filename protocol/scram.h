@@ -17,6 +17,11 @@ namespace pgregion::protocol {
 inline constexpr char kScramSha256[] = "SCRAM-SHA-256";
 inline constexpr char kScramSha256Plus[] = "SCRAM-SHA-256-PLUS";
 inline constexpr int kDefaultScramIterations = 4096;
+// Highest iteration count ScramClient accepts from a backend. PBKDF2 runs on the
+// calling thread, so a hostile or misconfigured server could otherwise stall it
+// for minutes (i=2147483647). 1,000,000 costs about 0.25 s of CPU, covers
+// OWASP's 600,000 recommendation and is 244x PostgreSQL's default of 4096.
+inline constexpr int kMaxScramIterations = 1'000'000;
 
 // The stored form: SCRAM-SHA-256$<iterations>:<salt b64>$<StoredKey b64>:<ServerKey b64>
 struct ScramVerifier {
@@ -30,7 +35,9 @@ struct ScramVerifier {
 
 [[nodiscard]] absl::StatusOr<ScramVerifier> ParseScramVerifier(std::string_view text);
 // Derives a verifier from a plaintext password (no SASLprep beyond ASCII: the
-// password is used as given, as PostgreSQL does when SASLprep fails).
+// password is used as given, as PostgreSQL does when SASLprep fails). If the
+// derivation fails (iterations < 1, crypto error) the keys are left empty, which
+// ParseScramVerifier and ScramServer reject.
 ScramVerifier MakeScramVerifier(std::string_view password, std::string_view salt, int iterations);
 bool LooksLikeScramVerifier(std::string_view text);
 
@@ -42,6 +49,11 @@ std::string Base64Encode(std::string_view raw);
 // caller computes it with OpenSSL and passes the bytes in; this helper does the
 // SHA-256 case from DER bytes.
 std::string Sha256(std::string_view data);
+
+// Errors from both classes: InvalidArgument = malformed message, bad channel
+// binding or nonce (PostgreSQL answers 08P01); Unauthenticated = wrong password or
+// server signature (28P01); FailedPrecondition = call out of order; Internal =
+// unusable verifier, nonce or crypto failure.
 
 // Server side. One instance per authentication exchange.
 class ScramServer {

@@ -16,7 +16,7 @@
 
 namespace pgregion::proxy {
 
-enum class TlsMode { kDisable, kAllow, kRequire };                        // client-facing
+enum class TlsMode { kDisable, kAllow, kRequire };                      // client-facing
 enum class ServerTlsMode { kDisable, kPrefer, kRequire, kVerifyFull };  // to backends
 enum class PoolMode { kTransaction, kSession };
 enum class AuthMethod { kScramSha256, kMd5, kTrust };
@@ -59,6 +59,9 @@ struct UserConfig {
   AuthMethod auth = AuthMethod::kScramSha256;
   // Credentials pgregion uses towards the backends; default: name / password
   // (a verifier or md5 hash cannot be used towards a backend asking SCRAM).
+  // The loader fills these in: server_user is never empty; server_password is
+  // the plaintext password when none is given, and stays empty when `password`
+  // is a verifier or md5 hash (the backend must then not ask for a password).
   std::string server_user;
   std::string server_password;
   bool admin = false;
@@ -104,7 +107,7 @@ struct NodeConfig {
 };
 
 struct LogSection {
-  std::string level = "info";  // debug, info, warn, error
+  std::string level = "info";     // debug, info, warn, error
   std::string format = "logfmt";  // logfmt | json
 };
 
@@ -124,6 +127,12 @@ struct Config {
 
   const UserConfig* FindUser(std::string_view name) const;
 };
+
+// "host:port" or "[ipv6]:port"; host is a numeric IPv4 or IPv6 address
+// (returned without brackets), port 1..65535.
+[[nodiscard]] absl::StatusOr<ListenAddress> ParseListenAddress(std::string_view text);
+// The inverse: "127.0.0.1:6432", "[::1]:6432".
+std::string FormatListenAddress(const ListenAddress& address);
 
 // Parses and validates. The error message names the file, the key and the line.
 [[nodiscard]] absl::StatusOr<std::shared_ptr<const Config>> LoadConfigFile(const std::string& path);

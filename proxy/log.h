@@ -21,6 +21,22 @@ bool LogEnabled(LogLevel level);
 // "debug" | "info" | "warn" | "error"; false if unknown.
 bool ParseLogLevel(std::string_view text, LogLevel* out);
 
+// Lines go to stderr unless a test sink is set (null restores stderr). Test-only.
+void SetLogSinkForTest(std::string* sink);
+
+namespace log_internal {
+// The formatting steps LogLine uses, exposed so tests can check exact output.
+// `unix_ms` is milliseconds since the epoch, printed as UTC "2026-11-21T23:58:05.123Z".
+void AppendHeader(std::string* out, bool json, int64_t unix_ms, LogLevel level,
+                  std::string_view event);
+// A string value: logfmt quotes it when needed, JSON always does.
+void AppendString(std::string* out, bool json, std::string_view key, std::string_view value);
+// `number` is already formatted and is written unquoted.
+void AppendNumber(std::string* out, bool json, std::string_view key, std::string_view number);
+// Closes the JSON object and adds the newline.
+void AppendEnd(std::string* out, bool json);
+}  // namespace log_internal
+
 class LogLine {
  public:
   LogLine(LogLevel level, std::string_view event);
@@ -41,6 +57,7 @@ class LogLine {
 
  private:
   bool enabled_;
+  bool json_ = false;
   std::string line_;
 };
 

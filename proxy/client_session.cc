@@ -1,0 +1,393 @@
+// ClientSession: construction, teardown and the data path after login.
+
+#include "proxy/client_session.h"
+
+#include "protocol/strings.h"
+#include "protocol/message_builder.h"
+#include "protocol/messages.h"
+#include "protocol/sqlstate.h"
+#include "proxy/log.h"
+#include "proxy/pool.h"
+#include "proxy/proxy_app.h"
+#include "proxy/server_connection.h"
+
+namespace pgregion::proxy {
+
+namespace p = ::pgregion::protocol;
+
+namespace {
+
+// Messages larger than this are CopyData that streams through in pieces.
+constexpr uint32_t kStreamThreshold = 64 * 1024;
+// Queued bytes above which the other side stops reading (backpressure).
+constexpr size_t kHighWater = 1 << 20;
+
+// Frontend message types valid after login.
+bool IsFrontendType(char t) {
+  switch (t) {
+    case 'Q': case 'P': case 'B': case 'E': case 'D': case 'C': case 'S': case 'H':
+    case 'X': case 'd': case 'c': case 'f': case 'F':
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool EndsUnit(char t) { return t == 'Q' || t == 'S' || t == 'F'; }
+bool IsExtended(char t) {
+  return t == 'P' || t == 'B' || t == 'E' || t == 'D' || t == 'C' || t == 'H';
+}
+
+}  // namespace
+
+ClientSession::ClientSession(ProxyApp* app, Stream* stream)
+    : app_(app), stream_(stream), decoder_(app->config().proxy.max_message_bytes, kStreamThreshold) {
+  decoder_.SetStreamable('d', true);
+  uv_timer_init(app->loop(), &timer_);
+  timer_.data = this;
+  stream_->SetHandler(this);
+}
+
+ClientSession::~ClientSession() = default;
+
+void ClientSession::Start() {
+  peer_ = stream_->PeerAddress();
+  ArmTimer(app_->config().proxy.client_login_timeout_ms);
+  stream_->StartRead();
+}
+
+void ClientSession::TransitionTo(State next) {
+  if (state_ == next) return;
+  switch (next) {
+    case State::kIdle:
+    case State::kActive:
+      uv_timer_stop(&timer_);
+      break;
+    case State::kWaiting:
+      ArmTimer(app_->config().pool.acquire_timeout_ms);
+      break;
+    case State::kStartup:
+    case State::kTlsHandshake:
+    case State::kAuth:
+    case State::kLoginWait:
+      break;
+    case State::kClosed:
+      uv_timer_stop(&timer_);
+      break;
+  }
+  state_ = next;
+}
+
+void ClientSession::ArmTimer(uint64_t ms) { uv_timer_start(&timer_, OnTimer, ms, 0); }
+
+void ClientSession::OnTimer(uv_timer_t* t) {
+  auto* self = static_cast<ClientSession*>(t->data);
+  switch (self->state_) {
+    case State::kStartup:
+    case State::kTlsHandshake:
+    case State::kAuth:
+      self->Fatal(p::sqlstate::kProtocolViolation, "pgregion: login timeout");
+      return;
+    case State::kLoginWait:
+    case State::kWaiting:
+      self->Fatal(p::sqlstate::kTooManyConnections,
+                  StrCat("pgregion: no server connection available within "
+                               "pool.acquire_timeout_ms (",
+                               self->app_->config().pool.acquire_timeout_ms, " ms)"));
+      return;
+    case State::kIdle:
+    case State::kActive:
+    case State::kClosed:
+      return;
+  }
+}
+
+void ClientSession::OnStreamRead(std::string_view data) {
+  if (in_.empty()) {
+    size_t used = Process(data);
+    if (state_ != State::kClosed && used < data.size()) in_.assign(data.substr(used));
+  } else {
+    in_.append(data);
+    size_t used = Process(in_);
+    if (state_ != State::kClosed) in_.erase(0, used);
+  }
+  if (state_ == State::kClosed) return;
+  if (state_ == State::kTlsHandshake && !stream_->tls()) {
+    std::string hello;
+    hello.swap(direct_tls_hello_);
+    absl::Status st = stream_->StartTlsServer(app_->client_tls()->ctx(), hello);
+    if (!st.ok()) Close(ToStd(st.message()));
+    return;
+  }
+  if (server_ != nullptr) {
+    server_->Flush();
+    if (server_->pending_write_bytes() > kHighWater) {
+      stream_->StopRead();
+      paused_ = true;
+    }
+  } else if (to_server_.size() > kHighWater || state_ == State::kLoginWait) {
+    stream_->StopRead();
+    paused_ = true;
+  }
+}
+
+size_t ClientSession::Process(std::string_view data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    switch (state_) {
+      case State::kStartup: {
+        size_t used = ProcessStartup(data.substr(off));
+        if (used == 0) return off;
+        off += used;
+        continue;
+      }
+      case State::kTlsHandshake:
+      case State::kLoginWait:
+      case State::kClosed:
+        return off;
+      case State::kAuth:
+      case State::kIdle:
+      case State::kWaiting:
+      case State::kActive:
+        break;
+    }
+    p::DecodeResult r = decoder_.Next(data.substr(off));
+    if (r.status == p::DecodeStatus::kNeedMore) return off;
+    if (r.status == p::DecodeStatus::kError) {
+      Fatal(p::sqlstate::kProtocolViolation, StrCat("invalid message: ", r.error.message()));
+      return data.size();
+    }
+    off += r.consumed;
+    if (state_ == State::kAuth) {
+      HandleAuthMessage(r.frame);
+    } else {
+      HandleFrame(r.frame);
+    }
+  }
+  return off;
+}
+
+void ClientSession::HandleFrame(const p::Frame& frame) {
+  if (frame.first) {
+    if (!IsFrontendType(frame.type)) {
+      Fatal(p::sqlstate::kProtocolViolation,
+            StrCat("invalid frontend message type ", int{frame.type}));
+      return;
+    }
+    if (frame.type == 'X') {
+      Close("client terminated");
+      return;
+    }
+  }
+  if (state_ == State::kIdle) BeginUnit();
+  if (state_ == State::kClosed) return;
+  bool unit_end = frame.first && EndsUnit(frame.type);
+  if (server_ != nullptr) {
+    server_->Write(frame.bytes);
+    if (unit_end) server_->tracker().Expect(p::ReplyTracker::Owner::kClient);
+  } else {
+    to_server_.append(frame.bytes);
+    if (unit_end) ++pending_units_;
+  }
+  if (frame.first) {
+    if (unit_end) {
+      open_batch_ = false;
+    } else if (IsExtended(frame.type)) {
+      open_batch_ = true;
+    }
+  }
+}
+
+Pool* ClientSession::PoolFor(int node) {
+  if (node < 0 || static_cast<size_t>(node) >= app_->node_views().size() || user_ == nullptr) {
+    return nullptr;
+  }
+  if (pools_.size() <= static_cast<size_t>(node)) pools_.resize(app_->node_views().size());
+  Pool*& pool = pools_[static_cast<size_t>(node)];
+  if (pool == nullptr) pool = app_->GetPool(node, database_, *user_);
+  return pool;
+}
+
+void ClientSession::BeginUnit() {
+  routing::RouteContext ctx;
+  ctx.nodes = &app_->node_views();
+  routing::Route route = app_->router().Decide(ctx);
+  Pool* pool = PoolFor(route.node);
+  if (pool == nullptr) {
+    Fatal(p::sqlstate::kConnectionFailure, "pgregion: no node available to serve this request");
+    return;
+  }
+  TransitionTo(State::kWaiting);
+  waiting_pool_ = pool;
+  pool->Acquire(this);  // may call OnServerAssigned right away
+}
+
+void ClientSession::OnServerAssigned(ServerConnection* server) {
+  Pool* pool = waiting_pool_;
+  waiting_pool_ = nullptr;
+  if (state_ == State::kLoginWait) {
+    // We only needed the backend's parameters; the pool now has them.
+    pool->Release(server);
+    SendWelcome(pool);
+    if (paused_) {
+      paused_ = false;
+      stream_->StartRead();
+    }
+    return;
+  }
+  server_ = server;
+  server->Bind(this);
+  TransitionTo(State::kActive);
+  std::string replay = ParameterReplay(server);
+  if (!replay.empty()) {
+    std::string q;
+    p::AppendQuery(&q, replay);
+    server->Write(q);
+    server->tracker().Expect(p::ReplyTracker::Owner::kProxy);
+  }
+  server->Write(to_server_);
+  for (uint32_t i = 0; i < pending_units_; ++i) {
+    server->tracker().Expect(p::ReplyTracker::Owner::kClient);
+  }
+  to_server_.clear();
+  if (to_server_.capacity() > 64 * 1024) std::string().swap(to_server_);
+  pending_units_ = 0;
+  server->Flush();
+  if (paused_ && server->pending_write_bytes() <= kHighWater) {
+    paused_ = false;
+    stream_->StartRead();
+  }
+}
+
+std::string ClientSession::ParameterReplay(ServerConnection* server) {
+  // set_config() parses values like the config file does, so list settings
+  // such as search_path keep their elements (SET name = 'a, b' would not).
+  std::string sets;
+  std::string resets;
+  SessionParams& sp = server->params();
+  for (const SessionParams::Entry& e : params_.entries()) {
+    if (IsReadOnlyParameter(e.name)) continue;
+    const std::string* have = sp.Get(e.name);
+    if (have != nullptr && *have == e.value) continue;
+    StrAppend(&sets, sets.empty() ? "SELECT " : ", ", "pg_catalog.set_config(",
+                    p::QuoteLiteral(e.name), ", ", p::QuoteLiteral(e.value), ", false)");
+    sp.Set(e.name, e.value);
+  }
+  std::vector<std::string> stale;
+  for (const SessionParams::Entry& e : sp.entries()) {
+    if (!IsReadOnlyParameter(e.name) && params_.Get(e.name) == nullptr) stale.push_back(e.name);
+  }
+  for (const std::string& name : stale) {
+    StrAppend(&resets, "RESET ", p::QuoteIdentifier(name), ";");
+    sp.Erase(name);
+  }
+  if (sets.empty()) return resets;
+  return StrCat(sets, ";", resets);
+}
+
+void ClientSession::ForwardToClient(std::string_view bytes) {
+  stream_->Write(bytes);
+  if (server_ != nullptr && stream_->pending_bytes() > kHighWater) {
+    stream_->Flush();
+    if (stream_->pending_bytes() > kHighWater) server_->PauseReading();
+  }
+}
+
+void ClientSession::FlushToClient() { stream_->Flush(); }
+
+void ClientSession::OnStreamDrained() {
+  if (server_ != nullptr) server_->ResumeReading();
+}
+
+void ClientSession::OnServerDrained() {
+  if (paused_ && state_ != State::kClosed) {
+    paused_ = false;
+    stream_->StartRead();
+  }
+}
+
+void ClientSession::OnServerParameter(std::string_view name, std::string_view value) {
+  params_.Set(name, value);
+}
+
+void ClientSession::OnServerUnitDone() {
+  stream_->Flush();
+  if (server_ == nullptr || app_->config().pool.mode == PoolMode::kSession) return;
+  if (server_->clean() && !open_batch_) ReleaseServer();
+}
+
+void ClientSession::ReleaseServer() {
+  ServerConnection* server = server_;
+  server_ = nullptr;
+  server->Unbind();
+  TransitionTo(State::kIdle);
+  server->pool()->Release(server);
+  if (paused_) {
+    paused_ = false;
+    stream_->StartRead();
+  }
+}
+
+void ClientSession::OnServerLost(std::string_view why) {
+  server_ = nullptr;
+  LogWarn("server_lost").Kv("user", user_name_).Kv("client", peer_).Kv("reason", why);
+  Fatal(p::sqlstate::kConnectionFailure,
+        StrCat("pgregion: server connection lost: ", why));
+}
+
+void ClientSession::OnServerFailed(const std::string& error_response) {
+  waiting_pool_ = nullptr;
+  stream_->Write(error_response);
+  Close("server login failed");
+}
+
+void ClientSession::OnStreamError(absl::Status status) { Close(ToStd(status.message())); }
+
+// Hands the server connection back, or closes it if this client left it dirty.
+void ClientSession::DetachServer() {
+  if (waiting_pool_ != nullptr) {
+    waiting_pool_->CancelWait(this);
+    waiting_pool_ = nullptr;
+  }
+  ServerConnection* server = server_;
+  if (server == nullptr) return;
+  server_ = nullptr;
+  if (!server->clean() || open_batch_) {
+    // A transaction or a query is still open: never return it to a pool.
+    server->Close("client left mid-transaction");
+    return;
+  }
+  if (app_->config().pool.mode == PoolMode::kSession) {
+    server->Reset("DISCARD ALL");
+    return;
+  }
+  server->Unbind();
+  server->pool()->Release(server);
+}
+
+void ClientSession::Fatal(std::string_view sqlstate, std::string_view message) {
+  if (state_ == State::kClosed) return;
+  std::string out;
+  p::AppendErrorResponse(&out, {.severity = "FATAL", .sqlstate = sqlstate, .message = message});
+  stream_->Write(out);
+  Close(message);
+}
+
+void ClientSession::Close(std::string_view reason) {
+  if (state_ == State::kClosed) return;
+  LogDebug("client_closed").Kv("client", peer_).Kv("reason", reason);
+  DetachServer();
+  TransitionTo(State::kClosed);
+  if (pid_ != 0) app_->UnregisterClient(this, pid_);
+  app_->OnSessionClosed(this);
+  stream_->CloseAfterFlush();
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), OnClosed);
+}
+
+void ClientSession::Shutdown() {
+  Fatal(p::sqlstate::kAdminShutdown, "terminating connection due to administrator command");
+}
+
+void ClientSession::OnClosed(uv_handle_t* h) { delete static_cast<ClientSession*>(h->data); }
+
+}  // namespace pgregion::proxy

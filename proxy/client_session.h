@@ -1,0 +1,129 @@
+// One client connection: startup (TLS, protocol negotiation, authentication),
+// then the data path between the client and whichever server connection serves
+// its current unit of work.
+//
+// Owns its Stream and a timer (login and pool-acquire timeouts); heap-allocated
+// by the ProxyApp and freed only in the timer's close callback, so Close() is
+// safe from any callback. Forwards the client's original message bytes; looks
+// only at message types (and, later, statements for routing). One state enum,
+// one TransitionTo(). Loop thread only.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "protocol/frame_decoder.h"
+#include "proxy/client_auth.h"
+#include "proxy/config.h"
+#include "proxy/session_params.h"
+#include "proxy/stream.h"
+
+namespace pgregion::proxy {
+
+class Pool;
+class ProxyApp;
+class ServerConnection;
+
+class ClientSession : public Stream::Handler {
+ public:
+  enum class State {
+    kStartup,       // waiting for SSLRequest / GSSENCRequest / CancelRequest / StartupMessage
+    kTlsHandshake,  // TLS handshake with the client
+    kAuth,          // authentication exchange
+    kLoginWait,     // authenticated; learning the backend's parameters from a first server login
+    kIdle,          // logged in, no server connection
+    kWaiting,       // a unit of work waits for a server connection
+    kActive,        // bound to a server connection
+    kClosed,
+  };
+
+  ClientSession(ProxyApp* app, Stream* stream);
+  ClientSession(const ClientSession&) = delete;
+  ClientSession& operator=(const ClientSession&) = delete;
+
+  void Start();
+  // Process shutdown: tells the client and closes.
+  void Shutdown();
+  State state() const { return state_; }
+  ServerConnection* server() const { return server_; }
+  uint32_t secret() const { return secret_; }
+
+  // From the pool.
+  void OnServerAssigned(ServerConnection* server);
+  void OnServerFailed(const std::string& error_response);
+  // From the bound server connection.
+  void ForwardToClient(std::string_view bytes);
+  void OnServerParameter(std::string_view name, std::string_view value);
+  void OnServerUnitDone();
+  void OnServerLost(std::string_view why);
+  void OnServerDrained();
+  void FlushToClient();
+
+  // Stream::Handler
+  void OnStreamRead(std::string_view data) override;
+  void OnStreamError(absl::Status status) override;
+  void OnStreamTlsReady() override;
+  void OnStreamDrained() override;
+
+ private:
+  ~ClientSession() override;
+  static void OnTimer(uv_timer_t* t);
+  static void OnClosed(uv_handle_t* h);
+
+  void TransitionTo(State next);
+  // Returns how many bytes of `data` were consumed.
+  size_t Process(std::string_view data);
+  // Startup phase (client_session_login.cc).
+  size_t ProcessStartup(std::string_view data);
+  void HandleStartupMessage(std::string_view body, bool* stop);
+  void HandleAuthMessage(const protocol::Frame& frame);
+  void OnLoggedIn();
+  void SendWelcome(Pool* pool);
+  // Data path.
+  void HandleFrame(const protocol::Frame& frame);
+  void BeginUnit();
+  void ReleaseServer();
+  void DetachServer();
+  std::string ParameterReplay(ServerConnection* server);
+  Pool* PoolFor(int node);
+  void ArmTimer(uint64_t ms);
+
+  // Sends an ErrorResponse, then closes once it has been written.
+  void Fatal(std::string_view sqlstate, std::string_view message);
+  void Close(std::string_view reason);
+
+  ProxyApp* app_;
+  Stream* stream_;
+  uv_timer_t timer_;
+  State state_ = State::kStartup;
+  std::string in_;  // unconsumed partial message
+  protocol::MessageDecoder decoder_;
+  bool tls_ = false;
+  bool direct_tls_ = false;
+  std::string direct_tls_hello_;  // bytes of a direct-TLS ClientHello to replay into OpenSSL
+  bool gssenc_answered_ = false;
+  std::string user_name_;
+  std::string database_;
+  const UserConfig* user_ = nullptr;
+  std::unique_ptr<ClientAuth> auth_;
+  SessionParams startup_params_;  // what the client asked for at startup
+  SessionParams params_;          // what the client believes it has
+  uint32_t pid_ = 0;
+  uint32_t secret_ = 0;
+  std::vector<Pool*> pools_;  // by node index, filled lazily
+  ServerConnection* server_ = nullptr;
+  Pool* waiting_pool_ = nullptr;
+  std::string to_server_;     // bytes waiting for a server connection
+  uint32_t pending_units_ = 0;  // units inside to_server_
+  bool open_batch_ = false;   // extended-protocol messages sent since the last Sync
+  bool paused_ = false;       // client reads stopped for backpressure
+  std::string peer_;
+};
+
+}  // namespace pgregion::proxy

@@ -1,0 +1,308 @@
+// ClientSession: the startup phase (SSL/GSSENC negotiation, cancel requests,
+// protocol version negotiation, authentication) up to the first ReadyForQuery.
+
+#include <openssl/ssl.h>
+
+#include <cstring>
+
+#include "protocol/strings.h"
+#include "protocol/strings.h"
+#include "protocol/message_builder.h"
+#include "protocol/messages.h"
+#include "protocol/sqlstate.h"
+#include "proxy/client_session.h"
+#include "proxy/log.h"
+#include "proxy/pool.h"
+#include "proxy/proxy_app.h"
+
+namespace pgregion::proxy {
+
+namespace p = ::pgregion::protocol;
+
+namespace {
+
+// Splits the startup "options" value the way PostgreSQL's pg_split_opts does:
+// whitespace separates, a backslash escapes the next character.
+std::vector<std::string> SplitOptions(std::string_view opts) {
+  std::vector<std::string> out;
+  std::string cur;
+  bool have = false;
+  for (size_t i = 0; i < opts.size(); ++i) {
+    char c = opts[i];
+    if (c == '\\' && i + 1 < opts.size()) {
+      cur.push_back(opts[++i]);
+      have = true;
+    } else if (std::isspace(static_cast<unsigned char>(c))) {
+      if (have) out.push_back(std::move(cur));
+      cur.clear();
+      have = false;
+    } else {
+      cur.push_back(c);
+      have = true;
+    }
+  }
+  if (have) out.push_back(std::move(cur));
+  return out;
+}
+
+// "-c name=value" and "--name=value" pairs from "options".
+bool ParseOptions(std::string_view opts, SessionParams* params, std::string* error) {
+  std::vector<std::string> words = SplitOptions(opts);
+  for (size_t i = 0; i < words.size(); ++i) {
+    std::string_view w = words[i];
+    std::string_view setting;
+    if (w == "-c" && i + 1 < words.size()) {
+      setting = words[++i];
+    } else if (StartsWith(w, "-c") && w.size() > 2) {
+      setting = w.substr(2);
+    } else if (StartsWith(w, "--")) {
+      setting = w.substr(2);
+    } else {
+      *error = StrCat("unsupported startup option \"", w, "\"");
+      return false;
+    }
+    size_t eq = setting.find('=');
+    if (eq == std::string_view::npos || eq == 0) {
+      *error = StrCat("invalid startup option \"", setting, "\"");
+      return false;
+    }
+    std::string name(setting.substr(0, eq));
+    // PostgreSQL accepts dashes for underscores in option names.
+    for (char& c : name) c = c == '-' ? '_' : c;
+    params->Set(name, setting.substr(eq + 1));
+  }
+  return true;
+}
+
+}  // namespace
+
+size_t ClientSession::ProcessStartup(std::string_view data) {
+  p::StartupDecodeResult r = p::DecodeStartupPacket(data);
+  switch (r.kind) {
+    case p::StartupKind::kNeedMore:
+      return 0;
+    case p::StartupKind::kError:
+      Fatal(p::sqlstate::kProtocolViolation, StrCat("invalid startup packet: ",
+                                                          r.error.message()));
+      return data.size();
+    case p::StartupKind::kDirectTls: {
+      TlsContext* tls = app_->client_tls();
+      if (tls_ || tls == nullptr || app_->config().tls.mode == TlsMode::kDisable) {
+        Close("direct TLS not enabled");
+        return data.size();
+      }
+      // Everything read so far is ClientHello ciphertext; hand it to OpenSSL
+      // once this read callback has returned.
+      direct_tls_ = true;
+      direct_tls_hello_.assign(data);
+      TransitionTo(State::kTlsHandshake);
+      return data.size();
+    }
+    case p::StartupKind::kPacket:
+      break;
+  }
+  bool stop = false;
+  HandleStartupMessage(r.frame.body, &stop);
+  if (stop) return data.size();
+  if (state_ == State::kTlsHandshake && r.consumed < data.size()) {
+    // CVE-2021-23214: bytes after SSLRequest arrived before encryption started;
+    // an attacker in the middle could have injected them. Never process them.
+    Fatal(p::sqlstate::kProtocolViolation, "received unencrypted data after SSL request");
+    return data.size();
+  }
+  return r.consumed;
+}
+
+void ClientSession::HandleStartupMessage(std::string_view body, bool* stop) {
+  absl::StatusOr<p::StartupPacket> pkt = p::ParseStartupPacket(body);
+  if (!pkt.ok()) {
+    Fatal(p::sqlstate::kProtocolViolation,
+          StrCat("invalid startup packet: ", pkt.status().message()));
+    *stop = true;
+    return;
+  }
+  const Config& cfg = app_->config();
+  switch (pkt->kind) {
+    case p::StartupPacketKind::kCancel:
+      app_->HandleCancel(pkt->cancel.pid, pkt->cancel.secret);
+      Close("cancel request");
+      *stop = true;
+      return;
+    case p::StartupPacketKind::kGssEncRequest:
+      if (tls_ || gssenc_answered_) {
+        Fatal(p::sqlstate::kProtocolViolation, "unexpected GSSENCRequest");
+        *stop = true;
+        return;
+      }
+      gssenc_answered_ = true;
+      stream_->Write("N");
+      stream_->Flush();
+      return;
+    case p::StartupPacketKind::kSslRequest: {
+      if (tls_) {
+        Fatal(p::sqlstate::kProtocolViolation, "SSLRequest over an encrypted connection");
+        *stop = true;
+        return;
+      }
+      TlsContext* tls = app_->client_tls();
+      if (tls == nullptr || cfg.tls.mode == TlsMode::kDisable) {
+        stream_->Write("N");
+        stream_->Flush();
+        return;
+      }
+      stream_->Write("S");
+      stream_->Flush();
+      TransitionTo(State::kTlsHandshake);
+      return;
+    }
+    case p::StartupPacketKind::kStartup:
+      break;
+  }
+
+  const p::StartupMessage& sm = pkt->startup;
+  std::vector<std::string_view> unsupported;
+  std::string options;
+  for (const auto& [name, value] : sm.params) {
+    if (name == "user") {
+      user_name_.assign(value);
+    } else if (name == "database") {
+      database_.assign(value);
+    } else if (name == "options") {
+      options.assign(value);
+    } else if (StartsWith(name, "_pq_.")) {
+      unsupported.push_back(name);
+    } else if (name == "replication") {
+      if (!EqualsIgnoreCase(value, "false") && !EqualsIgnoreCase(value, "off") &&
+          value != "0") {
+        Fatal(p::sqlstate::kFeatureNotSupported, "pgregion does not proxy replication connections");
+        *stop = true;
+        return;
+      }
+    } else {
+      startup_params_.Set(name, value);
+    }
+  }
+  if (sm.minor > 0 || !unsupported.empty()) {
+    // Newer clients ask for 3.2+ or send _pq_ options; answer like PostgreSQL 15 does.
+    std::string out;
+    p::AppendNegotiateProtocolVersion(&out, 0, unsupported);
+    stream_->Write(out);
+  }
+  if (user_name_.empty()) {
+    Fatal(p::sqlstate::kInvalidAuthorizationSpecification,
+          "no PostgreSQL user name specified in startup packet");
+    *stop = true;
+    return;
+  }
+  if (database_.empty()) database_ = user_name_;
+  std::string error;
+  if (!options.empty() && !ParseOptions(options, &startup_params_, &error)) {
+    Fatal(p::sqlstate::kProtocolViolation, error);
+    *stop = true;
+    return;
+  }
+  if (cfg.tls.mode == TlsMode::kRequire && !tls_) {
+    Fatal(p::sqlstate::kInvalidAuthorizationSpecification,
+          "pgregion requires an encrypted connection (tls.mode = require); connect with "
+          "sslmode=require");
+    *stop = true;
+    return;
+  }
+  if (app_->client_count() > cfg.proxy.max_client_connections) {
+    Fatal(p::sqlstate::kTooManyConnections, "sorry, too many clients already");
+    *stop = true;
+    return;
+  }
+  user_ = cfg.FindUser(user_name_);
+  std::string cert_hash;
+  if (tls_ && app_->client_tls() != nullptr) cert_hash = app_->client_tls()->end_point_hash();
+  auth_ = std::make_unique<ClientAuth>(user_, user_name_, app_->VerifierFor(user_),
+                                       std::move(cert_hash));
+  TransitionTo(State::kAuth);
+  ClientAuth::Step step = auth_->Begin();
+  stream_->Write(step.out);
+  stream_->Flush();
+  if (step.result == ClientAuth::Result::kOk) OnLoggedIn();
+}
+
+void ClientSession::HandleAuthMessage(const p::Frame& frame) {
+  if (frame.type != 'p' || !frame.first || !frame.last) {
+    Fatal(p::sqlstate::kProtocolViolation,
+          StrCat("expected password response, got message type ", int{frame.type}));
+    return;
+  }
+  ClientAuth::Step step = auth_->OnPasswordMessage(frame.body);
+  stream_->Write(step.out);
+  switch (step.result) {
+    case ClientAuth::Result::kContinue:
+      stream_->Flush();
+      return;
+    case ClientAuth::Result::kFail:
+      LogWarn("auth_failed").Kv("user", user_name_).Kv("client", peer_);
+      Close("authentication failed");
+      return;
+    case ClientAuth::Result::kOk:
+      OnLoggedIn();
+      return;
+  }
+}
+
+void ClientSession::OnStreamTlsReady() {
+  if (state_ != State::kTlsHandshake) return;
+  tls_ = true;
+  if (direct_tls_) {
+    const unsigned char* alpn = nullptr;
+    unsigned int alpn_len = 0;
+    SSL_get0_alpn_selected(stream_->ssl(), &alpn, &alpn_len);
+    if (alpn_len == 0) {
+      // PostgreSQL 17 requires ALPN "postgresql" with direct TLS.
+      Close("direct TLS without ALPN");
+      return;
+    }
+  }
+  TransitionTo(State::kStartup);
+}
+
+void ClientSession::OnLoggedIn() {
+  auth_.reset();
+  uv_timer_stop(&timer_);
+  LogDebug("client_login").Kv("user", user_name_).Kv("database", database_).Kv("client", peer_);
+  Pool* pool = PoolFor(0);
+  for (size_t i = 0; i < app_->node_views().size(); ++i) {
+    if (app_->node_views()[i].primary) pool = PoolFor(static_cast<int>(i));
+  }
+  if (pool == nullptr) {
+    Fatal(p::sqlstate::kConnectionFailure, "pgregion: no node configured");
+    return;
+  }
+  if (pool->has_params()) {
+    SendWelcome(pool);
+    return;
+  }
+  // The client must see the backend's real server_version, encoding and
+  // defaults: learn them from a first login to the node.
+  TransitionTo(State::kLoginWait);
+  ArmTimer(app_->config().pool.acquire_timeout_ms);
+  waiting_pool_ = pool;
+  pool->Acquire(this);
+}
+
+void ClientSession::SendWelcome(Pool* pool) {
+  // What the client sees: the backend's defaults, overridden by its own startup values.
+  for (const SessionParams::Entry& e : pool->params().entries()) params_.Set(e.name, e.value);
+  for (const SessionParams::Entry& e : startup_params_.entries()) {
+    if (!IsReadOnlyParameter(e.name)) params_.Set(e.name, e.value);
+  }
+  std::string out;
+  for (const SessionParams::Entry& e : pool->params().entries()) {
+    p::AppendParameterStatus(&out, e.name, *params_.Get(e.name));
+  }
+  app_->RegisterClient(this, &pid_, &secret_);
+  p::AppendBackendKeyData(&out, pid_, secret_);
+  p::AppendReadyForQuery(&out, 'I');
+  stream_->Write(out);
+  stream_->Flush();
+  TransitionTo(State::kIdle);
+}
+
+}  // namespace pgregion::proxy

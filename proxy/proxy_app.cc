@@ -1,0 +1,277 @@
+#include "proxy/proxy_app.h"
+
+#include <netdb.h>
+#include <openssl/rand.h>
+
+#include <cstring>
+
+#include "protocol/strings.h"
+#include "protocol/message_builder.h"
+#include "proxy/client_session.h"
+#include "proxy/log.h"
+#include "proxy/pool.h"
+#include "proxy/server_connection.h"
+#include "proxy/stream.h"
+
+namespace pgregion::proxy {
+
+namespace p = ::pgregion::protocol;
+
+namespace {
+
+constexpr uint64_t kJanitorIntervalMs = 1000;
+
+absl::Status ResolveAddress(const std::string& host, uint16_t port, sockaddr_storage* out) {
+  memset(out, 0, sizeof(*out));
+  if (uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(out)) == 0) {
+    return absl::OkStatus();
+  }
+  if (uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(out)) == 0) {
+    return absl::OkStatus();
+  }
+  // Names are resolved once, at startup (blocking is fine before the loop runs).
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
+  if (rc != 0 || res == nullptr) {
+    return absl::InvalidArgumentError(
+        StrCat("cannot resolve host \"", host, "\": ", gai_strerror(rc)));
+  }
+  memcpy(out, res->ai_addr, res->ai_addrlen);
+  if (out->ss_family == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(out)->sin_port = htons(port);
+  } else {
+    reinterpret_cast<sockaddr_in6*>(out)->sin6_port = htons(port);
+  }
+  freeaddrinfo(res);
+  return absl::OkStatus();
+}
+
+// Sends one CancelRequest to a backend and forgets about it.
+class CancelSender : public Stream::Handler {
+ public:
+  static void Send(uv_loop_t* loop, const sockaddr_storage& addr, uint32_t pid, uint32_t secret) {
+    auto* self = new CancelSender(pid, secret);
+    self->stream_ = Stream::Create(loop, self);
+    if (self->stream_->Connect(reinterpret_cast<const sockaddr*>(&addr)) != 0) {
+      self->stream_->Close();
+      delete self;
+    }
+  }
+  void OnStreamConnected(absl::Status status) override {
+    if (status.ok()) {
+      std::string msg;
+      p::AppendCancelRequest(&msg, pid_, secret_);
+      stream_->Write(msg);
+      stream_->CloseAfterFlush();
+    } else {
+      stream_->Close();
+    }
+    delete this;
+  }
+  void OnStreamRead(std::string_view) override {}
+  void OnStreamError(absl::Status) override {
+    stream_->Close();
+    delete this;
+  }
+
+ private:
+  CancelSender(uint32_t pid, uint32_t secret) : pid_(pid), secret_(secret) {}
+  Stream* stream_ = nullptr;
+  uint32_t pid_;
+  uint32_t secret_;
+};
+
+}  // namespace
+
+ProxyApp::ProxyApp(uv_loop_t* loop, std::shared_ptr<const Config> config)
+    : loop_(loop), config_(std::move(config)) {}
+
+ProxyApp::~ProxyApp() = default;
+
+absl::Status ProxyApp::ResolveNodes() {
+  nodes_.clear();
+  node_views_.clear();
+  for (const NodeConfig& n : config_->nodes) {
+    NodeRuntime rt;
+    rt.config = n;
+    absl::Status st = ResolveAddress(n.host, n.port, &rt.addr);
+    if (!st.ok()) return absl::InvalidArgumentError(StrCat("node ", n.name, ": ", st.message()));
+    nodes_.push_back(rt);
+    routing::NodeView view;
+    // Until role discovery exists, the first configured node is the primary.
+    view.primary = nodes_.size() == 1;
+    node_views_.push_back(view);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ProxyApp::BuildCredentials() {
+  // PBKDF2 once per user at startup, not per login.
+  for (const UserConfig& u : config_->users) {
+    if (u.auth != AuthMethod::kScramSha256) continue;
+    if (p::LooksLikeScramVerifier(u.password)) {
+      absl::StatusOr<p::ScramVerifier> v = p::ParseScramVerifier(u.password);
+      if (!v.ok()) {
+        return absl::InvalidArgumentError(
+            StrCat("users.", u.name, ".password: invalid SCRAM verifier: ", v.status().message()));
+      }
+      verifiers_[u.name] = *std::move(v);
+    } else {
+      std::string salt(16, '\0');
+      RAND_bytes(reinterpret_cast<unsigned char*>(salt.data()), 16);
+      verifiers_[u.name] = p::MakeScramVerifier(u.password, salt, p::kDefaultScramIterations);
+    }
+  }
+  std::string salt(16, '\0');
+  RAND_bytes(reinterpret_cast<unsigned char*>(salt.data()), 16);
+  std::string junk(32, '\0');
+  RAND_bytes(reinterpret_cast<unsigned char*>(junk.data()), 32);
+  decoy_verifier_ = p::MakeScramVerifier(junk, salt, p::kDefaultScramIterations);
+  return absl::OkStatus();
+}
+
+const p::ScramVerifier* ProxyApp::VerifierFor(const UserConfig* user) const {
+  if (user != nullptr) {
+    auto it = verifiers_.find(user->name);
+    if (it != verifiers_.end()) return &it->second;
+  }
+  return &decoy_verifier_;
+}
+
+absl::Status ProxyApp::Start() {
+  if (absl::Status st = ResolveNodes(); !st.ok()) return st;
+  if (absl::Status st = BuildCredentials(); !st.ok()) return st;
+  if (config_->tls.mode != TlsMode::kDisable) {
+    absl::StatusOr<std::unique_ptr<TlsContext>> tls =
+        TlsContext::CreateServer(config_->tls.cert_file, config_->tls.key_file);
+    if (!tls.ok()) return tls.status();
+    client_tls_ = *std::move(tls);
+  }
+  if (config_->server_tls.mode != ServerTlsMode::kDisable) {
+    absl::StatusOr<std::unique_ptr<TlsContext>> tls = TlsContext::CreateClient(
+        config_->server_tls.ca_file, config_->server_tls.mode == ServerTlsMode::kVerifyFull);
+    if (!tls.ok()) return tls.status();
+    server_tls_ = *std::move(tls);
+  }
+
+  sockaddr_storage addr;
+  const ListenAddress& listen = config_->proxy.listen;
+  if (absl::Status st = ResolveAddress(listen.host, listen.port, &addr); !st.ok()) return st;
+  uv_tcp_init(loop_, &listener_);
+  listener_.data = this;
+  int rc = uv_tcp_bind(&listener_, reinterpret_cast<const sockaddr*>(&addr), 0);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 1024, OnConnection);
+  if (rc != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+    return absl::UnavailableError(StrCat("cannot listen on ", listen.host, ":", listen.port,
+                                               ": ", uv_strerror(rc)));
+  }
+  uv_timer_init(loop_, &janitor_);
+  janitor_.data = this;
+  uv_timer_start(&janitor_, OnJanitor, kJanitorIntervalMs, kJanitorIntervalMs);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&janitor_));
+  for (uv_signal_t* s : {&sigterm_, &sigint_, &sighup_}) {
+    uv_signal_init(loop_, s);
+    s->data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(s));
+  }
+  uv_signal_start(&sigterm_, OnSignal, SIGTERM);
+  uv_signal_start(&sigint_, OnSignal, SIGINT);
+  uv_signal_start(&sighup_, OnSignal, SIGHUP);
+  started_ = true;
+  LogInfo("listening")
+      .Kv("addr", StrCat(listen.host, ":", listen.port))
+      .Kv("nodes", static_cast<uint64_t>(nodes_.size()))
+      .Kv("pool_mode", config_->pool.mode == PoolMode::kSession ? "session" : "transaction");
+  return absl::OkStatus();
+}
+
+void ProxyApp::OnConnection(uv_stream_t* server, int status) {
+  auto* self = static_cast<ProxyApp*>(server->data);
+  if (status < 0 || self->shutting_down_) return;
+  Stream* stream = Stream::Create(self->loop_, nullptr);
+  if (stream->Accept(server) != 0) {
+    stream->Close();
+    return;
+  }
+  // Hard cap well above max_client_connections: past it we cannot even afford
+  // to read a startup packet to answer politely.
+  if (self->sessions_.size() >= 2 * uint64_t{self->config_->proxy.max_client_connections} + 64) {
+    stream->Close();
+    return;
+  }
+  auto* session = new ClientSession(self, stream);
+  self->sessions_.insert(session);
+  session->Start();
+}
+
+Pool* ProxyApp::GetPool(int node, const std::string& database, const UserConfig& user) {
+  auto key = std::make_tuple(node, database, user.name);
+  auto it = pools_.find(key);
+  if (it != pools_.end()) return it->second.get();
+  std::string server_user = user.server_user.empty() ? user.name : user.server_user;
+  std::string server_password = user.server_password.empty() ? user.password : user.server_password;
+  auto pool = std::make_unique<Pool>(this, node, database, user.name, std::move(server_user),
+                                     std::move(server_password));
+  Pool* raw = pool.get();
+  pools_.emplace(std::move(key), std::move(pool));
+  return raw;
+}
+
+void ProxyApp::RegisterClient(ClientSession* client, uint32_t* pid, uint32_t* secret) {
+  // Proxy-wide unique "backend pids" so cancel requests find their session.
+  do {
+    ++next_pid_;
+    if (next_pid_ == 0 || next_pid_ > 0x7fffffff) next_pid_ = 1;
+  } while (clients_.contains(next_pid_));
+  *pid = next_pid_;
+  RAND_bytes(reinterpret_cast<unsigned char*>(secret), sizeof(*secret));
+  clients_[*pid] = client;
+}
+
+void ProxyApp::UnregisterClient(ClientSession*, uint32_t pid) { clients_.erase(pid); }
+
+void ProxyApp::HandleCancel(uint32_t pid, uint32_t secret) {
+  auto it = clients_.find(pid);
+  if (it == clients_.end() || it->second->secret() != secret) {
+    LogInfo("cancel_ignored").Kv("pid", pid);
+    return;
+  }
+  ServerConnection* server = it->second->server();
+  if (server == nullptr) return;  // nothing running
+  const NodeRuntime& node = nodes_[static_cast<size_t>(server->pool()->node())];
+  CancelSender::Send(loop_, node.addr, server->backend_pid(), server->backend_secret());
+}
+
+void ProxyApp::OnJanitor(uv_timer_t* t) {
+  auto* self = static_cast<ProxyApp*>(t->data);
+  uint64_t now = self->NowMs();
+  for (auto& [key, pool] : self->pools_) pool->Sweep(now);
+}
+
+void ProxyApp::OnSignal(uv_signal_t* s, int signum) {
+  auto* self = static_cast<ProxyApp*>(s->data);
+  if (signum == SIGHUP) {
+    LogInfo("reload_unsupported").Kv("detail", "configuration reload arrives with a later release");
+    return;
+  }
+  self->Shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+void ProxyApp::Shutdown(std::string_view why) {
+  if (shutting_down_ || !started_) return;
+  shutting_down_ = true;
+  LogInfo("shutdown").Kv("reason", why);
+  uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&janitor_), nullptr);
+  for (uv_signal_t* s : {&sigterm_, &sigint_, &sighup_}) {
+    uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
+  }
+  std::vector<ClientSession*> clients(sessions_.begin(), sessions_.end());
+  for (ClientSession* c : clients) c->Shutdown();
+  for (auto& [key, pool] : pools_) pool->CloseAll();
+}
+
+}  // namespace pgregion::proxy

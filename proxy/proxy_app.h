@@ -1,0 +1,98 @@
+// The proxy instance: the libuv loop's owner of the listener, client sessions,
+// pools, TLS contexts, the router and the janitor timer. One per process, on
+// the loop thread. Config is immutable; a reload would build a new one.
+#pragma once
+
+#include <sys/socket.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "protocol/scram.h"
+#include "proxy/config.h"
+#include "proxy/tls_context.h"
+#include "routing/router.h"
+
+namespace pgregion::proxy {
+
+class ClientSession;
+class Pool;
+
+struct NodeRuntime {
+  NodeConfig config;
+  sockaddr_storage addr{};
+};
+
+class ProxyApp {
+ public:
+  ProxyApp(uv_loop_t* loop, std::shared_ptr<const Config> config);
+  ~ProxyApp();
+  ProxyApp(const ProxyApp&) = delete;
+  ProxyApp& operator=(const ProxyApp&) = delete;
+
+  absl::Status Start();
+  // Stops accepting and closes everything; the loop then runs dry.
+  void Shutdown(std::string_view why);
+
+  uv_loop_t* loop() const { return loop_; }
+  const Config& config() const { return *config_; }
+  uint64_t NowMs() const { return uv_now(loop_); }
+
+  Pool* GetPool(int node, const std::string& database, const UserConfig& user);
+  const NodeRuntime& node(int i) const { return nodes_[static_cast<size_t>(i)]; }
+  const std::vector<routing::NodeView>& node_views() const { return node_views_; }
+  const routing::Router& router() const { return router_; }
+
+  TlsContext* client_tls() const { return client_tls_.get(); }
+  TlsContext* server_tls() const { return server_tls_.get(); }
+  // The user's SCRAM verifier; a decoy for unknown users.
+  const protocol::ScramVerifier* VerifierFor(const UserConfig* user) const;
+
+  // Client registry: the proxy's BackendKeyData for each session.
+  void RegisterClient(ClientSession* client, uint32_t* pid, uint32_t* secret);
+  void UnregisterClient(ClientSession* client, uint32_t pid);
+  void HandleCancel(uint32_t pid, uint32_t secret);
+  // Every accepted client connection, logged in or not.
+  size_t client_count() const { return sessions_.size(); }
+  void OnSessionClosed(ClientSession* client) { sessions_.erase(client); }
+  uint64_t NextServerId() { return ++next_server_id_; }
+
+ private:
+  static void OnConnection(uv_stream_t* server, int status);
+  static void OnJanitor(uv_timer_t* t);
+  static void OnSignal(uv_signal_t* s, int signum);
+
+  absl::Status ResolveNodes();
+  absl::Status BuildCredentials();
+
+  uv_loop_t* loop_;
+  std::shared_ptr<const Config> config_;
+  uv_tcp_t listener_;
+  uv_timer_t janitor_;
+  uv_signal_t sigterm_;
+  uv_signal_t sigint_;
+  uv_signal_t sighup_;
+  bool started_ = false;
+  bool shutting_down_ = false;
+  std::vector<NodeRuntime> nodes_;
+  std::vector<routing::NodeView> node_views_;
+  routing::Router router_;
+  std::unique_ptr<TlsContext> client_tls_;
+  std::unique_ptr<TlsContext> server_tls_;
+  absl::flat_hash_map<std::string, protocol::ScramVerifier> verifiers_;
+  protocol::ScramVerifier decoy_verifier_;
+  absl::flat_hash_map<std::tuple<int, std::string, std::string>, std::unique_ptr<Pool>> pools_;
+  absl::flat_hash_set<ClientSession*> sessions_;
+  absl::flat_hash_map<uint32_t, ClientSession*> clients_;  // by proxy pid, logged in
+  uint32_t next_pid_ = 0;
+  uint64_t next_server_id_ = 0;
+};
+
+}  // namespace pgregion::proxy

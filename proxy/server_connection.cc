@@ -1,0 +1,408 @@
+#include "proxy/server_connection.h"
+
+#include "protocol/strings.h"
+#include "protocol/md5.h"
+#include "protocol/message_builder.h"
+#include "protocol/messages.h"
+#include "protocol/sqlstate.h"
+#include "proxy/client_auth.h"
+#include "proxy/client_session.h"
+#include "proxy/log.h"
+#include "proxy/pool.h"
+#include "proxy/proxy_app.h"
+
+namespace pgregion::proxy {
+
+namespace p = ::pgregion::protocol;
+
+namespace {
+// Backends are trusted more than clients, but a broken one must not make us buffer without bound.
+constexpr uint32_t kMaxBackendMessage = 1u << 30;
+// Larger DataRow / CopyData messages stream through in pieces.
+constexpr uint32_t kStreamThreshold = 64 * 1024;
+// Above this many queued bytes towards the client, stop reading the server.
+constexpr size_t kHighWater = 1 << 20;
+
+std::string ConnectError(std::string_view message) {
+  std::string out;
+  p::AppendErrorResponse(&out, {.severity = "FATAL",
+                                .sqlstate = p::sqlstate::kSqlclientUnableToEstablishSqlconnection,
+                                .message = message});
+  return out;
+}
+}  // namespace
+
+ServerConnection::ServerConnection(Pool* pool, uv_loop_t* loop, uint64_t id)
+    : pool_(pool),
+      loop_(loop),
+      id_(id),
+      stream_(Stream::Create(loop, this)),
+      decoder_(kMaxBackendMessage, kStreamThreshold) {
+  decoder_.SetStreamable('D', true);
+  decoder_.SetStreamable('d', true);
+  uv_timer_init(loop, &timer_);
+  timer_.data = this;
+}
+
+ServerConnection::~ServerConnection() = default;
+
+void ServerConnection::TransitionTo(State next) {
+  if (state_ == next) return;
+  switch (next) {
+    case State::kIdle:
+      idle_since_ms_ = uv_now(loop_);
+      break;
+    case State::kActive:
+    case State::kResetting:
+      break;
+    case State::kConnecting:
+    case State::kSslRequest:
+    case State::kTlsHandshake:
+    case State::kLogin:
+      break;
+    case State::kClosed:
+      uv_timer_stop(&timer_);
+      break;
+  }
+  state_ = next;
+}
+
+void ServerConnection::Connect() {
+  ProxyApp* app = pool_->app();
+  const NodeRuntime& node = app->node(pool_->node());
+  uv_timer_start(&timer_, OnTimer, app->config().pool.connect_timeout_ms, 0);
+  int rc = stream_->Connect(reinterpret_cast<const sockaddr*>(&node.addr));
+  if (rc != 0) {
+    LoginFailed(ConnectError(StrCat("pgregion: cannot connect to node \"", node.config.name,
+                                          "\": ", uv_strerror(rc))));
+  }
+}
+
+void ServerConnection::OnTimer(uv_timer_t* t) {
+  auto* self = static_cast<ServerConnection*>(t->data);
+  if (self->state_ == State::kClosed) return;
+  const NodeRuntime& node = self->pool_->app()->node(self->pool_->node());
+  self->LoginFailed(ConnectError(StrCat("pgregion: timed out connecting to node \"",
+                                              node.config.name, "\"")));
+}
+
+void ServerConnection::OnStreamConnected(absl::Status status) {
+  if (state_ != State::kConnecting) return;
+  const NodeRuntime& node = pool_->app()->node(pool_->node());
+  if (!status.ok()) {
+    LoginFailed(ConnectError(StrCat("pgregion: cannot connect to node \"", node.config.name,
+                                          "\": ", status.message())));
+    return;
+  }
+  stream_->StartRead();
+  if (pool_->app()->config().server_tls.mode != ServerTlsMode::kDisable &&
+      pool_->app()->server_tls() != nullptr) {
+    std::string req;
+    p::AppendSslRequest(&req);
+    stream_->Write(req);
+    stream_->Flush();
+    TransitionTo(State::kSslRequest);
+    return;
+  }
+  SendStartup();
+}
+
+void ServerConnection::OnStreamTlsReady() {
+  if (state_ != State::kTlsHandshake) return;
+  SendStartup();
+}
+
+void ServerConnection::SendStartup() {
+  std::string msg;
+  p::AppendStartupMessage(&msg, {{"user", pool_->server_user()},
+                                 {"database", pool_->database()},
+                                 {"application_name", "pgregion"}});
+  stream_->Write(msg);
+  stream_->Flush();
+  TransitionTo(State::kLogin);
+}
+
+void ServerConnection::OnStreamRead(std::string_view data) {
+  if (state_ == State::kSslRequest) {
+    // One byte answer; anything after it would be unencrypted bytes we must not trust.
+    char answer = data[0];
+    const Config& cfg = pool_->app()->config();
+    if (answer == 'S' && data.size() == 1) {
+      TransitionTo(State::kTlsHandshake);
+      const NodeRuntime& node = pool_->app()->node(pool_->node());
+      TlsContext* tls = pool_->app()->server_tls();
+      absl::Status st = stream_->StartTlsClient(tls->ctx(), node.config.host,
+                                                cfg.server_tls.mode == ServerTlsMode::kVerifyFull);
+      if (!st.ok()) LoginFailed(ConnectError(StrCat("pgregion: TLS to backend: ", st.message())));
+      return;
+    }
+    if (answer == 'N' && data.size() == 1 && cfg.server_tls.mode == ServerTlsMode::kPrefer) {
+      SendStartup();
+      return;
+    }
+    LoginFailed(ConnectError("pgregion: backend refused TLS (server_tls.mode requires it)"));
+    return;
+  }
+  if (in_.empty()) {
+    size_t used = Process(data);
+    if (state_ != State::kClosed && used < data.size()) in_.assign(data.substr(used));
+  } else {
+    in_.append(data);
+    size_t used = Process(in_);
+    if (state_ != State::kClosed) in_.erase(0, used);
+  }
+  if (client_ != nullptr) client_->FlushToClient();
+}
+
+size_t ServerConnection::Process(std::string_view data) {
+  size_t off = 0;
+  while (off < data.size() && state_ != State::kClosed) {
+    p::DecodeResult r = decoder_.Next(data.substr(off));
+    if (r.status == p::DecodeStatus::kNeedMore) break;
+    if (r.status == p::DecodeStatus::kError) {
+      Lost(StrCat("protocol error from backend: ", r.error.message()));
+      return off;
+    }
+    off += r.consumed;
+    if (state_ == State::kLogin) {
+      HandleLoginMessage(r.frame);
+    } else {
+      HandleMessage(r.frame);
+    }
+  }
+  return off;
+}
+
+void ServerConnection::HandleLoginMessage(const p::Frame& frame) {
+  if (!frame.first || !frame.last) {
+    Lost("unexpected streamed message during login");
+    return;
+  }
+  switch (frame.type) {
+    case 'R':
+      HandleAuthRequest(frame.body);
+      return;
+    case 'S': {
+      absl::StatusOr<p::ParameterStatus> ps = p::ParseParameterStatus(frame.body);
+      if (ps.ok()) {
+        startup_params_.Set(ps->name, ps->value);
+        params_.Set(ps->name, ps->value);
+      }
+      return;
+    }
+    case 'K': {
+      absl::StatusOr<p::BackendKeyData> key = p::ParseBackendKeyData(frame.body);
+      if (key.ok()) {
+        backend_pid_ = key->pid;
+        backend_secret_ = key->secret;
+      }
+      return;
+    }
+    case 'Z':
+      uv_timer_stop(&timer_);
+      tx_status_ = 'I';
+      TransitionTo(State::kIdle);
+      pool_->OnLoginDone(this);
+      return;
+    case 'E':
+      LoginFailed(std::string(frame.bytes));
+      return;
+    case 'N':
+    case 'v':  // NegotiateProtocolVersion: we ask for 3.0, nothing to adjust
+      return;
+    default:
+      Lost(StrCat("unexpected message '", std::string(1, frame.type), "' during login"));
+  }
+}
+
+void ServerConnection::HandleAuthRequest(std::string_view body) {
+  absl::StatusOr<p::Authentication> auth = p::ParseAuthentication(body);
+  if (!auth.ok()) {
+    Lost("malformed authentication request");
+    return;
+  }
+  const std::string& password = pool_->server_password();
+  std::string out;
+  switch (static_cast<p::AuthCode>(auth->code)) {
+    case p::AuthCode::kOk:
+      return;
+    case p::AuthCode::kCleartextPassword:
+      p::AppendPasswordMessage(&out, password);
+      break;
+    case p::AuthCode::kMd5Password: {
+      std::string stored = p::LooksLikeMd5Stored(password)
+                               ? password
+                               : p::Md5StoredPassword(pool_->server_user(), password);
+      p::AppendPasswordMessage(&out, p::Md5Response(stored, auth->data));
+      break;
+    }
+    case p::AuthCode::kSasl: {
+      bool has_scram = false;
+      for (std::string_view m : auth->mechanisms) has_scram |= (m == p::kScramSha256);
+      if (!has_scram) {
+        LoginFailed(ConnectError("pgregion: backend offers no supported SASL mechanism"));
+        return;
+      }
+      scram_ = std::make_unique<p::ScramClient>(password, ClientAuth::RandomPrintable(18));
+      p::AppendSaslInitialResponse(&out, p::kScramSha256, scram_->ClientFirst());
+      break;
+    }
+    case p::AuthCode::kSaslContinue: {
+      if (scram_ == nullptr) {
+        Lost("unexpected SASL continue");
+        return;
+      }
+      absl::StatusOr<std::string> final_msg = scram_->HandleServerFirst(auth->data);
+      if (!final_msg.ok()) {
+        LoginFailed(ConnectError(StrCat("pgregion: SCRAM with backend failed: ",
+                                              final_msg.status().message())));
+        return;
+      }
+      p::AppendSaslResponse(&out, *final_msg);
+      break;
+    }
+    case p::AuthCode::kSaslFinal: {
+      absl::Status st = scram_ == nullptr ? absl::InvalidArgumentError("unexpected SASL final")
+                                          : scram_->HandleServerFinal(auth->data);
+      scram_.reset();
+      if (!st.ok()) {
+        LoginFailed(ConnectError(
+            StrCat("pgregion: backend's SCRAM signature is invalid: ", st.message())));
+      }
+      return;
+    }
+    default:
+      LoginFailed(ConnectError(StrCat(
+          "pgregion: backend asks for an unsupported authentication method (", auth->code, ")")));
+      return;
+  }
+  stream_->Write(out);
+  stream_->Flush();
+}
+
+void ServerConnection::HandleMessage(const p::Frame& frame) {
+  p::ReplyTracker::Decision d;
+  if (frame.first) {
+    d = tracker_.OnBackendMessage(frame.type);
+    if (!frame.last) stream_decision_ = d;
+  } else {
+    d = stream_decision_;
+    d.unit_done = false;
+  }
+  bool to_client = d.action == p::ReplyTracker::Action::kForward && client_ != nullptr;
+  if (frame.first && frame.last) {
+    switch (frame.type) {
+      case 'Z': {
+        absl::StatusOr<char> st = p::ParseReadyForQuery(frame.body);
+        if (st.ok()) tx_status_ = *st;
+        break;
+      }
+      case 'S': {
+        // Values the client set are recorded on both sides; our own replays
+        // were recorded when we sent them (in the form the client used).
+        if (to_client || d.unsolicited) {
+          absl::StatusOr<p::ParameterStatus> ps = p::ParseParameterStatus(frame.body);
+          if (ps.ok()) {
+            params_.Set(ps->name, ps->value);
+            if (client_ != nullptr) client_->OnServerParameter(ps->name, ps->value);
+          }
+        }
+        break;
+      }
+      case 'E':
+        if (d.owner == p::ReplyTracker::Owner::kProxy) {
+          absl::StatusOr<p::ErrorNotice> err = p::ParseErrorNotice(frame.body);
+          LogWarn("server_reset_error")
+              .Kv("server", id_)
+              .Kv("sqlstate", err.ok() ? err->sqlstate() : "")
+              .Kv("message", err.ok() ? err->message() : "");
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  if (to_client) client_->ForwardToClient(frame.bytes);
+  if (d.unit_done) {
+    if (d.owner == p::ReplyTracker::Owner::kClient) {
+      if (client_ != nullptr) client_->OnServerUnitDone();
+    } else if (state_ == State::kResetting && tracker_.empty()) {
+      if (tx_status_ == 'I') {
+        TransitionTo(State::kIdle);
+        pool_->Release(this);
+      } else {
+        Close("reset left a transaction open");
+      }
+    }
+  }
+}
+
+void ServerConnection::Bind(ClientSession* client) {
+  client_ = client;
+  TransitionTo(State::kActive);
+}
+
+void ServerConnection::Unbind() {
+  client_ = nullptr;
+  if (!stream_->reading() && state_ != State::kClosed) stream_->StartRead();
+  TransitionTo(State::kIdle);
+}
+
+void ServerConnection::Reset(std::string_view sql) {
+  client_ = nullptr;
+  if (!stream_->reading()) stream_->StartRead();
+  TransitionTo(State::kResetting);
+  std::string q;
+  p::AppendQuery(&q, sql);
+  tracker_.Expect(p::ReplyTracker::Owner::kProxy);
+  // DISCARD ALL resets every parameter to the login defaults.
+  params_ = startup_params_;
+  stream_->Write(q);
+  stream_->Flush();
+}
+
+void ServerConnection::OnStreamDrained() {
+  if (client_ != nullptr) client_->OnServerDrained();
+}
+
+void ServerConnection::OnStreamError(absl::Status status) { Lost(ToStd(status.message())); }
+
+void ServerConnection::LoginFailed(std::string error_response) {
+  if (state_ == State::kClosed) return;
+  const NodeRuntime& node = pool_->app()->node(pool_->node());
+  LogWarn("server_login_failed").Kv("node", node.config.name).Kv("server", id_);
+  TransitionTo(State::kClosed);
+  stream_->Close();
+  Pool* pool = pool_;
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), OnClosed);
+  pool->OnLoginFailed(this, error_response);
+}
+
+void ServerConnection::Lost(std::string_view why) {
+  if (state_ == State::kClosed) return;
+  if (state_ == State::kConnecting || state_ == State::kLogin || state_ == State::kSslRequest ||
+      state_ == State::kTlsHandshake) {
+    LoginFailed(ConnectError(StrCat("pgregion: backend connection failed: ", why)));
+    return;
+  }
+  ClientSession* client = client_;
+  Close(why);
+  if (client != nullptr) client->OnServerLost(why);
+}
+
+void ServerConnection::Close(std::string_view reason) {
+  if (state_ == State::kClosed) return;
+  LogDebug("server_closed").Kv("server", id_).Kv("reason", reason);
+  client_ = nullptr;
+  TransitionTo(State::kClosed);
+  std::string bye;
+  p::AppendTerminate(&bye);
+  stream_->Write(bye);
+  stream_->CloseAfterFlush();
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), OnClosed);
+  pool_->Remove(this);
+}
+
+void ServerConnection::OnClosed(uv_handle_t* h) { delete static_cast<ServerConnection*>(h->data); }
+
+}  // namespace pgregion::proxy

@@ -1,0 +1,122 @@
+// One connection from pgregion to a PostgreSQL backend.
+//
+// Owns its Stream and a timer; heap-allocated by its Pool and freed only in the
+// timer's close callback, so a Close() from inside any callback is safe. Logs in
+// with the pool's server credentials (SCRAM-SHA-256, md5, cleartext or trust,
+// whatever the backend asks), then alternates between idle (in its pool) and
+// active (bound to one client session). Replies are classified by a
+// ReplyTracker: the client's are forwarded to the bound session, the proxy's own
+// (parameter replays, DISCARD ALL) are consumed here. Loop thread only.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "protocol/frame_decoder.h"
+#include "protocol/reply_tracker.h"
+#include "protocol/scram.h"
+#include "proxy/session_params.h"
+#include "proxy/stream.h"
+
+namespace pgregion::proxy {
+
+class ClientSession;
+class Pool;
+
+class ServerConnection : public Stream::Handler {
+ public:
+  enum class State {
+    kConnecting,    // TCP connect in progress
+    kSslRequest,    // waiting for the 'S'/'N' answer
+    kTlsHandshake,  // TLS handshake towards the backend
+    kLogin,         // startup and authentication
+    kIdle,          // in its pool
+    kActive,        // bound to a client session
+    kResetting,     // DISCARD ALL / rollback running before going back to the pool
+    kClosed,
+  };
+
+  ServerConnection(Pool* pool, uv_loop_t* loop, uint64_t id);
+  ServerConnection(const ServerConnection&) = delete;
+  ServerConnection& operator=(const ServerConnection&) = delete;
+
+  void Connect();
+  void Close(std::string_view reason);
+
+  State state() const { return state_; }
+  uint64_t id() const { return id_; }
+  Pool* pool() const { return pool_; }
+  ClientSession* client() const { return client_; }
+
+  void Bind(ClientSession* client);
+  // Back to idle; the caller hands it to the pool.
+  void Unbind();
+  // Runs `sql` as a proxy-owned unit, then returns to the pool when the server is idle.
+  void Reset(std::string_view sql);
+
+  void Write(std::string_view bytes) { stream_->Write(bytes); }
+  void Flush() { stream_->Flush(); }
+  size_t pending_write_bytes() const { return stream_->pending_bytes(); }
+  void PauseReading() { stream_->StopRead(); }
+  void ResumeReading() { stream_->StartRead(); }
+
+  protocol::ReplyTracker& tracker() { return tracker_; }
+  char tx_status() const { return tx_status_; }
+  // True when nothing is outstanding and no transaction is open.
+  bool clean() const { return tracker_.empty() && tx_status_ == 'I' && !decoder_.InStreamedMessage(); }
+
+  uint32_t backend_pid() const { return backend_pid_; }
+  uint32_t backend_secret() const { return backend_secret_; }
+  const SessionParams& startup_params() const { return startup_params_; }
+  SessionParams& params() { return params_; }
+  uint64_t idle_since_ms() const { return idle_since_ms_; }
+
+  // Stream::Handler
+  void OnStreamRead(std::string_view data) override;
+  void OnStreamError(absl::Status status) override;
+  void OnStreamConnected(absl::Status status) override;
+  void OnStreamTlsReady() override;
+  void OnStreamDrained() override;
+
+ private:
+  ~ServerConnection() override;
+  static void OnTimer(uv_timer_t* t);
+  static void OnClosed(uv_handle_t* h);
+
+  void TransitionTo(State next);
+  void SendStartup();
+  // Returns bytes consumed from `data`.
+  size_t Process(std::string_view data);
+  void HandleLoginMessage(const protocol::Frame& frame);
+  void HandleAuthRequest(std::string_view body);
+  void HandleMessage(const protocol::Frame& frame);
+  void LoginFailed(std::string error_response);
+  void Lost(std::string_view why);
+
+  Pool* pool_;
+  uv_loop_t* loop_;
+  uint64_t id_;
+  Stream* stream_;
+  uv_timer_t timer_;
+  State state_ = State::kConnecting;
+  ClientSession* client_ = nullptr;
+  protocol::MessageDecoder decoder_;
+  protocol::ReplyTracker tracker_;
+  protocol::ReplyTracker::Decision stream_decision_;  // for the pieces of a streamed message
+  std::string in_;  // unconsumed partial message
+  std::unique_ptr<protocol::ScramClient> scram_;
+  char tx_status_ = 'I';
+  uint32_t backend_pid_ = 0;
+  uint32_t backend_secret_ = 0;
+  SessionParams startup_params_;
+  SessionParams params_;
+  uint64_t idle_since_ms_ = 0;
+  bool processing_ = false;
+};
+
+}  // namespace pgregion::proxy

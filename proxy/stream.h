@@ -1,0 +1,100 @@
+// One TCP connection (client-facing or to a backend), optionally wrapped in TLS
+// through memory BIOs.
+//
+// Owns its uv_tcp_t; always heap-allocated with Create() and freed only in the
+// libuv close callback. After Close() the handler is never called again. Writes
+// are queued in one buffer and sent by Flush(), so a burst of messages becomes a
+// single send. Runs on the loop thread only.
+#pragma once
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+
+namespace pgregion::proxy {
+
+class Stream {
+ public:
+  class Handler {
+   public:
+    virtual ~Handler() = default;
+    // Plaintext bytes; the view is valid only during the call.
+    virtual void OnStreamRead(std::string_view data) = 0;
+    // EOF, reset, TLS failure. The handler should Close() the stream.
+    virtual void OnStreamError(absl::Status status) = 0;
+    // Outgoing connect finished (status ok or not).
+    virtual void OnStreamConnected(absl::Status status) {}
+    // TLS handshake finished successfully (failures go to OnStreamError).
+    virtual void OnStreamTlsReady() {}
+    // Everything queued has been handed to the kernel.
+    virtual void OnStreamDrained() {}
+  };
+
+  static Stream* Create(uv_loop_t* loop, Handler* handler);
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  uv_stream_t* uv() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
+  int Accept(uv_stream_t* server);
+  int Connect(const struct sockaddr* addr);
+  void SetHandler(Handler* handler) { handler_ = handler; }
+
+  void StartRead();
+  void StopRead();
+  bool reading() const { return reading_; }
+
+  // TLS. Server side may be given bytes already read (direct TLS ClientHello).
+  absl::Status StartTlsServer(SSL_CTX* ctx, std::string_view already_read);
+  absl::Status StartTlsClient(SSL_CTX* ctx, const std::string& host, bool verify);
+  bool tls() const { return ssl_ != nullptr; }
+  SSL* ssl() const { return ssl_; }
+
+  // Queues plaintext (encrypted when TLS is on).
+  void Write(std::string_view data);
+  // Sends what is queued.
+  void Flush();
+  // Bytes queued or in flight.
+  size_t pending_bytes() const { return out_.size() + inflight_.size(); }
+
+  // Closes after everything queued has been sent (bounded: the kernel either takes it or errors).
+  void CloseAfterFlush();
+  void Close();
+  bool closing() const { return closing_; }
+
+  std::string PeerAddress();
+
+ private:
+  Stream(uv_loop_t* loop, Handler* handler);
+  ~Stream();
+
+  static void AllocCb(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+  static void ReadCb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
+  static void WriteCb(uv_write_t* req, int status);
+  static void ConnectCb(uv_connect_t* req, int status);
+  static void CloseCb(uv_handle_t* h);
+
+  void OnCipherText(const char* data, size_t len);
+  void DrainTlsOutput();
+  void Fail(absl::Status status);
+
+  uv_tcp_t tcp_;
+  uv_write_t write_req_;
+  uv_connect_t connect_req_;
+  Handler* handler_;
+  std::string out_;       // queued, not yet handed to libuv
+  std::string inflight_;  // owned by the uv_write in flight
+  SSL* ssl_ = nullptr;
+  BIO* rbio_ = nullptr;  // ciphertext from the socket
+  BIO* wbio_ = nullptr;  // ciphertext to the socket
+  bool handshake_done_ = false;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool closing_ = false;
+  bool close_after_flush_ = false;
+};
+
+}  // namespace pgregion::proxy

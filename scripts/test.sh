@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# pgregion's test command (the one the README and .ci/run use).
+#
+# On Debian 12: installs missing packages with apt (as root, or through sudo),
+# builds build/ with warnings as errors, runs the doctest unit tests and the
+# pytest integration suite (real PostgreSQL 15 servers started by
+# tests/harness/cluster.py), then does both again in an AddressSanitizer +
+# UndefinedBehaviorSanitizer build (build-asan/).
+#
+# The last line of output is always exactly `N passed, N failed`, summed over
+# every stage from the real test results (pytest errors count as failed; a
+# stage that crashes or produces no summary counts as one failure). Exit status
+# is non-zero if anything failed.
+#
+# Environment:
+#   PGREGION_SKIP_ASAN=1        skip the sanitizer pass
+#   PGREGION_SKIP_INSTALL=1     never touch apt
+#   PYTEST_ARGS="..."           extra pytest arguments (e.g. "-k pool -x")
+#   PGREGION_BUILD_DIR          default build
+#   PGREGION_ASAN_BUILD_DIR     default build-asan
+#   PGREGION_TEST_LOGDIR        where stage logs go (default .tmp/test-logs)
+set -uo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO" || exit 1
+
+BUILD_DIR=${PGREGION_BUILD_DIR:-build}
+ASAN_DIR=${PGREGION_ASAN_BUILD_DIR:-build-asan}
+LOGDIR=${PGREGION_TEST_LOGDIR:-$REPO/.tmp/test-logs}
+PYTHON=/usr/bin/python3
+PYTEST_ARGS=${PYTEST_ARGS:-}
+BUILD_TIMEOUT=${PGREGION_BUILD_TIMEOUT:-3600}
+UNIT_TIMEOUT=600
+INTEGRATION_TIMEOUT=${PGREGION_INTEGRATION_TIMEOUT:-1800}
+
+PACKAGES=(build-essential meson ninja-build pkg-config libuv1-dev libpq-dev libssl-dev
+  libabsl-dev prometheus-cpp-dev libtoml11-dev doctest-dev libpg-query-dev
+  postgresql postgresql-client pgbouncer python3-psycopg python3-pytest openssl)
+
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+SUMMARY=()
+
+mkdir -p "$LOGDIR"
+
+say() { printf '==> %s\n' "$*"; }
+slug() { tr -c 'A-Za-z0-9\n' '-' <<<"$1" | sed -E 's/-+/-/g; s/-$//'; }
+
+record() {  # record STAGE PASSED FAILED [NOTE]
+  TOTAL_PASSED=$((TOTAL_PASSED + $2))
+  TOTAL_FAILED=$((TOTAL_FAILED + $3))
+  SUMMARY+=("$(printf '%-28s %5d passed, %5d failed %s' "$1" "$2" "$3" "${4:-}")")
+}
+
+finish() {
+  echo
+  say "summary"
+  local line
+  for line in "${SUMMARY[@]}"; do echo "    $line"; done
+  echo "$TOTAL_PASSED passed, $TOTAL_FAILED failed"
+  if ((TOTAL_FAILED > 0)); then exit 1; fi
+  exit 0
+}
+
+as_root() {
+  if [[ $(id -u) == 0 ]]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    echo "not root and no sudo: cannot run $*" >&2
+    return 1
+  fi
+}
+
+install_missing() {
+  if [[ ${PGREGION_SKIP_INSTALL:-0} == 1 ]]; then return 0; fi
+  if ! command -v dpkg-query >/dev/null 2>&1; then
+    say "no dpkg: not a Debian system, skipping package installation"
+    return 0
+  fi
+  local missing=() p
+  for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+      missing+=("$p")
+    fi
+  done
+  if ((${#missing[@]} == 0)); then
+    say "all packages present"
+    return 0
+  fi
+  say "installing: ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      "${missing[@]}"
+}
+
+# build DIR [meson -D options...]: configure (warnings as errors) and compile.
+build() {
+  local dir=$1
+  shift
+  local log="$LOGDIR/build-$(basename "$dir").log"
+  say "building $dir $*"
+  {
+    if [[ -f $dir/build.ninja ]]; then
+      # Already configured (maybe without --werror): turn the options on in place.
+      local opts=(-Dwerror=true "$@")
+      meson configure "$dir" "${opts[@]}" ||
+        meson setup --wipe "$dir" --werror "$@"
+    else
+      meson setup "$dir" --werror "$@"
+    fi
+  } >"$log" 2>&1 || { tail -n 60 "$log"; return 1; }
+  timeout "$BUILD_TIMEOUT" ninja -C "$dir" >>"$log" 2>&1 || { tail -n 80 "$log"; return 1; }
+  say "built $dir"
+}
+
+# unit LABEL BINARY: run the doctest binary and parse its summary line
+#   [doctest] test cases: N | N passed | N failed | N skipped
+unit() {
+  local label=$1 bin=$2
+  local log="$LOGDIR/$(slug "$label").log"
+  if [[ ! -x $bin ]]; then
+    record "$label" 0 1 "(no binary $bin)"
+    return
+  fi
+  say "$label: $bin"
+  timeout "$UNIT_TIMEOUT" "$bin" --no-colors=true >"$log" 2>&1
+  local rc=$?
+  tail -n 30 "$log"
+  local line passed failed
+  line=$(grep -a '\[doctest\] test cases:' "$log" | tail -n 1)
+  if [[ -z $line ]]; then
+    record "$label" 0 1 "(crashed or no summary, exit $rc)"
+    return
+  fi
+  passed=$(sed -E 's/.*\| *([0-9]+) passed.*/\1/' <<<"$line")
+  failed=$(sed -E 's/.*\| *([0-9]+) failed.*/\1/' <<<"$line")
+  [[ $passed =~ ^[0-9]+$ ]] || passed=0
+  [[ $failed =~ ^[0-9]+$ ]] || failed=1
+  if ((rc != 0 && failed == 0)); then
+    record "$label" "$passed" 1 "(exit $rc with no failed test case)"
+  else
+    record "$label" "$passed" "$failed"
+  fi
+}
+
+# integration LABEL PGREGION_BINARY: run pytest and parse
+#   ... N failed, N passed, N error(s) in 12.34s ...
+integration() {
+  local label=$1 bin=$2
+  local log="$LOGDIR/$(slug "$label").log"
+  say "$label: pytest tests/integration with PGREGION_BIN=$bin"
+  # shellcheck disable=SC2086
+  PGREGION_BIN=$bin timeout --kill-after=30 "$INTEGRATION_TIMEOUT" \
+    "$PYTHON" -m pytest tests/integration -p no:cacheprovider -q --color=no -rfE \
+    $PYTEST_ARGS >"$log" 2>&1
+  local rc=$?
+  tail -n 60 "$log"
+  local line passed failed errors
+  line=$(grep -aE '([0-9]+ (passed|failed|errors?|skipped|deselected)|no tests ran).* in [0-9.]+s' \
+    "$log" | tail -n 1)
+  if [[ -z $line ]]; then
+    record "$label" 0 1 "(pytest crashed, timed out or gave no summary, exit $rc)"
+    return
+  fi
+  passed=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || echo 0)
+  failed=$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+' || echo 0)
+  errors=$(grep -oE '[0-9]+ errors?' <<<"$line" | grep -oE '[0-9]+' || echo 0)
+  failed=$((failed + errors))
+  if ((rc != 0 && failed == 0)); then
+    record "$label" "$passed" 1 "(pytest exit $rc with no failed test)"
+  else
+    record "$label" "$passed" "$failed" "$( ((errors > 0)) && echo "($errors errors)")"
+  fi
+}
+
+install_missing || { record "install packages" 0 1; finish; }
+
+# --- normal build
+if build "$BUILD_DIR"; then
+  unit "unit" "$BUILD_DIR/tests/unit_tests"
+  integration "integration" "$REPO/$BUILD_DIR/proxy/pgregion"
+else
+  record "build $BUILD_DIR" 0 1 "(build failed, see $LOGDIR)"
+fi
+
+# --- sanitizer build
+if [[ ${PGREGION_SKIP_ASAN:-0} == 1 ]]; then
+  say "PGREGION_SKIP_ASAN=1: skipping the sanitizer pass"
+else
+  # LeakSanitizer works in this environment (it needs ptrace-free stop-the-world,
+  # which containers without CAP_SYS_PTRACE may refuse; then set detect_leaks=0).
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:halt_on_error=1:strict_string_checks=1:check_initialization_order=1:detect_stack_use_after_return=1}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  if [[ -f $REPO/tests/lsan.supp && -z ${LSAN_OPTIONS:-} ]]; then
+    export LSAN_OPTIONS=suppressions=$REPO/tests/lsan.supp:print_suppressions=0
+  fi
+  if build "$ASAN_DIR" -Db_sanitize=address,undefined -Db_lundef=false; then
+    unit "unit (asan+ubsan)" "$ASAN_DIR/tests/unit_tests"
+    integration "integration (asan+ubsan)" "$REPO/$ASAN_DIR/proxy/pgregion"
+  else
+    record "build $ASAN_DIR" 0 1 "(build failed, see $LOGDIR)"
+  fi
+fi
+
+finish
