@@ -77,7 +77,7 @@ bench_init() {
   [[ -f $BENCH_REPO/tests/harness/cluster.py ]] || die "tests/harness/cluster.py not found"
   command -v pgbench >/dev/null || die "pgbench not found (apt-get install postgresql-client)"
   command -v pgbouncer >/dev/null || die "pgbouncer not found (apt-get install pgbouncer)"
-  if [[ ! -x $PGREGION_BIN && ${DEVSKIP:-0} != 1 ]]; then  # DEVSKIP
+  if [[ ! -x $PGREGION_BIN ]]; then
     die "pgregion binary not found at $PGREGION_BIN (build it: meson setup build && ninja -C build; or set PGREGION_BIN)"
   fi
   # 2,000 idle clients need 2,000+ descriptors in each proxy and in the client.
@@ -96,7 +96,8 @@ bench_init() {
   trap bench_cleanup EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
-  log "work directory: $BENCH_WORK"
+  BENCH_LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+  log "work directory: $BENCH_WORK (load average $BENCH_LOADAVG)"
 }
 
 free_port() {
@@ -223,7 +224,7 @@ EOF
   PGR_PID=$!
   PIDS_TO_STOP+=("$PGR_PID")
   wait_ready pgregion "$PGR_PORT" "$PGR_PID" "$dir/pgregion.log"
-  log "pgregion $("$PGREGION_BIN" --version 2>&1 | sed -n 1p) on 127.0.0.1:$PGR_PORT (pid $PGR_PID)"
+  log "$("$PGREGION_BIN" --version 2>&1 | sed -n 1p) on 127.0.0.1:$PGR_PORT (pid $PGR_PID)"
 }
 
 # Runs SQL on the primary directly as the superuser.
@@ -254,9 +255,15 @@ machine_header() {
 - Machine: $(nproc) CPUs ($cpu), $mem RAM, kernel $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")
 - PostgreSQL $pgver, $(pgbench --version | sed -n 1p), PgBouncer $pgbver, pgregion: $pgrver
 - PostgreSQL settings (test harness): $(psql_super -Atc "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'shared_buffers', 'max_connections')" 2>/dev/null || echo '?')
+- Load average when the run started: $BENCH_LOADAVG (the machine is shared; a high value means noisier numbers)
 - Everything on this one machine over loopback TCP (client, proxies, Postgres share the CPUs)
 - Client auth: $AUTH for direct Postgres, PgBouncer and pgregion; transaction pooling, pool size $POOL_SIZE in both proxies
 EOF
+}
+
+# CPU time (user + system, all threads) a process has used, in clock ticks.
+cpu_ticks() {
+  awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 
 # /proc/PID/status VmRSS and /proc/PID/smaps_rollup Pss, in KiB: "RSS PSS".

@@ -39,10 +39,10 @@ declare -A TARGET_NAME=([direct]="direct Postgres" [pgbouncer]="PgBouncer" [pgre
 bench_init
 start_cluster
 start_pgbouncer
-if [[ ${DEVSKIP:-0} == 1 ]]; then TARGETS=(direct pgbouncer); PGR_PORT=0; PGR_PID=$$; else  # DEVSKIP
 start_pgregion
-fi  # DEVSKIP
 declare -A PORT=([direct]=$PG_PORT [pgbouncer]=$PGB_PORT [pgregion]=$PGR_PORT)
+declare -A PROXY_PID=([pgbouncer]=$PGB_PID [pgregion]=$PGR_PID)
+CLK_TCK=$(getconf CLK_TCK)
 
 log "pgbench -i -s $SCALE (directly on the primary)"
 PGPASSWORD=$APP_PASSWORD pgbench -i -s "$SCALE" -q -h "$PG_HOST" -p "$PG_PORT" -U "$APP_USER" "$APP_DB" \
@@ -63,7 +63,7 @@ reset_tables() {
   psql_super -c 'VACUUM pgbench_branches' -c 'VACUUM pgbench_tellers' -c 'TRUNCATE pgbench_history' >/dev/null
 }
 
-declare -A TPS_SUM LAT_SUM RUNS FAILED PER_RUN
+declare -A TPS_SUM LAT_SUM RUNS FAILED PER_RUN CPU_US_SUM
 ANY_FAILED=0
 for workload in "${WORKLOADS[@]}"; do
   for ((round = 1; round <= ROUNDS; round++)); do
@@ -82,7 +82,13 @@ for workload in "${WORKLOADS[@]}"; do
       log "round $round/$ROUNDS: ${WORKLOAD_NAME[$workload]} -> ${TARGET_NAME[$target]} (${DURATION}s)"
       out=$BENCH_WORK/run_$tag.log
       rc=0
+      proxy_pid=${PROXY_PID[$target]:-}
+      ticks0=0
+      if [[ -n $proxy_pid ]]; then ticks0=$(cpu_ticks "$proxy_pid"); fi
       pgbench_run "$target" "$workload" "$DURATION" "$out" || rc=$?
+      ticks1=0
+      if [[ -n $proxy_pid ]]; then ticks1=$(cpu_ticks "$proxy_pid"); fi
+      ntx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out")
       tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$out")
       lat=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$out")
       nfail=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out")
@@ -96,6 +102,10 @@ for workload in "${WORKLOADS[@]}"; do
       TPS_SUM[$key]=$(awk -v a="${TPS_SUM[$key]:-0}" -v b="$tps" 'BEGIN {print a + b}')
       LAT_SUM[$key]=$(awk -v a="${LAT_SUM[$key]:-0}" -v b="$lat" 'BEGIN {print a + b}')
       RUNS[$key]=$((${RUNS[$key]:-0} + 1))
+      if [[ -n $proxy_pid && ${ntx:-0} -gt 0 ]]; then
+        CPU_US_SUM[$key]=$(awk -v a="${CPU_US_SUM[$key]:-0}" -v t=$((ticks1 - ticks0)) -v hz="$CLK_TCK" \
+          -v n="$ntx" 'BEGIN {print a + t / hz / n * 1e6}')
+      fi
       PER_RUN[$key]="${PER_RUN[$key]:+${PER_RUN[$key]}, }$(printf '%.0f' "$tps")"
       log "  tps $tps, latency $lat ms"
     done
@@ -136,6 +146,24 @@ REPORT=$BENCH_WORK/report.md
     done
   done
   echo
+  echo "Proxy CPU per transaction (user + system time of the proxy process during the measured runs,"
+  echo "divided by the transactions pgbench reports; less sensitive to other load on the machine than TPS):"
+  echo
+  echo "| workload | PgBouncer µs/txn | pgregion µs/txn |"
+  echo "|---|---:|---:|"
+  for workload in "${WORKLOADS[@]}"; do
+    row="| ${WORKLOAD_NAME[$workload]} |"
+    for target in pgbouncer pgregion; do
+      key="$workload|$target"
+      if [[ -n ${CPU_US_SUM[$key]:-} && -n ${RUNS[$key]:-} ]]; then
+        row+=" $(awk -v s="${CPU_US_SUM[$key]}" -v n="${RUNS[$key]}" 'BEGIN {printf "%.1f", s / n}') |"
+      else
+        row+=" |"
+      fi
+    done
+    echo "$row"
+  done
+  echo
   echo "Per-run TPS (in run order within each target):"
   echo
   for workload in "${WORKLOADS[@]}"; do
@@ -161,7 +189,7 @@ if ((IDLE_CLIENTS > 0)); then
     echo
     idle_table_header
     measure_idle PgBouncer "$PGB_PID" "$PGB_PORT" "$IDLE_CLIENTS"
-    [[ ${DEVSKIP:-0} == 1 ]] || measure_idle pgregion "$PGR_PID" "$PGR_PORT" "$IDLE_CLIENTS"  # DEVSKIP
+    measure_idle pgregion "$PGR_PID" "$PGR_PORT" "$IDLE_CLIENTS"
   } >"$BENCH_WORK/idle.md"
   cat "$BENCH_WORK/idle.md"
   cat "$BENCH_WORK/idle.md" >>"$REPORT"

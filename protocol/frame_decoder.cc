@@ -66,9 +66,9 @@ DecodeResult MessageDecoder::Next(std::string_view in) {
   }
   // Checked before waiting for the body so a peer cannot make us buffer past the limit.
   if (length > max_message_bytes_) {
-    return Error(absl::InvalidArgumentError(absl::StrFormat(
-        "message length %u for message type 0x%02x exceeds the limit of %u bytes", length,
-        static_cast<unsigned char>(type), max_message_bytes_)));
+    return Error(absl::InvalidArgumentError(
+        absl::StrFormat("message length %u for message type 0x%02x exceeds the limit of %u bytes",
+                        length, static_cast<unsigned char>(type), max_message_bytes_)));
   }
 
   const size_t total = static_cast<size_t>(length) + 1;
@@ -89,7 +89,7 @@ DecodeResult MessageDecoder::Next(std::string_view in) {
     return r;
   }
 
-  if (in.size() < total) return DecodeResult{};
+  if (in.size() + 1 < total) return DecodeResult{};
   r.status = DecodeStatus::kFrame;
   r.frame.bytes = in.substr(0, total);
   r.frame.body = r.frame.bytes.substr(kHeaderSize);

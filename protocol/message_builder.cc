@@ -93,9 +93,7 @@ void MessageWriter::End() {
   PutUint32At(out_, start_, static_cast<uint32_t>(out_->size() - start_));
 }
 
-void AppendErrorResponse(std::string* out, const ErrorSpec& e) {
-  AppendErrorOrNotice(out, 'E', e);
-}
+void AppendErrorResponse(std::string* out, const ErrorSpec& e) { AppendErrorOrNotice(out, 'E', e); }
 
 void AppendNoticeResponse(std::string* out, const ErrorSpec& e) {
   AppendErrorOrNotice(out, 'N', e);
@@ -158,12 +156,12 @@ void AppendRowDescription(std::string* out, const std::vector<std::string_view>&
   w.Begin('T').AddInt16(static_cast<uint16_t>(columns.size()));
   for (std::string_view name : columns) {
     w.AddCString(name)
-        .AddInt32(0)       // table OID: not a table column
-        .AddInt16(0)       // attribute number
+        .AddInt32(0)  // table OID: not a table column
+        .AddInt16(0)  // attribute number
         .AddInt32(kTextOid)
-        .AddInt16(0xFFFF)  // typlen -1: variable length
+        .AddInt16(0xFFFF)      // typlen -1: variable length
         .AddInt32(0xFFFFFFFF)  // typmod -1
-        .AddInt16(0);      // text format
+        .AddInt16(0);          // text format
   }
   w.End();
 }

@@ -92,9 +92,8 @@ absl::StatusOr<DataRowColumn> ReadValue(Reader& r, std::string_view what) {
     return col;
   }
   if (*len > 0x7FFFFFFFu) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("negative value length %d in %s message", static_cast<int32_t>(*len),
-                        what));
+    return absl::InvalidArgumentError(absl::StrFormat("negative value length %d in %s message",
+                                                      static_cast<int32_t>(*len), what));
   }
   const std::optional<std::string_view> value = r.Bytes(*len);
   if (!value) return Truncated(what);
@@ -223,8 +222,8 @@ absl::StatusOr<char> ParseReadyForQuery(std::string_view body) {
   }
   const char status = body[0];
   if (status != 'I' && status != 'T' && status != 'E') {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "invalid ReadyForQuery status 0x%02x", static_cast<unsigned char>(status)));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("invalid ReadyForQuery status 0x%02x", static_cast<unsigned char>(status)));
   }
   return status;
 }
@@ -313,8 +312,8 @@ absl::StatusOr<CloseDescribe> ParseCloseDescribe(std::string_view body) {
   const std::optional<char> target = r.Byte();
   if (!target) return Truncated("Close/Describe");
   if (*target != 'S' && *target != 'P') {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "invalid Close/Describe target 0x%02x", static_cast<unsigned char>(*target)));
+    return absl::InvalidArgumentError(absl::StrFormat("invalid Close/Describe target 0x%02x",
+                                                      static_cast<unsigned char>(*target)));
   }
   const std::optional<std::string_view> name = r.CString();
   if (!name) return Truncated("Close/Describe");

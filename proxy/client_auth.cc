@@ -3,7 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "protocol/strings.h"
+#include "protocol/str_util.h"
 #include "protocol/md5.h"
 #include "protocol/message_builder.h"
 #include "protocol/messages.h"

@@ -2,7 +2,7 @@
 
 #include "proxy/client_session.h"
 
-#include "protocol/strings.h"
+#include "protocol/str_util.h"
 #include "protocol/message_builder.h"
 #include "protocol/messages.h"
 #include "protocol/sqlstate.h"

@@ -5,8 +5,8 @@
 
 #include <cstring>
 
-#include "protocol/strings.h"
-#include "protocol/strings.h"
+#include "protocol/str_util.h"
+#include "protocol/str_util.h"
 #include "protocol/message_builder.h"
 #include "protocol/messages.h"
 #include "protocol/sqlstate.h"

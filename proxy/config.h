@@ -59,9 +59,10 @@ struct UserConfig {
   AuthMethod auth = AuthMethod::kScramSha256;
   // Credentials pgregion uses towards the backends; default: name / password
   // (a verifier or md5 hash cannot be used towards a backend asking SCRAM).
-  // The loader fills these in: server_user is never empty; server_password is
-  // the plaintext password when none is given, and stays empty when `password`
-  // is a verifier or md5 hash (the backend must then not ask for a password).
+  // The loader fills these in: server_user is never empty; server_password
+  // defaults to `password` (plaintext, or an md5 hash, usable against md5
+  // backends only) and stays empty when `password` is a SCRAM verifier (the
+  // backend must then not ask for a password). Never a SCRAM verifier.
   std::string server_user;
   std::string server_password;
   bool admin = false;

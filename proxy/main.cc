@@ -12,7 +12,7 @@
 
 #include "proxy/config.h"
 #include "proxy/log.h"
-#include "protocol/strings.h"
+#include "protocol/str_util.h"
 #include "proxy/proxy_app.h"
 
 namespace {

@@ -5,7 +5,7 @@
 
 #include <cstring>
 
-#include "protocol/strings.h"
+#include "protocol/str_util.h"
 #include "protocol/message_builder.h"
 #include "proxy/client_session.h"
 #include "proxy/log.h"
@@ -212,7 +212,8 @@ Pool* ProxyApp::GetPool(int node, const std::string& database, const UserConfig&
   auto it = pools_.find(key);
   if (it != pools_.end()) return it->second.get();
   std::string server_user = user.server_user.empty() ? user.name : user.server_user;
-  std::string server_password = user.server_password.empty() ? user.password : user.server_password;
+  // The loader fills server credentials (a SCRAM verifier is never sent as a password).
+  std::string server_password = user.server_password;
   auto pool = std::make_unique<Pool>(this, node, database, user.name, std::move(server_user),
                                      std::move(server_password));
   Pool* raw = pool.get();

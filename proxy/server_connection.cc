@@ -1,6 +1,6 @@
 #include "proxy/server_connection.h"
 
-#include "protocol/strings.h"
+#include "protocol/str_util.h"
 #include "protocol/md5.h"
 #include "protocol/message_builder.h"
 #include "protocol/messages.h"

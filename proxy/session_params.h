@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "protocol/strings.h"
+#include "protocol/str_util.h"
 
 namespace pgregion::proxy {
 

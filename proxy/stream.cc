@@ -5,7 +5,7 @@
 
 #include <cstring>
 
-#include "protocol/strings.h"
+#include "protocol/str_util.h"
 #include "proxy/tls_context.h"
 
 namespace pgregion::proxy {
@@ -253,14 +253,13 @@ void Stream::WriteCb(uv_write_t* req, int status) {
     self->Fail(absl::UnavailableError(uv_strerror(status)));
     return;
   }
-  if (!self->out_.empty()) {
-    self->Flush();
-    return;
-  }
-  if (self->close_after_flush_) {
+  if (self->close_after_flush_ && self->out_.empty()) {
     self->Close();
     return;
   }
+  self->Flush();  // whatever was queued while this write was in flight
+  if (self->closing_ || self->writing_ || !self->out_.empty()) return;
+  // Drained: a peer paused for backpressure may resume.
   if (self->handler_ != nullptr) self->handler_->OnStreamDrained();
 }
 

@@ -6,7 +6,7 @@
 
 #include <cstring>
 
-#include "protocol/strings.h"
+#include "protocol/str_util.h"
 
 namespace pgregion::proxy {
 namespace {

@@ -235,7 +235,7 @@ EOF
 
     try:   psql "postgres://$APP_USER:$APP_PASSWORD@127.0.0.1:$port/$APP_DB"
     nodes: primary 127.0.0.1:$pg_port, replica 127.0.0.1:$replica_port (PostgreSQL 15)
-    pgbench -c 4 -T 5 through pgregion: ${tps:-?} tps, ${failed:-0} failed transactions
+    pgbench -c 4 -T 5 through pgregion: $(printf "%.0f" "${tps:-0}") tps, ${failed:-0} failed transactions
 
     config  $CONFIG
     log     $LOGFILE

@@ -12,9 +12,12 @@ teardown, so the suite never passes over a crashed proxy.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import shutil
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import psycopg
@@ -29,8 +32,39 @@ from pgregion import Pgregion, PgregionCrashed, default_binary, live_instances  
 REQUIRED_TOOLS = ("psql", "pgbench", "openssl")
 
 
+# Every test is bounded: past its limit, SIGALRM dumps all threads' stacks and raises
+# in the main thread (psycopg and the raw client wait in Python, so this interrupts them).
+DEFAULT_TEST_TIMEOUT_S = float(os.environ.get("PGREGION_TEST_TIMEOUT", "120"))
+
+
+class TestTimeout(Exception):
+    pass
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    config.addinivalue_line("markers", "timeout(seconds): per-test time limit")
+
+
+@pytest.fixture(autouse=True)
+def _test_timeout(request):
+    marker = request.node.get_closest_marker("timeout")
+    limit = float(marker.args[0]) if marker else DEFAULT_TEST_TIMEOUT_S
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum, frame):  # noqa: ARG001
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        raise TestTimeout(f"test exceeded {limit:.0f}s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(scope="session")

@@ -127,7 +127,7 @@ def test_psql_queries(proxy):
     """).stdout
     assert "100|100" in out, out
     assert "changed" in out, out
-    assert "psql_t" in out, out
+    assert "id|integer||not null|" in out, out  # \\d psql_t
     assert "app|appdb" in out, out
 
 

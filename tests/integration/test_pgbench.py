@@ -46,6 +46,7 @@ def _sums(cluster) -> tuple[int, int, int, int, int]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(200)
 @pytest.mark.parametrize("protocol,pool_mode", [
     ("simple", "transaction"),
     ("extended", "transaction"),

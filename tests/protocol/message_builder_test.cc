@@ -43,7 +43,10 @@ TEST_CASE("MessageWriter patches the length, tagged and untagged") {
   MessageWriter w(&out);
   w.Begin('X').AddByte('a').AddInt16(0x0102).AddInt32(0x03040506).AddBytes("bc").AddCString("d");
   w.End();
-  CHECK(out == "prefix" + MakeMsg('X', "a\x01\x02\x03\x04\x05\x06" "bcd" + std::string(1, '\0')));
+  CHECK(out == "prefix" + MakeMsg('X',
+                                  "a\x01\x02\x03\x04\x05\x06"
+                                  "bcd" +
+                                      std::string(1, '\0')));
 
   std::string untagged;
   MessageWriter(&untagged).Begin(0).AddInt32(7).End();
@@ -59,7 +62,7 @@ TEST_CASE("MessageWriter patches the length, tagged and untagged") {
 
 TEST_CASE("exact bytes of fixed messages") {
   struct Case {
-    const char* name;
+    std::string name;
     std::string built;
     std::string want;
   };
@@ -70,8 +73,7 @@ TEST_CASE("exact bytes of fixed messages") {
   };
   const std::vector<Case> cases = {
       {"Sync", build([](std::string* o) { AppendSync(o); }), std::string("S\0\0\0\4", 5)},
-      {"Terminate", build([](std::string* o) { AppendTerminate(o); }),
-       std::string("X\0\0\0\4", 5)},
+      {"Terminate", build([](std::string* o) { AppendTerminate(o); }), std::string("X\0\0\0\4", 5)},
       {"EmptyQueryResponse", build([](std::string* o) { AppendEmptyQueryResponse(o); }),
        std::string("I\0\0\0\4", 5)},
       {"ReadyForQuery", build([](std::string* o) { AppendReadyForQuery(o, 'T'); }),
@@ -87,26 +89,29 @@ TEST_CASE("exact bytes of fixed messages") {
       {"AuthenticationCleartextPassword",
        build([](std::string* o) { AppendAuthenticationCleartextPassword(o); }),
        MakeMsg('R', Int32(3))},
-      {"NegotiateProtocolVersion",
-       build([](std::string* o) {
+      {"NegotiateProtocolVersion", build([](std::string* o) {
          AppendNegotiateProtocolVersion(o, 0, {"_pq_.a", "_pq_.b"});
        }),
        MakeMsg('v', Int32(0) + Int32(2) + CStr("_pq_.a") + CStr("_pq_.b"))},
       {"NegotiateProtocolVersion without options",
        build([](std::string* o) { AppendNegotiateProtocolVersion(o, 2, {}); }),
        MakeMsg('v', Int32(2) + Int32(0))},
-      {"RowDescription", build([](std::string* o) { AppendRowDescription(o, {"a", "bc"}); }),
+      {"RowDescription", build([](std::string* o) {
+         AppendRowDescription(o, {"a", "bc"});
+       }),
        MakeMsg('T', Int16(2) + CStr("a") + Int32(0) + Int16(0) + Int32(25) + Int16(0xFFFF) +
                         Int32(0xFFFFFFFF) + Int16(0) + CStr("bc") + Int32(0) + Int16(0) +
                         Int32(25) + Int16(0xFFFF) + Int32(0xFFFFFFFF) + Int16(0))},
-      {"StartupMessage",
-       build([](std::string* o) { AppendStartupMessage(o, {{"user", "u"}, {"database", "d"}}); }),
-       MakeMsg(0, Int32(196608) + CStr("user") + CStr("u") + CStr("database") + CStr("d") +
-                      CStr(""))},
-      {"ErrorResponse without detail and hint",
-       build([](std::string* o) { AppendErrorResponse(o, {"FATAL", "08P01", "bad", "", ""}); }),
-       MakeMsg('E', "SFATAL" + std::string(1, '\0') + "VFATAL" + std::string(1, '\0') +
-                        "C08P01" + std::string(1, '\0') + "Mbad" + std::string(2, '\0'))},
+      {"StartupMessage", build([](std::string* o) {
+         AppendStartupMessage(o, {{"user", "u"}, {"database", "d"}});
+       }),
+       MakeMsg(0,
+               Int32(196608) + CStr("user") + CStr("u") + CStr("database") + CStr("d") + CStr(""))},
+      {"ErrorResponse without detail and hint", build([](std::string* o) {
+         AppendErrorResponse(o, {"FATAL", "08P01", "bad", "", ""});
+       }),
+       MakeMsg('E', "SFATAL" + std::string(1, '\0') + "VFATAL" + std::string(1, '\0') + "C08P01" +
+                        std::string(1, '\0') + "Mbad" + std::string(2, '\0'))},
   };
   for (const Case& tc : cases) {
     CAPTURE(tc.name);

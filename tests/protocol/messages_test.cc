@@ -2,10 +2,12 @@
 
 #include <doctest/doctest.h>
 
+#include <deque>
 #include <functional>
 #include <random>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "tests/test_util.h"
@@ -17,15 +19,23 @@ using ::pgregion::testing::CStr;
 using ::pgregion::testing::Int16;
 using ::pgregion::testing::Int32;
 
+// Parsers return views into their input: keeps test bodies alive while results are checked.
+class BodyStore {
+ public:
+  std::string_view operator()(std::string body) { return bodies_.emplace_back(std::move(body)); }
+
+ private:
+  std::deque<std::string> bodies_;
+};
+
 // Parsers return views; they must point into the body they were given.
 bool Within(std::string_view body, std::string_view v) {
-  return v.empty() ||
-         (v.data() >= body.data() && v.data() + v.size() <= body.data() + body.size());
+  return v.empty() || (v.data() >= body.data() && v.data() + v.size() <= body.data() + body.size());
 }
 
 // Each parser behind one signature: the status, after checking every returned view.
 struct ParserCase {
-  const char* name;
+  std::string name;
   std::function<absl::Status(std::string_view)> parse;
   std::string valid;
   // Parsers that must consume the body exactly reject every proper prefix of a valid body.
@@ -199,7 +209,7 @@ TEST_CASE("parsers: random bytes and mutations are rejected cleanly or parsed in
 
 TEST_CASE("ParseStartupPacket: table") {
   struct Case {
-    const char* name;
+    std::string name;
     std::string body;
     bool ok;
   };
@@ -251,6 +261,7 @@ TEST_CASE("ParseStartupPacket: parameters in order, any 3.x minor") {
 }
 
 TEST_CASE("ParseErrorNotice") {
+  BodyStore keep;
   const std::string body = "SFATAL" + std::string(1, '\0') + "VFATAL" + std::string(1, '\0') +
                            "C28P01" + std::string(1, '\0') + "Mpassword authentication failed" +
                            std::string(1, '\0') + "Rauth_failed" + std::string(2, '\0');
@@ -265,119 +276,125 @@ TEST_CASE("ParseErrorNotice") {
 
   // Localized S without V: severity falls back to S.
   const absl::StatusOr<ErrorNotice> localized =
-      ParseErrorNotice("SFEHLER" + std::string(2, '\0'));
+      ParseErrorNotice(keep("SFEHLER" + std::string(2, '\0')));
   REQUIRE(localized.ok());
   CHECK(localized->severity() == "FEHLER");
 
-  CHECK(ParseErrorNotice(std::string(1, '\0')).ok());
-  CHECK_FALSE(ParseErrorNotice("").ok());
-  CHECK_FALSE(ParseErrorNotice("Mno terminator").ok());
-  CHECK_FALSE(ParseErrorNotice("Mx" + std::string(1, '\0')).ok());
-  CHECK_FALSE(ParseErrorNotice(std::string(1, '\0') + "x").ok());
+  CHECK(ParseErrorNotice(keep(std::string(1, '\0'))).ok());
+  CHECK_FALSE(ParseErrorNotice(keep("")).ok());
+  CHECK_FALSE(ParseErrorNotice(keep("Mno terminator")).ok());
+  CHECK_FALSE(ParseErrorNotice(keep("Mx" + std::string(1, '\0'))).ok());
+  CHECK_FALSE(ParseErrorNotice(keep(std::string(1, '\0') + "x")).ok());
 }
 
 TEST_CASE("ParseReadyForQuery") {
-  CHECK(*ParseReadyForQuery("I") == 'I');
-  CHECK(*ParseReadyForQuery("T") == 'T');
-  CHECK(*ParseReadyForQuery("E") == 'E');
-  CHECK_FALSE(ParseReadyForQuery("").ok());
-  CHECK_FALSE(ParseReadyForQuery("X").ok());
-  CHECK_FALSE(ParseReadyForQuery("II").ok());
+  BodyStore keep;
+  CHECK(*ParseReadyForQuery(keep("I")) == 'I');
+  CHECK(*ParseReadyForQuery(keep("T")) == 'T');
+  CHECK(*ParseReadyForQuery(keep("E")) == 'E');
+  CHECK_FALSE(ParseReadyForQuery(keep("")).ok());
+  CHECK_FALSE(ParseReadyForQuery(keep("X")).ok());
+  CHECK_FALSE(ParseReadyForQuery(keep("II")).ok());
 }
 
 TEST_CASE("ParseAuthentication") {
-  auto ok = ParseAuthentication(Int32(0));
+  BodyStore keep;
+  auto ok = ParseAuthentication(keep(Int32(0)));
   REQUIRE(ok.ok());
   CHECK(ok->code == 0);
   CHECK(ok->data.empty());
 
-  auto md5 = ParseAuthentication(Int32(5) + "\x01\x02\x03\x04");
+  auto md5 = ParseAuthentication(keep(Int32(5) + "\x01\x02\x03\x04"));
   REQUIRE(md5.ok());
   CHECK(md5->data == "\x01\x02\x03\x04");
-  CHECK_FALSE(ParseAuthentication(Int32(5) + "abc").ok());
-  CHECK_FALSE(ParseAuthentication(Int32(5) + "abcde").ok());
+  CHECK_FALSE(ParseAuthentication(keep(Int32(5) + "abc")).ok());
+  CHECK_FALSE(ParseAuthentication(keep(Int32(5) + "abcde")).ok());
 
-  auto sasl =
-      ParseAuthentication(Int32(10) + CStr("SCRAM-SHA-256-PLUS") + CStr("SCRAM-SHA-256") + CStr(""));
+  auto sasl = ParseAuthentication(
+      keep(Int32(10) + CStr("SCRAM-SHA-256-PLUS") + CStr("SCRAM-SHA-256") + CStr("")));
   REQUIRE(sasl.ok());
   CHECK(sasl->mechanisms == std::vector<std::string_view>{"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"});
-  CHECK_FALSE(ParseAuthentication(Int32(10) + CStr("SCRAM-SHA-256")).ok());
-  CHECK_FALSE(ParseAuthentication(Int32(10) + "SCRAM").ok());
-  CHECK_FALSE(ParseAuthentication(Int32(10) + CStr("") + "x").ok());
+  CHECK_FALSE(ParseAuthentication(keep(Int32(10) + CStr("SCRAM-SHA-256"))).ok());
+  CHECK_FALSE(ParseAuthentication(keep(Int32(10) + "SCRAM")).ok());
+  CHECK_FALSE(ParseAuthentication(keep(Int32(10) + CStr("") + "x")).ok());
 
-  auto cont = ParseAuthentication(Int32(11) + "r=abc,s=salt,i=4096");
+  auto cont = ParseAuthentication(keep(Int32(11) + "r=abc,s=salt,i=4096"));
   REQUIRE(cont.ok());
   CHECK(cont->code == 11);
   CHECK(cont->data == "r=abc,s=salt,i=4096");
-  auto fin = ParseAuthentication(Int32(12) + "v=sig");
+  auto fin = ParseAuthentication(keep(Int32(12) + "v=sig"));
   REQUIRE(fin.ok());
   CHECK(fin->data == "v=sig");
   // Codes we do not speak (GSS, SSPI) still parse; the proxy decides what to do with them.
-  auto gss = ParseAuthentication(Int32(7));
+  auto gss = ParseAuthentication(keep(Int32(7)));
   REQUIRE(gss.ok());
   CHECK(gss->code == 7);
-  CHECK_FALSE(ParseAuthentication("abc").ok());
+  CHECK_FALSE(ParseAuthentication(keep("abc")).ok());
 }
 
 TEST_CASE("ParseSaslInitialResponse") {
-  auto r = ParseSaslInitialResponse(CStr("SCRAM-SHA-256") + Int32(3) + "abc");
+  BodyStore keep;
+  auto r = ParseSaslInitialResponse(keep(CStr("SCRAM-SHA-256") + Int32(3) + "abc"));
   REQUIRE(r.ok());
   CHECK(r->mechanism == "SCRAM-SHA-256");
   CHECK(r->data == "abc");
-  auto none = ParseSaslInitialResponse(CStr("SCRAM-SHA-256") + Int32(0xFFFFFFFF));
+  auto none = ParseSaslInitialResponse(keep(CStr("SCRAM-SHA-256") + Int32(0xFFFFFFFF)));
   REQUIRE(none.ok());
   CHECK(none->data.empty());
-  CHECK_FALSE(ParseSaslInitialResponse(CStr("M") + Int32(4) + "abc").ok());
-  CHECK_FALSE(ParseSaslInitialResponse(CStr("M") + Int32(2) + "abc").ok());
-  CHECK_FALSE(ParseSaslInitialResponse(CStr("M") + Int32(0xFFFFFFFE)).ok());
-  CHECK_FALSE(ParseSaslInitialResponse(CStr("M") + Int32(0x80000000) + "abc").ok());
+  CHECK_FALSE(ParseSaslInitialResponse(keep(CStr("M") + Int32(4) + "abc")).ok());
+  CHECK_FALSE(ParseSaslInitialResponse(keep(CStr("M") + Int32(2) + "abc")).ok());
+  CHECK_FALSE(ParseSaslInitialResponse(keep(CStr("M") + Int32(0xFFFFFFFE))).ok());
+  CHECK_FALSE(ParseSaslInitialResponse(keep(CStr("M") + Int32(0x80000000) + "abc")).ok());
 }
 
 TEST_CASE("extended-protocol parsers") {
-  auto parse = ParseParse(CStr("stmt") + CStr("SELECT $1, $2") + Int16(2) + Int32(23) + Int32(25));
+  BodyStore keep;
+  auto parse =
+      ParseParse(keep(CStr("stmt") + CStr("SELECT $1, $2") + Int16(2) + Int32(23) + Int32(25)));
   REQUIRE(parse.ok());
   CHECK(parse->name == "stmt");
   CHECK(parse->query == "SELECT $1, $2");
   CHECK(parse->param_types == std::vector<uint32_t>{23, 25});
-  CHECK_FALSE(ParseParse(CStr("") + CStr("q") + Int16(2) + Int32(23)).ok());
-  CHECK_FALSE(ParseParse(CStr("") + CStr("q") + Int16(0xFFFF)).ok());
-  CHECK_FALSE(ParseParse(CStr("") + CStr("q") + Int16(0) + "x").ok());
+  CHECK_FALSE(ParseParse(keep(CStr("") + CStr("q") + Int16(2) + Int32(23))).ok());
+  CHECK_FALSE(ParseParse(keep(CStr("") + CStr("q") + Int16(0xFFFF))).ok());
+  CHECK_FALSE(ParseParse(keep(CStr("") + CStr("q") + Int16(0) + "x")).ok());
 
   const std::string rest = Int16(1) + Int16(0) + Int16(1) + Int32(2) + "42" + Int16(0);
-  auto bind = ParseBind(CStr("portal") + CStr("stmt") + rest);
+  auto bind = ParseBind(keep(CStr("portal") + CStr("stmt") + rest));
   REQUIRE(bind.ok());
   CHECK(bind->portal == "portal");
   CHECK(bind->statement == "stmt");
   CHECK(bind->rest == rest);
-  CHECK(ParseBind(CStr("") + CStr("")).ok());
-  CHECK_FALSE(ParseBind(CStr("portal")).ok());
-  CHECK_FALSE(ParseBind("portal").ok());
+  CHECK(ParseBind(keep(CStr("") + CStr(""))).ok());
+  CHECK_FALSE(ParseBind(keep(CStr("portal"))).ok());
+  CHECK_FALSE(ParseBind(keep("portal")).ok());
 
-  auto close = ParseCloseDescribe("P" + CStr("c1"));
+  auto close = ParseCloseDescribe(keep("P" + CStr("c1")));
   REQUIRE(close.ok());
   CHECK(close->target == 'P');
   CHECK(close->name == "c1");
-  CHECK_FALSE(ParseCloseDescribe("X" + CStr("c1")).ok());
-  CHECK_FALSE(ParseCloseDescribe("S").ok());
+  CHECK_FALSE(ParseCloseDescribe(keep("X" + CStr("c1"))).ok());
+  CHECK_FALSE(ParseCloseDescribe(keep("S")).ok());
 
-  auto exec = ParseExecute(CStr("") + Int32(100));
+  auto exec = ParseExecute(keep(CStr("") + Int32(100)));
   REQUIRE(exec.ok());
   CHECK(exec->portal.empty());
   CHECK(exec->max_rows == 100);
 
-  auto query = ParseQuery(CStr("SELECT 1; SELECT 2"));
+  auto query = ParseQuery(keep(CStr("SELECT 1; SELECT 2")));
   REQUIRE(query.ok());
   CHECK(query->text == "SELECT 1; SELECT 2");
-  CHECK_FALSE(ParseQuery("SELECT 1").ok());
-  CHECK_FALSE(ParseQuery(CStr("SELECT 1") + "x").ok());
+  CHECK_FALSE(ParseQuery(keep("SELECT 1")).ok());
+  CHECK_FALSE(ParseQuery(keep(CStr("SELECT 1") + "x")).ok());
 }
 
 TEST_CASE("backend result parsers") {
-  auto tag = ParseCommandComplete(CStr("INSERT 0 1"));
+  BodyStore keep;
+  auto tag = ParseCommandComplete(keep(CStr("INSERT 0 1")));
   REQUIRE(tag.ok());
   CHECK(*tag == "INSERT 0 1");
 
-  auto row = ParseDataRow(Int16(3) + Int32(2) + "ab" + Int32(0xFFFFFFFF) + Int32(0));
+  auto row = ParseDataRow(keep(Int16(3) + Int32(2) + "ab" + Int32(0xFFFFFFFF) + Int32(0)));
   REQUIRE(row.ok());
   REQUIRE(row->size() == 3);
   CHECK((*row)[0].value == "ab");
@@ -385,34 +402,34 @@ TEST_CASE("backend result parsers") {
   CHECK((*row)[1].is_null);
   CHECK((*row)[2].value.empty());
   CHECK_FALSE((*row)[2].is_null);
-  CHECK(ParseDataRow(Int16(0)).ok());
-  CHECK_FALSE(ParseDataRow(Int16(1) + Int32(3) + "ab").ok());
-  CHECK_FALSE(ParseDataRow(Int16(2) + Int32(2) + "ab").ok());
-  CHECK_FALSE(ParseDataRow(Int16(1) + Int32(0xFFFFFFFE)).ok());
-  CHECK_FALSE(ParseDataRow(Int16(1) + Int32(0x7FFFFFFF) + "ab").ok());
-  CHECK_FALSE(ParseDataRow(Int16(0xFFFF)).ok());
-  CHECK_FALSE(ParseDataRow(Int16(1) + Int32(1) + "ab").ok());
+  CHECK(ParseDataRow(keep(Int16(0))).ok());
+  CHECK_FALSE(ParseDataRow(keep(Int16(1) + Int32(3) + "ab")).ok());
+  CHECK_FALSE(ParseDataRow(keep(Int16(2) + Int32(2) + "ab")).ok());
+  CHECK_FALSE(ParseDataRow(keep(Int16(1) + Int32(0xFFFFFFFE))).ok());
+  CHECK_FALSE(ParseDataRow(keep(Int16(1) + Int32(0x7FFFFFFF) + "ab")).ok());
+  CHECK_FALSE(ParseDataRow(keep(Int16(0xFFFF))).ok());
+  CHECK_FALSE(ParseDataRow(keep(Int16(1) + Int32(1) + "ab")).ok());
 
-  auto fn = ParseFunctionCallResponse(Int32(9) + "0/3000060");
+  auto fn = ParseFunctionCallResponse(keep(Int32(9) + "0/3000060"));
   REQUIRE(fn.ok());
   CHECK(fn->value == "0/3000060");
-  auto fn_null = ParseFunctionCallResponse(Int32(0xFFFFFFFF));
+  auto fn_null = ParseFunctionCallResponse(keep(Int32(0xFFFFFFFF)));
   REQUIRE(fn_null.ok());
   CHECK(fn_null->is_null);
 
-  auto notify = ParseNotificationResponse(Int32(42) + CStr("chan") + CStr(""));
+  auto notify = ParseNotificationResponse(keep(Int32(42) + CStr("chan") + CStr("")));
   REQUIRE(notify.ok());
   CHECK(notify->pid == 42);
   CHECK(notify->channel == "chan");
   CHECK(notify->payload.empty());
 
-  auto key = ParseBackendKeyData(Int32(0xDEADBEEF) + Int32(0x01020304));
+  auto key = ParseBackendKeyData(keep(Int32(0xDEADBEEF) + Int32(0x01020304)));
   REQUIRE(key.ok());
   CHECK(key->pid == 0xDEADBEEF);
   CHECK(key->secret == 0x01020304);
-  CHECK_FALSE(ParseBackendKeyData(Int32(1) + Int32(2) + Int32(3)).ok());
+  CHECK_FALSE(ParseBackendKeyData(keep(Int32(1) + Int32(2) + Int32(3))).ok());
 
-  auto ps = ParseParameterStatus(CStr("server_version") + CStr("15.6"));
+  auto ps = ParseParameterStatus(keep(CStr("server_version") + CStr("15.6")));
   REQUIRE(ps.ok());
   CHECK(ps->name == "server_version");
   CHECK(ps->value == "15.6");

@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace pgregion::proxy {
 namespace {
@@ -157,8 +158,8 @@ format = "json"
   CHECK_FALSE(c.users[0].admin);
   CHECK(c.users[1].name == "legacy");
   CHECK(c.users[1].auth == AuthMethod::kMd5);
-  CHECK(c.users[1].server_user == "legacy");  // defaults to the name
-  CHECK(c.users[1].server_password.empty());  // a hash is not a usable password
+  CHECK(c.users[1].server_user == "legacy");                 // defaults to the name
+  CHECK(c.users[1].server_password == c.users[1].password);  // answers md5 backends
   CHECK(c.users[2].name == "ops");
   CHECK(c.users[2].auth == AuthMethod::kTrust);
   CHECK(c.users[2].password.empty());
@@ -479,10 +480,17 @@ TEST_CASE("config: passwords and auth methods") {
                                    "password = \"SCRAM-SHA-256$4096:s$a:b\"\n")),
                4, "users[0].password");
   }
-  SUBCASE("server_password must be plaintext") {
+  SUBCASE("server_password cannot be a SCRAM verifier") {
     CheckNames(LoadError(with_user("[[users]]\nname = \"a\"\npassword = \"p\"\n"
                                    "server_password = \"SCRAM-SHA-256$4096:s$a:b\"\n")),
                4, "users[0].server_password");
+  }
+  SUBCASE("server_password may be an md5 hash") {
+    auto loaded =
+        Load(with_user("[[users]]\nname = \"a\"\npassword = \"p\"\n"
+                       "server_password = \"md5d41d8cd98f00b204e9800998ecf8427e\"\n"));
+    REQUIRE_MESSAGE(loaded.ok(), loaded.status().ToString());
+    CHECK((*loaded)->users[0].server_password == "md5d41d8cd98f00b204e9800998ecf8427e");
   }
   SUBCASE("md5 with plaintext; md5-looking text that is not a hash is plaintext") {
     auto loaded =
@@ -569,10 +577,16 @@ TEST_CASE("config: files") {
   CHECK_FALSE(directory.ok());
 }
 
+// The build may define PGREGION_SOURCE_ROOT; otherwise tests run from the
+// repository root or a build directory below it.
 TEST_CASE("config: conf/pgregion.toml loads") {
+  std::vector<std::string> paths = {"conf/pgregion.toml", "../conf/pgregion.toml",
+                                    "../../conf/pgregion.toml"};
+#ifdef PGREGION_SOURCE_ROOT
+  paths.insert(paths.begin(), std::string(PGREGION_SOURCE_ROOT) + "/conf/pgregion.toml");
+#endif
   absl::StatusOr<std::shared_ptr<const Config>> loaded = absl::NotFoundError("not tried");
-  for (const char* path :
-       {"conf/pgregion.toml", "../conf/pgregion.toml", "../../conf/pgregion.toml"}) {
+  for (const std::string& path : paths) {
     loaded = LoadConfigFile(path);
     if (loaded.ok() || loaded.status().code() != absl::StatusCode::kNotFound) break;
   }
