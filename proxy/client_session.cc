@@ -262,9 +262,10 @@ void ClientSession::OnServerAssigned(ServerConnection* server) {
 std::string ClientSession::ParameterReplay(ServerConnection* server) {
   // set_config() parses values like the config file does, so list settings
   // such as search_path keep their elements (SET name = 'a, b' would not).
+  SessionParams& sp = server->params();
+  if (sp.SameAs(params_)) return "";
   std::string sets;
   std::string resets;
-  SessionParams& sp = server->params();
   for (const SessionParams::Entry& e : params_.entries()) {
     if (IsReadOnlyParameter(e.name)) continue;
     const std::string* have = sp.Get(e.name);

@@ -44,6 +44,18 @@ class SessionParams {
     }
   }
   const std::vector<Entry>& entries() const { return entries_; }
+  // Exact equality, in order: the common case when both sides were built from
+  // the same login defaults, checked before the name-by-name comparison.
+  bool SameAs(const SessionParams& other) const {
+    if (entries_.size() != other.entries_.size()) return false;
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      if (entries_[i].value != other.entries_[i].value ||
+          entries_[i].name != other.entries_[i].name) {
+        return false;
+      }
+    }
+    return true;
+  }
   bool empty() const { return entries_.empty(); }
   void Clear() { entries_.clear(); }
 
