@@ -89,7 +89,7 @@ DecodeResult MessageDecoder::Next(std::string_view in) {
     return r;
   }
 
-  if (in.size() + 1 < total) return DecodeResult{};
+  if (in.size() < total) return DecodeResult{};
   r.status = DecodeStatus::kFrame;
   r.frame.bytes = in.substr(0, total);
   r.frame.body = r.frame.bytes.substr(kHeaderSize);
