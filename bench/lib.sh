@@ -32,12 +32,16 @@ APP_USER=app
 APP_PASSWORD=secret
 APP_DB=appdb
 
-PIDS_TO_STOP=()
+PIDS_TO_STOP=()  # long-lived: the proxies, alive until cleanup
+CURRENT_CHILD="" # the one transient child running now (pgbench, idle_clients)
 IDLE_FAILED=0 # set by measure_idle
 CLUSTER_UP=0
 BENCH_WORK_CREATED=0
 
-log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+# Progress goes to fd 3, a copy of the original stderr, so that it still reaches
+# the terminal from inside a redirected block (e.g. the cleanup trap firing there).
+exec 3>&2
+log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&3; }
 die() { log "ERROR: $*"; exit 1; }
 
 bench_cleanup() {
@@ -45,6 +49,10 @@ bench_cleanup() {
   set +e
   trap - EXIT INT TERM
   local pid
+  if [[ -n $CURRENT_CHILD ]] && kill -0 "$CURRENT_CHILD" 2>/dev/null; then
+    kill -TERM "$CURRENT_CHILD" 2>/dev/null
+    wait "$CURRENT_CHILD" 2>/dev/null
+  fi
   for pid in "${PIDS_TO_STOP[@]}"; do
     if kill -0 "$pid" 2>/dev/null; then
       kill -TERM "$pid" 2>/dev/null
@@ -98,6 +106,22 @@ bench_init() {
   trap 'exit 143' TERM
   BENCH_LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
   log "work directory: $BENCH_WORK (load average $BENCH_LOADAVG)"
+}
+
+# run_child LOGFILE CMD...: runs CMD as a background child with its output in
+# LOGFILE and waits for it. Bash runs a trap only after a foreground command
+# ends, but interrupts `wait` at once, so Ctrl-C or SIGTERM cleans up without
+# waiting for a 15-second pgbench. (Redirect inside, not on the call: a trap that
+# fires in here would otherwise write its messages into LOGFILE.)
+run_child() {
+  local logfile=$1
+  shift
+  "$@" >"$logfile" 2>&1 &
+  CURRENT_CHILD=$!
+  local rc=0
+  wait "$CURRENT_CHILD" || rc=$?
+  CURRENT_CHILD=""
+  return "$rc"
 }
 
 free_port() {
@@ -250,6 +274,14 @@ machine_header() {
   pgver=$(psql_super -Atc 'SHOW server_version' 2>/dev/null || echo '?')
   pgbver=$(pgbouncer --version | sed -n 1p | awk '{print $2}')
   pgrver=$("$PGREGION_BIN" --version 2>&1 | sed -n 1p || echo '?')
+  # The build type matters (debugoptimized keeps assertions); say which one ran.
+  local opts
+  opts=$(dirname "$(dirname "$(readlink -f "$PGREGION_BIN")")")/meson-info/intro-buildoptions.json
+  if [[ -f $opts ]]; then
+    pgrver+=" ($("$PYTHON" -c 'import json,sys
+o = {x["name"]: x["value"] for x in json.load(open(sys.argv[1]))}
+print("buildtype %s, b_ndebug %s, b_sanitize %s" % (o.get("buildtype"), o.get("b_ndebug"), o.get("b_sanitize")))' "$opts" 2>/dev/null || echo 'build options unknown'))"
+  fi
   cat <<EOF
 - Date: $(date -u '+%Y-%m-%d %H:%M UTC')
 - Machine: $(nproc) CPUs ($cpu), $mem RAM, kernel $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")
@@ -287,7 +319,7 @@ measure_idle() {
   "$IDLE_CLIENTS_BIN" --conninfo "$conninfo" -n "$count" --parallel 50 --hold 120 --timeout 120 \
     --ready-file "$ready" >"$out" 2>"$out.err" &
   local ipid=$!
-  PIDS_TO_STOP+=("$ipid")
+  CURRENT_CHILD=$ipid
   local i
   for ((i = 0; i < 1300; i++)); do # 130 s
     [[ -f $ready ]] && break
@@ -299,6 +331,7 @@ measure_idle() {
   after=$(mem_kib "$pid")
   kill -TERM "$ipid" 2>/dev/null || true
   wait "$ipid" || true
+  CURRENT_CHILD=""
   local connected
   connected=$(sed -n 's/^connected=\([0-9]*\).*/\1/p' "$ready")
   local alive

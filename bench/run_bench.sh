@@ -53,8 +53,9 @@ psql_super -c 'CHECKPOINT' >/dev/null
 pgbench_run() {
   local target=$1 workload=$2 seconds=$3 logfile=$4
   # shellcheck disable=SC2086  # the workload is a list of flags
-  PGPASSWORD=$APP_PASSWORD timeout $((seconds + 60)) pgbench -n $workload -c "$CLIENTS" -j "$THREADS" \
-    -T "$seconds" -h 127.0.0.1 -p "${PORT[$target]}" -U "$APP_USER" "$APP_DB" >"$logfile" 2>&1
+  run_child "$logfile" env PGPASSWORD="$APP_PASSWORD" timeout $((seconds + 60)) pgbench -n $workload \
+    -c "$CLIENTS" -j "$THREADS" -T "$seconds" -h 127.0.0.1 -p "${PORT[$target]}" -U "$APP_USER" \
+    "$APP_DB"
 }
 
 # Same reset pgbench does before a run (it is skipped with -n), done directly on

@@ -63,9 +63,7 @@ void ClientSession::TransitionTo(State next) {
     case State::kActive:
       uv_timer_stop(&timer_);
       break;
-    case State::kWaiting:
-      ArmTimer(app_->config().pool.acquire_timeout_ms);
-      break;
+    case State::kWaiting:  // armed by BeginUnit only when the pool makes us wait
     case State::kStartup:
     case State::kTlsHandshake:
     case State::kAuth:
@@ -219,7 +217,8 @@ void ClientSession::BeginUnit() {
   }
   TransitionTo(State::kWaiting);
   waiting_pool_ = pool;
-  pool->Acquire(this);  // may call OnServerAssigned right away
+  pool->Acquire(this);  // usually calls OnServerAssigned right away
+  if (state_ == State::kWaiting) ArmTimer(app_->config().pool.acquire_timeout_ms);
 }
 
 void ClientSession::OnServerAssigned(ServerConnection* server) {

@@ -30,7 +30,14 @@ PACKAGES=(build-essential meson ninja-build pkg-config libuv1-dev libpq-dev libs
   python3-psycopg openssl)
 
 say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
-die() { printf 'quickstart: ERROR: %s\n' "$*" >&2; exit 1; }
+STARTING=0
+die() {
+  printf 'quickstart: ERROR: %s\n' "$*" >&2
+  if [[ $STARTING == 1 ]]; then
+    printf 'quickstart: what did start is left running for inspection; clean up with: %s stop\n' "$0" >&2
+  fi
+  exit 1
+}
 
 as_root() {
   if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi
@@ -160,6 +167,7 @@ cmd_start() {
   stop_cluster
   mkdir -p "$STATE"
   pick_cluster_dir
+  STARTING=1
 
   say "starting PostgreSQL 15: primary + 1 streaming replica"
   timeout 300 "$PYTHON" "$HARNESS" up --dir "$CLUSTER_DIR" --replicas 1 --auth scram-sha-256 \

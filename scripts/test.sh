@@ -26,6 +26,7 @@ cd "$REPO" || exit 1
 
 BUILD_DIR=${PGREGION_BUILD_DIR:-build}
 ASAN_DIR=${PGREGION_ASAN_BUILD_DIR:-build-asan}
+abspath() { if [[ $1 == /* ]]; then echo "$1"; else echo "$REPO/$1"; fi; }
 LOGDIR=${PGREGION_TEST_LOGDIR:-$REPO/.tmp/test-logs}
 PYTHON=/usr/bin/python3
 PYTEST_ARGS=${PYTEST_ARGS:-}
@@ -180,7 +181,7 @@ install_missing || { record "install packages" 0 1; finish; }
 # --- normal build
 if build "$BUILD_DIR"; then
   unit "unit" "$BUILD_DIR/tests/unit_tests"
-  integration "integration" "$REPO/$BUILD_DIR/proxy/pgregion"
+  integration "integration" "$(abspath "$BUILD_DIR")/proxy/pgregion"
 else
   record "build $BUILD_DIR" 0 1 "(build failed, see $LOGDIR)"
 fi
@@ -198,7 +199,7 @@ else
   fi
   if build "$ASAN_DIR" -Db_sanitize=address,undefined -Db_lundef=false; then
     unit "unit (asan+ubsan)" "$ASAN_DIR/tests/unit_tests"
-    integration "integration (asan+ubsan)" "$REPO/$ASAN_DIR/proxy/pgregion"
+    integration "integration (asan+ubsan)" "$(abspath "$ASAN_DIR")/proxy/pgregion"
   else
     record "build $ASAN_DIR" 0 1 "(build failed, see $LOGDIR)"
   fi

@@ -397,12 +397,19 @@ class Cluster:
     def _make_base_dir(self) -> None:
         if self.requested_base_dir:
             base = self.requested_base_dir.resolve()
+            if _is_root():
+                for parent in base.parents:
+                    if parent.exists() and not parent.stat().st_mode & 0o001:
+                        raise ClusterError(f"{parent} is not traversable by the postgres "
+                                           "user; choose a cluster dir under /tmp")
             if base.exists() and any(p.name != MARKER for p in base.iterdir()):
                 raise ClusterError(f"{base} exists and is not empty")
             self._created_base = not base.exists()
             base.mkdir(parents=True, exist_ok=True)
         else:
-            base = Path(tempfile.mkdtemp(prefix="pgregion-cluster-"))
+            # As root the servers run as `postgres`, which must be able to reach the dir.
+            base = Path(tempfile.mkdtemp(prefix="pgregion-cluster-",
+                                         dir="/tmp" if _is_root() else None))
             self._created_base = True
         (base / MARKER).write_text(str(os.getpid()))
         base.chmod(0o755)

@@ -257,9 +257,7 @@ class Pgregion:
             **kw: Any) -> str:
         """libpq keyword/value string to this proxy; pass sslmode=... etc. as keywords."""
         if password is None:
-            password = self.users.get(user)
-            if password is None and self.cluster is not None:
-                password = self.cluster.users.get(user)
+            password = self.client_password(user)
         parts = {"host": self.host, "port": str(self.port), "user": user, "dbname": dbname,
                  "connect_timeout": "10", "gssencmode": "disable"}
         if password is not None:
@@ -271,9 +269,22 @@ class Pgregion:
                 parts[k] = str(v)
         return " ".join(f"{k}={_quote(v)}" for k, v in parts.items())
 
+    def client_password(self, user: str) -> Optional[str]:
+        """The plaintext password a client uses for `user`: the configured one unless it is
+        a stored md5 hash or SCRAM verifier, then the server password / the cluster's."""
+        pw = self.users.get(user)
+        if pw is not None and not _looks_hashed(pw):
+            return pw
+        for u in (self.sections or {}).get("users", []):
+            if u.get("name") == user and u.get("server_password"):
+                return u["server_password"]
+        if self.cluster is not None:
+            return self.cluster.users.get(user)
+        return pw
+
     def url(self, user: str = "app", password: Optional[str] = None, dbname: str = "appdb"
             ) -> str:
-        password = password if password is not None else self.users.get(user)
+        password = password if password is not None else self.client_password(user)
         cred = user if password is None else f"{user}:{password}"
         return f"postgresql://{cred}@{self.host}:{self.port}/{dbname}"
 
@@ -302,6 +313,12 @@ def _kill_all_at_exit() -> None:
 
 
 atexit.register(_kill_all_at_exit)
+
+
+def _looks_hashed(pw: str) -> bool:
+    if pw.startswith("SCRAM-SHA-256$"):
+        return True
+    return len(pw) == 35 and pw.startswith("md5") and all(c in "0123456789abcdef" for c in pw[3:])
 
 
 def _quote(v: str) -> str:

@@ -280,7 +280,7 @@ class RawConn:
                     cb_data = _tls_server_end_point(self.peer_cert_der) if use_plus else None
                     # Like libpq: 'y' if we could bind but the server offered no PLUS.
                     can_bind = self.peer_cert_der is not None
-                    scram = _ScramClient(password, cb_data, can_bind and not use_plus)
+                    scram = _ScramClient(password, cb_data, can_bind and "SCRAM-SHA-256-PLUS" not in mechs)
                     mech = "SCRAM-SHA-256-PLUS" if use_plus else "SCRAM-SHA-256"
                     first = scram.client_first().encode()
                     self.send(tagged("p", mech.encode() + b"\0" + struct.pack("!i", len(first))

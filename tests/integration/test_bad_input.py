@@ -98,7 +98,8 @@ def test_gssenc_then_ssl_request(proxy, cluster):
         c.send(pgwire.gssenc_request())
         assert c.read_bytes(1, timeout=5) == b"N"
         assert c.request_ssl(cafile=cluster.ca_file) == b"S"
-        assert c.startup("app", "appdb", "secret")[-1].type == "Z"
+        msgs = c.startup("app", "appdb", "secret")
+        assert msgs[-1].type == "Z", msgs
         assert pgwire.data_rows(c.query("select 'tls'")) == [["tls"]]
 
 
