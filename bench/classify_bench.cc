@@ -212,9 +212,10 @@ int main(int argc, char** argv) {
     std::printf("| normalize only, select-only text | %.0f ns | %.0f ns | | |\n", s.median_ns,
                 s.p99_ns);
   }
-  std::printf("\nPer Classify() call; each call sees new literals. Cached: normalize + LRU hit.\n"
-              "Uncached: cache_capacity = 0 (normalize + libpg_query parse + analysis).\n"
-              "Times include one steady_clock::now() pair (median %.0f ns).\n",
-              ClockOverheadNs());
+  std::printf(
+      "\nPer Classify() call; each call sees new literals. Cached: normalize + LRU hit.\n"
+      "Uncached: cache_capacity = 0 (normalize + libpg_query parse + analysis).\n"
+      "Times include one steady_clock::now() pair (median %.0f ns).\n",
+      ClockOverheadNs());
   return 0;
 }

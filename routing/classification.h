@@ -24,38 +24,38 @@ enum class StatementKind : uint8_t {
 // Why a statement must run on the primary.
 enum class WriteReason : uint8_t {
   kNone,
-  kDml,             // INSERT/UPDATE/DELETE/MERGE
-  kDdl,             // CREATE/ALTER/DROP/GRANT/... and statements we do not know
-  kModifyingCte,    // INSERT/UPDATE/DELETE/MERGE nested in a query
-  kLockingClause,   // FOR UPDATE/NO KEY UPDATE/SHARE/KEY SHARE at any depth
-  kSelectInto,      // SELECT ... INTO
-  kCopyFrom,        // COPY ... FROM
-  kCopyToFile,      // COPY ... TO 'file' / PROGRAM (server-side side effect)
-  kCall,            // CALL
-  kDo,              // DO
-  kLock,            // LOCK
-  kNotify,          // NOTIFY
-  kListen,          // LISTEN (not allowed during recovery)
-  kMaintenance,     // VACUUM/ANALYZE/CLUSTER/REINDEX/REFRESH/CHECKPOINT/LOAD
-  kTwoPhase,        // PREPARE TRANSACTION/COMMIT PREPARED/ROLLBACK PREPARED
-  kWriteFunction,   // a function with side effects (StatementInfo::function)
-  kUnknownFunction, // a function we do not know, unknown_functions = primary
-  kExecute,         // EXECUTE of an SQL-level prepared statement: unknown
-  kParseError,      // does not parse: fail closed
+  kDml,              // INSERT/UPDATE/DELETE/MERGE
+  kDdl,              // CREATE/ALTER/DROP/GRANT/... and statements we do not know
+  kModifyingCte,     // INSERT/UPDATE/DELETE/MERGE nested in a query
+  kLockingClause,    // FOR UPDATE/NO KEY UPDATE/SHARE/KEY SHARE at any depth
+  kSelectInto,       // SELECT ... INTO
+  kCopyFrom,         // COPY ... FROM
+  kCopyToFile,       // COPY ... TO 'file' / PROGRAM (server-side side effect)
+  kCall,             // CALL
+  kDo,               // DO
+  kLock,             // LOCK
+  kNotify,           // NOTIFY
+  kListen,           // LISTEN (not allowed during recovery)
+  kMaintenance,      // VACUUM/ANALYZE/CLUSTER/REINDEX/REFRESH/CHECKPOINT/LOAD
+  kTwoPhase,         // PREPARE TRANSACTION/COMMIT PREPARED/ROLLBACK PREPARED
+  kWriteFunction,    // a function with side effects (StatementInfo::function)
+  kUnknownFunction,  // a function we do not know, unknown_functions = primary
+  kExecute,          // EXECUTE of an SQL-level prepared statement: unknown
+  kParseError,       // does not parse: fail closed
 };
 
 enum class TransactionControl : uint8_t {
   kNone,
-  kBegin,               // BEGIN / START TRANSACTION
-  kCommit,              // COMMIT / END
-  kRollback,            // ROLLBACK / ABORT
+  kBegin,     // BEGIN / START TRANSACTION
+  kCommit,    // COMMIT / END
+  kRollback,  // ROLLBACK / ABORT
   kSavepoint,
   kRelease,
   kRollbackTo,
   kPrepareTransaction,  // PREPARE TRANSACTION 'gid' (ends the transaction)
   kCommitPrepared,
   kRollbackPrepared,
-  kSetTransaction,      // SET TRANSACTION ..., SET [LOCAL] transaction_read_only/isolation
+  kSetTransaction,  // SET TRANSACTION ..., SET [LOCAL] transaction_read_only/isolation
 };
 
 enum class AccessMode : uint8_t { kUnspecified, kReadOnly, kReadWrite };
@@ -68,12 +68,12 @@ enum class DefaultAccessChange : uint8_t { kNone, kReadOnly, kReadWrite, kReset 
 // One change to session state, in statement order. The session applies them
 // when the statement succeeded.
 enum class SessionEventType : uint8_t {
-  kSet,                // name, value: replay with set_config(name, value, false)
-  kSetUnreplayable,    // name: a value set_config cannot reproduce (SET TIME ZONE
-                       // INTERVAL ...): pin or replay the original statement
-  kReset,              // name (RESET name, SET name TO DEFAULT)
-  kResetAll,           // RESET ALL
-  kDiscardAll,         // DISCARD ALL: resets everything below too
+  kSet,              // name, value: replay with set_config(name, value, false)
+  kSetUnreplayable,  // name: a value set_config cannot reproduce (SET TIME ZONE
+                     // INTERVAL ...): pin or replay the original statement
+  kReset,            // name (RESET name, SET name TO DEFAULT)
+  kResetAll,         // RESET ALL
+  kDiscardAll,       // DISCARD ALL: resets everything below too
   kDiscardPlans,
   kDiscardSequences,
   kDiscardTemp,        // drops temporary objects: unpins kTempObject
@@ -108,30 +108,30 @@ struct StatementInfo {
   bool write = true;  // must run on the primary
   WriteReason reason = WriteReason::kDdl;
   bool parse_error = false;
-  bool proxy_handled = false;  // a pgregion.* SET/RESET/SHOW: never sent to Postgres
-  bool set_local = false;      // SET LOCAL: transaction-scoped, nothing to track
-  bool copy_in = false;        // COPY ... FROM STDIN: the server enters CopyIn
-  bool untracked_session_change = false;  // set_config(), LOAD, SET ... FROM CURRENT
+  bool proxy_handled = false;             // a pgregion.* SET/RESET/SHOW: never sent to Postgres
+  bool set_local = false;                 // SET LOCAL: transaction-scoped, nothing to track
+  bool copy_in = false;                   // COPY ... FROM STDIN: the server enters CopyIn
+  bool untracked_session_change = false;  // set_config(), LOAD: state the proxy cannot see
   TransactionControl txn = TransactionControl::kNone;
   AccessMode access = AccessMode::kUnspecified;  // BEGIN/START/SET TRANSACTION
   bool chain = false;                            // COMMIT/ROLLBACK AND CHAIN
   DefaultAccessChange default_access = DefaultAccessChange::kNone;
-  std::string node;      // parse-tree node, e.g. "SelectStmt" (logs, metrics-free)
-  std::string function;  // the function behind kWriteFunction/kUnknownFunction
+  std::string node;          // parse-tree node, e.g. "SelectStmt" (logs, metrics-free)
+  std::string function;      // the function behind kWriteFunction/kUnknownFunction
   std::string execute_name;  // EXECUTE name
   std::vector<SessionEvent> events;
 };
 
 struct Classification {
   std::vector<StatementInfo> statements;  // empty for an empty query
-  bool write = false;        // some statement must run on the primary
-  bool parse_error = false;  // the text does not parse (then write is true)
-  std::string error;         // libpg_query's message when parse_error
-  bool transaction_control = false;  // some statement has txn != kNone
-  bool session_events = false;       // some statement has events
-  bool proxy_handled = false;        // some statement is a pgregion.* one
-  bool mixed_proxy = false;  // pgregion.* statements together with ones for Postgres
-  bool copy_in = false;      // some statement is COPY ... FROM STDIN
+  bool write = false;                     // some statement must run on the primary
+  bool parse_error = false;               // the text does not parse (then write is true)
+  std::string error;                      // libpg_query's message when parse_error
+  bool transaction_control = false;       // some statement has txn != kNone
+  bool session_events = false;            // some statement has events
+  bool proxy_handled = false;             // some statement is a pgregion.* one
+  bool mixed_proxy = false;               // pgregion.* statements together with ones for Postgres
+  bool copy_in = false;                   // some statement is COPY ... FROM STDIN
   // Whether the result may be reused for other texts with the same key: false
   // when it holds values taken from literals (SET values, EXPLAIN options).
   bool cacheable = true;

@@ -38,7 +38,9 @@ class ClassificationCache {
   };
   using List = std::list<Entry>;
 
-  static absl::string_view View(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+  static absl::string_view View(std::string_view s) {
+    return absl::string_view(s.data(), s.size());
+  }
 
   const size_t capacity_;
   List lru_;  // front: most recently used

@@ -15,11 +15,11 @@
 namespace pgregion::routing {
 
 struct TreeFacts {
-  bool modifies = false;  // an InsertStmt/UpdateStmt/DeleteStmt/MergeStmt node
-  bool locking = false;   // a LockingClause node
+  bool modifies = false;                   // an InsertStmt/UpdateStmt/DeleteStmt/MergeStmt node
+  bool locking = false;                    // a LockingClause node
   JsonTree::Index into = JsonTree::kNone;  // the first intoClause (SELECT INTO)
-  std::string write_function;    // the first call with side effects
-  std::string unknown_function;  // the first call of an unknown function
+  std::string write_function;              // the first call with side effects
+  std::string unknown_function;            // the first call of an unknown function
   bool set_config = false;
   // Advisory lock/unlock calls in document order.
   std::vector<FunctionSessionEffect> session_calls;

@@ -299,7 +299,6 @@ class Lexer {
   // 0: no list; 1: just after a literal; 2: after "literal ,".
   int list_state_ = 0;
   size_t list_end_ = 0;  // key length after the first literal of the list
-
 };
 
 }  // namespace

@@ -110,8 +110,7 @@ StatementInfo StatementAnalyzer::Analyze(Index stmt, bool* cacheable) const {
   } else if (type == "ListenStmt") {
     // LISTEN is refused during recovery; the pin keeps the client there.
     SetWrite(&info, StatementKind::kSession, WriteReason::kListen);
-    AddEvent(&info, SessionEventType::kListen,
-             tree_.String(tree_.Member(node, "conditionname")));
+    AddEvent(&info, SessionEventType::kListen, tree_.String(tree_.Member(node, "conditionname")));
   } else if (type == "UnlistenStmt") {
     SetRead(&info, StatementKind::kSession);
     std::string name = tree_.String(tree_.Member(node, "conditionname"));

@@ -126,7 +126,8 @@ void StatementAnalyzer::VariableSet(Index body, StatementInfo* info, bool* cache
     std::optional<std::string> value = FlattenSetArgs(name, args);
     if (name == "default_transaction_read_only" && value) {
       if (auto ro = ParseBool(*value)) {
-        info->default_access = *ro ? DefaultAccessChange::kReadOnly : DefaultAccessChange::kReadWrite;
+        info->default_access =
+            *ro ? DefaultAccessChange::kReadOnly : DefaultAccessChange::kReadWrite;
       }
     }
     if (value) {
@@ -159,7 +160,8 @@ void StatementAnalyzer::SessionCharacteristics(Index args, StatementInfo* info) 
       auto v = tree_.Int(tree_.Member(tree_.Member(a_const, "ival"), "ival"));
       const bool on = v && *v != 0;
       if (defname == "transaction_read_only") {
-        info->default_access = on ? DefaultAccessChange::kReadOnly : DefaultAccessChange::kReadWrite;
+        info->default_access =
+            on ? DefaultAccessChange::kReadOnly : DefaultAccessChange::kReadWrite;
       }
       AddEvent(info, SessionEventType::kSet, StrCat("default_", defname), on ? "on" : "off");
     }
@@ -222,8 +224,7 @@ std::string StatementAnalyzer::IntegerText(Index a_const) const {
       continue;
     } else if (c >= '0' && c <= '9') {
       out.push_back(c);
-    } else if ((c == ' ' || c == '\t' || c == '\n' || c == '\r') &&
-               (out.empty() || out == "-")) {
+    } else if ((c == ' ' || c == '\t' || c == '\n' || c == '\r') && (out.empty() || out == "-")) {
       continue;
     } else {
       break;

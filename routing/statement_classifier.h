@@ -43,7 +43,7 @@ struct ClassifierOptions {
 
 struct ClassifyResult {
   std::shared_ptr<const Classification> classification;  // never null
-  StatementHints hints;  // from pgregion comments in this text
+  StatementHints hints;                                  // from pgregion comments in this text
   bool cache_hit = false;
 
   const Classification& operator*() const { return *classification; }

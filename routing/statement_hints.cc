@@ -1,7 +1,7 @@
 #include "routing/statement_hints.h"
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 
 #include "protocol/str_util.h"

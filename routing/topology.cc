@@ -6,6 +6,8 @@
 
 namespace pgregion::routing {
 
+using Change = NodeHealth::Change;
+
 std::string_view NodeRoleName(NodeRole role) {
   switch (role) {
     case NodeRole::kUnknown:
@@ -46,7 +48,9 @@ TopologyUpdate Topology::OnProbeSuccess(size_t index, const ProbeResult& probe, 
   if (index >= nodes_.size()) return update;
   Node& n = nodes_[index];
   const bool was_up = n.health.up();
+  const bool was_down = n.health.state() == NodeHealth::State::kDown;
   update.health = n.health.OnSuccess(now_ms);
+  update.readmitted = was_down && update.health == Change::kWentUp;
 
   const NodeRole role = probe.in_recovery ? NodeRole::kReplica : NodeRole::kPrimary;
   if (n.role != NodeRole::kUnknown && n.role != role) update.role_change = RoleChange{n.role, role};

@@ -66,6 +66,8 @@ struct RoleChange {
 // What one call changed. Each call concerns one node.
 struct TopologyUpdate {
   NodeHealth::Change health = NodeHealth::Change::kNone;
+  // kWentUp after being down (not the first discovery): LatencyTracker::Readmit.
+  bool readmitted = false;
   std::optional<RoleChange> role_change;  // drain this node's server connections
   bool primary_changed = false;           // primary_state or primary index differs
   bool failover = false;                  // the primary became another node

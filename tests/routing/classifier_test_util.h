@@ -9,8 +9,8 @@
 namespace pgregion::routing::testing {
 
 inline std::string Describe(const Classification& c) {
-  std::string out = StrCat("write=", c.write, " parse_error=", c.parse_error,
-                           " cacheable=", c.cacheable);
+  std::string out =
+      StrCat("write=", c.write, " parse_error=", c.parse_error, " cacheable=", c.cacheable);
   if (!c.error.empty()) StrAppend(&out, " error=\"", c.error, "\"");
   for (const StatementInfo& s : c.statements) {
     StrAppend(&out, "\n  [", s.node, "] kind=", StatementKindName(s.kind), " write=", s.write,

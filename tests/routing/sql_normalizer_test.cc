@@ -153,8 +153,7 @@ TEST_CASE("SqlNormalizer: hints") {
   CHECK(*Hints("SELECT 1 -- pgregion: route=auto").route == Route::kAuto);
   CHECK(*Hints("/*pgregion:route=primary*/SELECT 1").route == Route::kPrimary);
   CHECK(*Hints("/* PGREGION : ROUTE = Primary */ SELECT 1").route == Route::kPrimary);
-  CHECK(*Hints("SELECT /* pgregion: consistency=strong */ 1").consistency ==
-        Consistency::kStrong);
+  CHECK(*Hints("SELECT /* pgregion: consistency=strong */ 1").consistency == Consistency::kStrong);
 
   StatementHints all = Hints(
       "/* pgregion: route=replica, consistency=bounded, max_staleness=500ms, "
@@ -225,9 +224,10 @@ TEST_CASE("SqlNormalizer: random bytes never crash") {
 
 TEST_CASE("StatementClassifier: random text never crashes and fails closed") {
   std::mt19937 rng(7);
-  constexpr std::string_view kWords[] = {
-      "SELECT", "FROM", "t", "WHERE", "(", ")", "'x'", "$$", "1", ";", "--", "/*", "*/",
-      "WITH", "AS", "DELETE", "nextval(", ",", "FOR", "UPDATE", "\"", "E'\\'", "?", "SET"};
+  constexpr std::string_view kWords[] = {"SELECT", "FROM",   "t",  "WHERE",  "(",        ")",
+                                         "'x'",    "$$",     "1",  ";",      "--",       "/*",
+                                         "*/",     "WITH",   "AS", "DELETE", "nextval(", ",",
+                                         "FOR",    "UPDATE", "\"", "E'\\'",  "?",        "SET"};
   StatementClassifier classifier(ClassifierOptions{});
   for (int iter = 0; iter < 3000; ++iter) {
     std::string sql;

@@ -96,8 +96,7 @@ TEST_CASE("classifier: RESET, SET LOCAL, DEFAULT, FROM CURRENT") {
   CHECK(Events("SET work_mem TO DEFAULT") == std::vector{Ev(kReset, "work_mem")});
   CHECK(Events("SET TIME ZONE LOCAL") == std::vector{Ev(kReset, "timezone")});
   CHECK(Events("RESET ROLE") == std::vector{Ev(kReset, "role")});
-  CHECK(Events("RESET SESSION AUTHORIZATION") ==
-        std::vector{Ev(kReset, "session_authorization")});
+  CHECK(Events("RESET SESSION AUTHORIZATION") == std::vector{Ev(kReset, "session_authorization")});
   CHECK(Events("RESET ALL") == std::vector{Ev(kResetAll)});
   CHECK(Events("SET x.y FROM CURRENT").empty());
 
@@ -136,8 +135,7 @@ TEST_CASE("classifier: transaction access modes") {
       {"SET transaction_read_only = on", TC::kSetTransaction, AccessMode::kReadOnly},
       {"SET transaction_read_only TO 'true'", TC::kSetTransaction, AccessMode::kReadOnly},
       {"SET LOCAL transaction_read_only TO off", TC::kSetTransaction, AccessMode::kReadWrite},
-      {"SET transaction_isolation = 'serializable'", TC::kSetTransaction,
-       AccessMode::kUnspecified},
+      {"SET transaction_isolation = 'serializable'", TC::kSetTransaction, AccessMode::kUnspecified},
       {"COMMIT", TC::kCommit, AccessMode::kUnspecified},
       {"END", TC::kCommit, AccessMode::kUnspecified},
       {"ABORT", TC::kRollback, AccessMode::kUnspecified},
@@ -172,25 +170,33 @@ TEST_CASE("classifier: session default access mode") {
   };
   using D = DefaultAccessChange;
   const Row rows[] = {
-      {"SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", D::kReadOnly,
+      {"SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+       D::kReadOnly,
        {Ev(kSet, "default_transaction_read_only", "on")}},
-      {"SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE", D::kReadWrite,
+      {"SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+       D::kReadWrite,
        {Ev(kSet, "default_transaction_read_only", "off")}},
       {"SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ WRITE",
        D::kReadWrite,
        {Ev(kSet, "default_transaction_isolation", "serializable"),
         Ev(kSet, "default_transaction_read_only", "off")}},
-      {"SET SESSION CHARACTERISTICS AS TRANSACTION DEFERRABLE", D::kNone,
+      {"SET SESSION CHARACTERISTICS AS TRANSACTION DEFERRABLE",
+       D::kNone,
        {Ev(kSet, "default_transaction_deferrable", "on")}},
-      {"SET default_transaction_read_only = on", D::kReadOnly,
+      {"SET default_transaction_read_only = on",
+       D::kReadOnly,
        {Ev(kSet, "default_transaction_read_only", "on")}},
-      {"SET default_transaction_read_only TO off", D::kReadWrite,
+      {"SET default_transaction_read_only TO off",
+       D::kReadWrite,
        {Ev(kSet, "default_transaction_read_only", "off")}},
-      {"SET default_transaction_read_only = 'true'", D::kReadOnly,
+      {"SET default_transaction_read_only = 'true'",
+       D::kReadOnly,
        {Ev(kSet, "default_transaction_read_only", "true")}},
-      {"SET default_transaction_read_only = 1", D::kReadOnly,
+      {"SET default_transaction_read_only = 1",
+       D::kReadOnly,
        {Ev(kSet, "default_transaction_read_only", "1")}},
-      {"RESET default_transaction_read_only", D::kReset,
+      {"RESET default_transaction_read_only",
+       D::kReset,
        {Ev(kReset, "default_transaction_read_only")}},
       {"RESET ALL", D::kReset, {Ev(kResetAll)}},
       {"SET work_mem = '1MB'", D::kNone, {Ev(kSet, "work_mem", "1MB")}},
@@ -300,12 +306,12 @@ TEST_CASE("classifier: EXECUTE, set_config, LOAD, function names") {
   Classification exec = Classify("EXECUTE fetch_user(1)");
   CHECK(exec.statements[0].execute_name == "fetch_user");
   CHECK(exec.write);
-  CHECK(Classify("SELECT set_config('work_mem', '1MB', false)").statements[0]
+  CHECK(Classify("SELECT set_config('work_mem', '1MB', false)")
+            .statements[0]
             .untracked_session_change);
   CHECK(Classify("LOAD 'auto_explain'").statements[0].untracked_session_change);
   CHECK(!Classify("SELECT 1").statements[0].untracked_session_change);
-  CHECK(Classify("SELECT pg_catalog.nextval('s')").statements[0].function ==
-        "pg_catalog.nextval");
+  CHECK(Classify("SELECT pg_catalog.nextval('s')").statements[0].function == "pg_catalog.nextval");
   CHECK(Classify("SELECT 1 + f(x) FROM t").statements[0].function == "f");
   CHECK(Classify("SELECT 1").statements[0].node == "SelectStmt");
   CHECK(Classify("EXPLAIN ANALYZE DELETE FROM t").statements[0].node == "ExplainStmt");
@@ -337,8 +343,7 @@ TEST_CASE("classifier: function options") {
   CHECK(Classify("SELECT My_Writer()", writes).write);
   CHECK(Classify("SELECT audit.log_access(1)", writes).write);
   CHECK(!Classify("SELECT log_access(1)", writes).write);  // replica policy for the rest
-  CHECK(Classify("SELECT my_writer()", writes).statements[0].reason ==
-        WriteReason::kWriteFunction);
+  CHECK(Classify("SELECT my_writer()", writes).statements[0].reason == WriteReason::kWriteFunction);
 
   // Configured lists override the built-in ones.
   ClassifierOptions override_builtin;
@@ -360,7 +365,8 @@ TEST_CASE("classifier: hints come from comments on every call") {
   CHECK(*a.hints.route == StatementHints::Route::kPrimary);
   CHECK(!a.cache_hit);
 
-  ClassifyResult b = classifier.Classify("SELECT 2 /* pgregion: route=replica, consistency=eventual */");
+  ClassifyResult b =
+      classifier.Classify("SELECT 2 /* pgregion: route=replica, consistency=eventual */");
   CHECK(b.cache_hit);  // same key as SELECT 1
   REQUIRE(b.hints.route.has_value());
   CHECK(*b.hints.route == StatementHints::Route::kReplica);
@@ -382,8 +388,8 @@ TEST_CASE("classifier: cache keyed by normalized text") {
   StatementClassifier classifier(ClassifierOptions{});
   CHECK(!classifier.Classify("SELECT abalance FROM pgbench_accounts WHERE aid = 1").cache_hit);
   CHECK(classifier.Classify("SELECT abalance FROM pgbench_accounts WHERE aid = 2").cache_hit);
-  CHECK(classifier.Classify("SELECT abalance  FROM pgbench_accounts\nWHERE aid = 99 -- x")
-            .cache_hit);
+  CHECK(
+      classifier.Classify("SELECT abalance  FROM pgbench_accounts\nWHERE aid = 99 -- x").cache_hit);
   CHECK(!classifier.Classify("SELECT abalance FROM pgbench_tellers WHERE aid = 2").cache_hit);
   CHECK(classifier.stats().hits == 2);
   CHECK(classifier.stats().misses == 2);
@@ -420,7 +426,8 @@ TEST_CASE("classifier: cache keyed by normalized text") {
   CHECK(again->write);
 
   // The extended-protocol entry point shares the cache.
-  ClassifyResult parse = classifier.ClassifyParse("SELECT abalance FROM pgbench_accounts WHERE aid = $1");
+  ClassifyResult parse =
+      classifier.ClassifyParse("SELECT abalance FROM pgbench_accounts WHERE aid = $1");
   CHECK(!parse->write);
   CHECK(classifier.ClassifyParse("SELECT abalance FROM pgbench_accounts WHERE aid = $1").cache_hit);
   CHECK(classifier.ClassifyParse("SELECT 1; SELECT 2")->statements.size() == 2);

@@ -152,8 +152,7 @@ constexpr Row kRows[] = {
      kModifyingCte},
     {"WITH u AS (UPDATE t SET a = 1 RETURNING *) SELECT count(*) FROM u", W, kModifyingCte},
     {"WITH i AS (INSERT INTO t VALUES (1) RETURNING id) SELECT id FROM i", W, kModifyingCte},
-    {"SELECT * FROM (WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d) s", W,
-     kModifyingCte},
+    {"SELECT * FROM (WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d) s", W, kModifyingCte},
     {"COPY (WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d) TO STDOUT", W, kModifyingCte},
     {"with x as (update t set a = 2 returning a) select a from x", W, kModifyingCte},
 

@@ -64,6 +64,7 @@ TEST_CASE("Topology: first probes discover roles; snapshots are immutable values
   const auto before = topo.snapshot();
   auto u = topo.OnProbeSuccess(0, Primary(0x5000), 100);
   CHECK(u.health == Change::kWentUp);
+  CHECK_FALSE(u.readmitted);  // discovery, not a return
   CHECK(u.primary_changed);
   CHECK_FALSE(u.role_change.has_value());  // discovery is no role change
   CHECK_FALSE(u.failover);
@@ -126,6 +127,7 @@ TEST_CASE("Topology: hysteresis through the topology; flapping node stays out") 
     if (u.health == Change::kWentUp) break;
   }
   CHECK(u.health == Change::kWentUp);
+  CHECK(u.readmitted);
   CHECK(t == quiet_from + 10'000);
 }
 
