@@ -177,8 +177,7 @@ void ClientSession::HandleFrame(const p::Frame& frame) {
       return;
     }
   }
-  if (state_ == State::kIdle) BeginUnit();
-  if (state_ == State::kClosed) return;
+  if (frame.first && !InspectFrame(frame)) return;  // answered by the proxy
   bool unit_end = frame.first && EndsUnit(frame.type);
   if (server_ != nullptr) {
     server_->Write(frame.bytes);
@@ -186,6 +185,13 @@ void ClientSession::HandleFrame(const p::Frame& frame) {
   } else {
     to_server_.append(frame.bytes);
     if (unit_end) ++pending_units_;
+    // A unit is routed as a whole: wait for its Sync (or Flush); a batch
+    // that grows too large is routed with what is known (fail closed).
+    if (state_ == State::kIdle &&
+        (unit_end || (frame.first && frame.type == 'H') || to_server_.size() > kHighWater)) {
+      BeginUnit();
+      if (state_ == State::kClosed) return;
+    }
   }
   if (frame.first) {
     if (unit_end) {
@@ -207,9 +213,7 @@ Pool* ClientSession::PoolFor(int node) {
 }
 
 void ClientSession::BeginUnit() {
-  routing::RouteContext ctx;
-  ctx.nodes = &app_->node_views();
-  routing::Route route = app_->router().Decide(ctx);
+  routing::Route route = app_->router().Decide(UnitRouteContext());
   Pool* pool = PoolFor(route.node);
   if (pool == nullptr) {
     Fatal(p::sqlstate::kConnectionFailure, "pgregion: no node available to serve this request");
@@ -312,8 +316,10 @@ void ClientSession::OnServerParameter(std::string_view name, std::string_view va
 
 void ClientSession::OnServerUnitDone() {
   stream_->Flush();
-  if (server_ == nullptr || app_->config().pool.mode == PoolMode::kSession) return;
-  if (server_->clean() && !open_batch_) ReleaseServer();
+  if (server_ == nullptr) return;
+  ApplySessionEvents(server_->tx_status());
+  if (app_->config().pool.mode == PoolMode::kSession) return;
+  if (server_->clean() && !open_batch_ && !pinned()) ReleaseServer();
 }
 
 void ClientSession::ReleaseServer() {

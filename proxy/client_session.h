@@ -17,12 +17,17 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "protocol/frame_decoder.h"
 #include "proxy/client_auth.h"
 #include "proxy/config.h"
 #include "proxy/session_params.h"
 #include "proxy/stream.h"
+#include "routing/classification.h"
+#include "routing/router.h"
+#include "routing/statement_hints.h"
 
 namespace pgregion::proxy {
 
@@ -61,6 +66,7 @@ class ClientSession : public Stream::Handler {
   void ForwardToClient(std::string_view bytes);
   void OnServerParameter(std::string_view name, std::string_view value);
   void OnServerUnitDone();
+  void OnServerError() { unit_failed_ = true; }
   void OnServerLost(std::string_view why);
   void OnServerDrained();
   void FlushToClient();
@@ -93,6 +99,18 @@ class ClientSession : public Stream::Handler {
   std::string ParameterReplay(ServerConnection* server);
   Pool* PoolFor(int node);
   void ArmTimer(uint64_t ms);
+  // Statement awareness (client_session_routing.cc).
+  // Returns false when the proxy answered the message itself (pgregion.* settings).
+  bool InspectFrame(const protocol::Frame& frame);
+  void Accumulate(const routing::Classification& c, const routing::StatementHints& hints);
+  bool AnswerProxyStatements(const routing::Classification& c);
+  routing::RouteContext UnitRouteContext();
+  void ApplySessionEvents(char tx_status);
+  void ApplyEvent(const routing::SessionEvent& e, bool committed);
+  bool pinned() const;
+  void TakeProxySettings(SessionParams* params);
+  bool SetProxySetting(std::string_view name, std::string_view value, std::string* error);
+  std::string ProxySetting(std::string_view name) const;
 
   // Sends an ErrorResponse, then closes once it has been written.
   void Fatal(std::string_view sqlstate, std::string_view message);
@@ -124,6 +142,36 @@ class ClientSession : public Stream::Handler {
   bool open_batch_ = false;   // extended-protocol messages sent since the last Sync
   bool paused_ = false;       // client reads stopped for backpressure
   std::string peer_;
+
+  // Routing state of the unit being collected while no server is bound.
+  struct Unit {
+    bool write = false;
+    bool parse_error = false;
+    bool begins_transaction = false;
+    bool read_only_transaction = false;
+    bool pins = false;
+    bool named_statement = false;  // Parse/Bind of a named protocol-level statement
+    routing::RoutePreference hint = routing::RoutePreference::kAuto;
+  };
+  Unit unit_;
+  bool unit_failed_ = false;  // an ErrorResponse went to the client in the current unit
+  std::vector<routing::SessionEvent> unit_events_;  // applied when the unit succeeds
+  std::vector<routing::SessionEvent> txn_events_;   // applied when the transaction commits
+  // Classifications of the client's protocol-level prepared statements.
+  std::shared_ptr<const routing::Classification> unnamed_statement_;
+  absl::flat_hash_map<std::string, std::shared_ptr<const routing::Classification>> statements_;
+  // Pins: state that lives on one server connection.
+  bool temp_objects_ = false;
+  bool advisory_locks_ = false;
+  absl::flat_hash_set<std::string> listens_;
+  absl::flat_hash_set<std::string> sql_prepared_;
+  absl::flat_hash_set<std::string> held_cursors_;
+  bool default_read_only_ = false;
+  // pgregion.* settings, answered by the proxy.
+  routing::RoutePreference route_pref_ = routing::RoutePreference::kAuto;
+  std::string consistency_ = "causal";
+  std::string max_staleness_;
+  std::string ryw_token_;
 };
 
 }  // namespace pgregion::proxy

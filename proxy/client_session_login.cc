@@ -288,6 +288,8 @@ void ClientSession::OnLoggedIn() {
 }
 
 void ClientSession::SendWelcome(Pool* pool) {
+  consistency_ = app_->config().routing.consistency;
+  TakeProxySettings(&startup_params_);
   // What the client sees: the backend's defaults, overridden by its own startup values.
   for (const SessionParams::Entry& e : pool->params().entries()) params_.Set(e.name, e.value);
   for (const SessionParams::Entry& e : startup_params_.entries()) {

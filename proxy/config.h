@@ -94,6 +94,12 @@ struct HealthSection {
   uint32_t failures_to_down = 3;
   uint32_t successes_to_up = 3;
   uint32_t recover_hold_s = 10;
+  // The probe connections' login. Empty `user`: the first [[users]] entry's
+  // server_user / server_password. `password` is plaintext (libpq answers the
+  // challenge itself, so neither an md5 hash nor a SCRAM verifier works).
+  std::string user;
+  std::string password;
+  std::string database = "postgres";
 };
 
 struct FailoverSection {

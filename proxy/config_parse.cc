@@ -365,6 +365,16 @@ void ReadHealth(Section& s, HealthSection* h) {
   s.Uint("failures_to_down", &h->failures_to_down, 1);
   s.Uint("successes_to_up", &h->successes_to_up, 1);
   s.Uint("recover_hold_s", &h->recover_hold_s, 0);
+  s.String("user", &h->user, Presence::kNonEmpty);
+  bool has_password = s.String("password", &h->password);
+  s.String("database", &h->database, Presence::kNonEmpty);
+  if (has_password && h->user.empty()) {
+    s.Error(s.Find("password"), "password", "requires health.user");
+  } else if (IsScramVerifier(h->password) || IsMd5Hash(h->password)) {
+    // libpq hashes what it is given: a stored hash cannot answer a challenge.
+    s.Error(s.Find("password"), "password",
+            "must be the plaintext password (libpq cannot log in with a hash or verifier)");
+  }
 }
 
 void ReadFailover(Section& s, FailoverSection* f) { s.Uint("write_wait_ms", &f->write_wait_ms, 0); }

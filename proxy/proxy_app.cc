@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "protocol/str_util.h"
+#include "protocol/md5.h"
 #include "protocol/message_builder.h"
 #include "proxy/client_session.h"
 #include "proxy/log.h"
@@ -85,8 +86,48 @@ class CancelSender : public Stream::Handler {
 
 }  // namespace
 
+namespace {
+routing::ClassifierOptions ClassifierOptionsFrom(const RoutingSection& r) {
+  routing::ClassifierOptions o;
+  o.cache_capacity = r.statement_cache_size;
+  o.unknown_functions = r.unknown_functions == "replica" ? routing::UnknownFunctionPolicy::kReplica
+                                                         : routing::UnknownFunctionPolicy::kPrimary;
+  o.write_functions = r.write_functions;
+  o.read_only_functions = r.read_only_functions;
+  return o;
+}
+
+std::vector<routing::NodeSpec> NodeSpecsFrom(const Config& config) {
+  std::vector<routing::NodeSpec> specs;
+  for (const NodeConfig& n : config.nodes) specs.push_back(routing::NodeSpec{n.name, n.region});
+  return specs;
+}
+
+routing::TopologyOptions TopologyOptionsFrom(const HealthSection& h) {
+  routing::TopologyOptions o;
+  o.health.failures_to_down = h.failures_to_down;
+  o.health.successes_to_up = h.successes_to_up;
+  o.health.recover_hold_ms = uint64_t{h.recover_hold_s} * 1000;
+  return o;
+}
+
+std::string NumericHost(const sockaddr_storage& addr) {
+  char buf[INET6_ADDRSTRLEN] = {0};
+  if (addr.ss_family == AF_INET6) {
+    uv_ip6_name(reinterpret_cast<const sockaddr_in6*>(&addr), buf, sizeof(buf));
+  } else {
+    uv_ip4_name(reinterpret_cast<const sockaddr_in*>(&addr), buf, sizeof(buf));
+  }
+  return buf;
+}
+}  // namespace
+
 ProxyApp::ProxyApp(uv_loop_t* loop, std::shared_ptr<const Config> config)
-    : loop_(loop), config_(std::move(config)) {}
+    : loop_(loop),
+      config_(std::move(config)),
+      topology_(NodeSpecsFrom(*config_), TopologyOptionsFrom(config_->health)),
+      classifier_(std::make_unique<routing::StatementClassifier>(
+          ClassifierOptionsFrom(config_->routing))) {}
 
 ProxyApp::~ProxyApp() = default;
 
@@ -100,11 +141,119 @@ absl::Status ProxyApp::ResolveNodes() {
     if (!st.ok()) return absl::InvalidArgumentError(StrCat("node ", n.name, ": ", st.message()));
     nodes_.push_back(rt);
     routing::NodeView view;
-    // Until role discovery exists, the first configured node is the primary.
+    // Until roles are discovered, the first configured node is the primary.
     view.primary = nodes_.size() == 1;
     node_views_.push_back(view);
   }
+  logged_roles_.assign(nodes_.size(), routing::NodeRole::kUnknown);
   return absl::OkStatus();
+}
+
+void ProxyApp::StartHealthChecker() {
+  HealthCheckerOptions options = HealthOptionsFromConfig(*config_);
+  if (config_->health.user.empty() && !config_->users.empty() &&
+      p::LooksLikeMd5Stored(options.password)) {
+    LogWarn("health_credentials")
+        .Kv("user", options.user)
+        .Kv("detail",
+            "the first [[users]] entry's server password is an md5 hash, which libpq cannot "
+            "log in with; set [health] user and password");
+  }
+  std::vector<HealthTarget> targets;
+  for (const NodeRuntime& n : nodes_) {
+    targets.push_back(HealthTarget{n.config.name, n.config.host, NumericHost(n.addr), n.config.port});
+  }
+  health_ = std::make_unique<HealthChecker>(loop_, std::move(options), std::move(targets),
+                                            &topology_, static_cast<HealthChecker::Observer*>(this));
+  health_->Start();
+}
+
+void ProxyApp::ReportDataPathFailure(int node) {
+  if (health_ != nullptr) health_->ReportDataPathFailure(node);
+}
+
+void ProxyApp::OnTopologyUpdate(size_t node, const routing::TopologyUpdate& update) {
+  routing::TopologySnapshotPtr snap = topology_.snapshot();
+  LogTopologyUpdate(node, update, *snap);
+  RebuildNodeViews(*snap);
+}
+
+void ProxyApp::RebuildNodeViews(const routing::TopologySnapshot& snap) {
+  if (!roles_discovered_) {
+    if (snap.primary_state != routing::PrimaryState::kOne) return;  // keep the static rule
+    roles_discovered_ = true;
+    LogInfo("roles_discovered").Kv("primary", snap.PrimaryNode()->name);
+  }
+  for (size_t i = 0; i < node_views_.size() && i < snap.nodes.size(); ++i) {
+    node_views_[i].up = snap.nodes[i].up;
+    node_views_[i].primary = snap.primary == static_cast<int>(i);
+  }
+}
+
+void ProxyApp::LogTopologyUpdate(size_t node, const routing::TopologyUpdate& update,
+                                 const routing::TopologySnapshot& snap) {
+  using routing::NodeRole;
+  using routing::PrimaryState;
+  const routing::NodeStatus& n = snap.nodes[node];
+  switch (update.health) {
+    case routing::NodeHealth::Change::kWentUp:
+      LogInfo("node_up")
+          .Kv("node", n.name)
+          .Kv("region", n.region)
+          .Kv("role", routing::NodeRoleName(n.role))
+          .Kv("rtt_ms", static_cast<double>(n.rtt_us) / 1000.0)
+          .Kv("readmitted", update.readmitted ? "true" : "false");
+      break;
+    case routing::NodeHealth::Change::kWentDown:
+      LogWarn("node_down")
+          .Kv("node", n.name)
+          .Kv("region", n.region)
+          .Kv("role", routing::NodeRoleName(n.role));
+      break;
+    case routing::NodeHealth::Change::kNone:
+      break;
+  }
+  if (node < logged_roles_.size() && n.role != logged_roles_[node]) {
+    // The first discovery is news; a change means the node was promoted or
+    // demoted behind our back (its server connections must not be reused).
+    if (logged_roles_[node] == NodeRole::kUnknown) {
+      LogInfo("node_role").Kv("node", n.name).Kv("role", routing::NodeRoleName(n.role));
+    } else {
+      LogWarn("node_role_changed")
+          .Kv("node", n.name)
+          .Kv("from", routing::NodeRoleName(logged_roles_[node]))
+          .Kv("to", routing::NodeRoleName(n.role));
+    }
+    logged_roles_[node] = n.role;
+  }
+  if (update.primary_changed) {
+    switch (snap.primary_state) {
+      case PrimaryState::kOne:
+        LogLine(update.failover ? LogLevel::kWarn : LogLevel::kInfo, "primary_changed")
+            .Kv("primary", snap.PrimaryNode()->name)
+            .Kv("region", snap.PrimaryNode()->region)
+            .Kv("failover", update.failover ? "true" : "false")
+            .Kv("failovers", snap.failovers);
+        break;
+      case PrimaryState::kNone:
+        LogWarn("no_primary").Kv("detail", "no up node reports pg_is_in_recovery() = false");
+        break;
+      case PrimaryState::kConflict:
+        break;  // below, on every rebuild
+    }
+  }
+  if (snap.primary_state == PrimaryState::kConflict) {
+    // Loud on every snapshot while it lasts: writes are refused until one remains.
+    std::string claimants;
+    for (const routing::NodeStatus& s : snap.nodes) {
+      if (!s.up || !s.is_primary()) continue;
+      if (!claimants.empty()) claimants += ",";
+      claimants.append(s.name);
+    }
+    LogError("primary_conflict")
+        .Kv("nodes", claimants)
+        .Kv("detail", "more than one node reports pg_is_in_recovery() = false; writes refused");
+  }
 }
 
 absl::Status ProxyApp::BuildCredentials() {
@@ -180,6 +329,7 @@ absl::Status ProxyApp::Start() {
   uv_signal_start(&sigterm_, OnSignal, SIGTERM);
   uv_signal_start(&sigint_, OnSignal, SIGINT);
   uv_signal_start(&sighup_, OnSignal, SIGHUP);
+  StartHealthChecker();
   started_ = true;
   LogInfo("listening")
       .Kv("addr", StrCat(listen.host, ":", listen.port))
@@ -265,6 +415,7 @@ void ProxyApp::Shutdown(std::string_view why) {
   if (shutting_down_ || !started_) return;
   shutting_down_ = true;
   LogInfo("shutdown").Kv("reason", why);
+  if (health_ != nullptr) health_->Stop();
   uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&janitor_), nullptr);
   for (uv_signal_t* s : {&sigterm_, &sigint_, &sighup_}) {

@@ -1,6 +1,15 @@
 // The proxy instance: the libuv loop's owner of the listener, client sessions,
-// pools, TLS contexts, the router and the janitor timer. One per process, on
-// the loop thread. Config is immutable; a reload would build a new one.
+// pools, TLS contexts, the router, the topology and its health checker, and the
+// janitor timer. One per process, on the loop thread. Config is immutable; a
+// reload would build a new one.
+//
+// Node roles are discovered by the health checker. Until the topology has had
+// exactly one primary for the first time (normally one probe interval after
+// Start), node_views() keeps the static rule "the first configured node is the
+// primary, every node is up", so a proxy serves at once; from then on
+// node_views() follows the latest snapshot: up = the node is up, primary = the
+// node is the snapshot's single primary (none while no primary is known or two
+// claim it).
 #pragma once
 
 #include <sys/socket.h>
@@ -17,8 +26,12 @@
 #include "absl/status/status.h"
 #include "protocol/scram.h"
 #include "proxy/config.h"
+#include "proxy/health_checker.h"
 #include "proxy/tls_context.h"
 #include "routing/router.h"
+#include "routing/topology.h"
+#include "routing/topology_snapshot.h"
+#include "routing/statement_classifier.h"
 
 namespace pgregion::proxy {
 
@@ -30,7 +43,7 @@ struct NodeRuntime {
   sockaddr_storage addr{};
 };
 
-class ProxyApp {
+class ProxyApp : private HealthChecker::Observer {
  public:
   ProxyApp(uv_loop_t* loop, std::shared_ptr<const Config> config);
   ~ProxyApp();
@@ -48,7 +61,19 @@ class ProxyApp {
   Pool* GetPool(int node, const std::string& database, const UserConfig& user);
   const NodeRuntime& node(int i) const { return nodes_[static_cast<size_t>(i)]; }
   const std::vector<routing::NodeView>& node_views() const { return node_views_; }
+  // The latest topology snapshot (never null; all nodes unknown before the
+  // first probe). Hold the pointer for as long as a decision needs it.
+  routing::TopologySnapshotPtr topology() const { return topology_.snapshot(); }
+  // False until the topology has had a single primary once: node_views() then
+  // still says "first configured node is the primary".
+  bool roles_discovered() const { return roles_discovered_; }
+  // The proxy's own traffic to `node` failed (connect refused, reset, 57P0x):
+  // the node is quarantined at once (node_views() is rebuilt before this returns).
+  void ReportDataPathFailure(int node);
   const routing::Router& router() const { return router_; }
+  routing::StatementClassifier& classifier() { return *classifier_; }
+  // Round-robin position for spreading reads (until nearest-replica choice).
+  uint64_t NextSpread() { return spread_++; }
 
   TlsContext* client_tls() const { return client_tls_.get(); }
   TlsContext* server_tls() const { return server_tls_.get(); }
@@ -71,6 +96,12 @@ class ProxyApp {
 
   absl::Status ResolveNodes();
   absl::Status BuildCredentials();
+  void StartHealthChecker();
+  // HealthChecker::Observer
+  void OnTopologyUpdate(size_t node, const routing::TopologyUpdate& update) override;
+  void LogTopologyUpdate(size_t node, const routing::TopologyUpdate& update,
+                         const routing::TopologySnapshot& snap);
+  void RebuildNodeViews(const routing::TopologySnapshot& snap);
 
   uv_loop_t* loop_;
   std::shared_ptr<const Config> config_;
@@ -83,7 +114,13 @@ class ProxyApp {
   bool shutting_down_ = false;
   std::vector<NodeRuntime> nodes_;
   std::vector<routing::NodeView> node_views_;
+  routing::Topology topology_;
+  std::unique_ptr<HealthChecker> health_;
+  bool roles_discovered_ = false;
+  std::vector<routing::NodeRole> logged_roles_;  // last role logged per node
   routing::Router router_;
+  std::unique_ptr<routing::StatementClassifier> classifier_;
+  uint64_t spread_ = 0;
   std::unique_ptr<TlsContext> client_tls_;
   std::unique_ptr<TlsContext> server_tls_;
   absl::flat_hash_map<std::string, protocol::ScramVerifier> verifiers_;

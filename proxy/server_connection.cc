@@ -310,6 +310,7 @@ void ServerConnection::HandleMessage(const p::Frame& frame) {
         break;
       }
       case 'E':
+        if (to_client) client_->OnServerError();
         if (d.owner == p::ReplyTracker::Owner::kProxy) {
           absl::StatusOr<p::ErrorNotice> err = p::ParseErrorNotice(frame.body);
           LogWarn("server_reset_error")

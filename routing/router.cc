@@ -27,12 +27,35 @@ std::string_view RouteReasonName(RouteReason reason) {
 Route Router::Decide(const RouteContext& ctx) const {
   Route route;
   if (ctx.nodes == nullptr) return route;
-  for (size_t i = 0; i < ctx.nodes->size(); ++i) {
-    if ((*ctx.nodes)[i].primary) {
-      route.node = static_cast<int>(i);
-      return route;
-    }
+  const std::vector<NodeView>& nodes = *ctx.nodes;
+  int primary = -1;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (nodes[i].primary) primary = static_cast<int>(i);
   }
+  auto on_primary = [&](RouteReason reason) {
+    route.node = primary;
+    route.reason = reason;
+    return route;
+  };
+  // Fail closed: anything that writes, might write, or holds state goes to the primary.
+  if (ctx.parse_error) return on_primary(RouteReason::kParseError);
+  if (ctx.session_pooling) return on_primary(RouteReason::kSession);
+  if (ctx.pinned) return on_primary(RouteReason::kPinned);
+  if (ctx.write) return on_primary(RouteReason::kWrite);
+  if (ctx.preference == RoutePreference::kPrimary) return on_primary(RouteReason::kHint);
+  if (ctx.begins_transaction && !ctx.read_only_transaction) {
+    return on_primary(RouteReason::kTransaction);
+  }
+  // A read: any healthy replica, round robin.
+  std::vector<int> replicas;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (nodes[i].up && !nodes[i].primary) replicas.push_back(static_cast<int>(i));
+  }
+  if (replicas.empty()) return on_primary(RouteReason::kNoReplica);
+  route.node = replicas[ctx.spread % replicas.size()];
+  route.reason = ctx.preference == RoutePreference::kReplica && ctx.preference_from_hint
+                     ? RouteReason::kHint
+                     : RouteReason::kRead;
   return route;
 }
 

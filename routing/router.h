@@ -11,14 +11,14 @@
 namespace pgregion::routing {
 
 enum class RouteReason : uint8_t {
-  kWrite,
-  kRead,
-  kTransaction,
-  kHint,
-  kPinned,
-  kSession,  // session pooling: the client keeps its server
-  kNoReplica,
-  kParseError,
+  kWrite,        // the unit writes (or may: unknown functions, parse errors)
+  kRead,         // an autocommit read, or a read-only transaction, on a replica
+  kTransaction,  // a read-write transaction starts here
+  kHint,         // a comment hint or pgregion.route chose the node
+  kPinned,       // session state (temp tables, LISTEN, ...) keeps the client on the primary
+  kSession,      // session pooling: the client keeps one server, on the primary
+  kNoReplica,    // a read, but no replica can serve it
+  kParseError,   // the text does not parse: fail closed to the primary
 };
 
 std::string_view RouteReasonName(RouteReason reason);
@@ -29,10 +29,22 @@ struct NodeView {
   bool primary = false;
 };
 
+enum class RoutePreference : uint8_t { kAuto, kPrimary, kReplica };
+
 struct RouteContext {
-  // Nodes in configuration order. Until role discovery exists, the first
-  // configured node is the primary.
+  // Nodes in configuration order.
   const std::vector<NodeView>* nodes = nullptr;
+  // What the unit does (from the statement classifier).
+  bool write = false;
+  bool parse_error = false;
+  bool read_only_transaction = false;  // BEGIN READ ONLY / default_transaction_read_only
+  bool begins_transaction = false;     // a read-write BEGIN
+  bool pinned = false;                 // session state that must stay on the primary
+  bool session_pooling = false;
+  RoutePreference preference = RoutePreference::kAuto;  // hint or pgregion.route
+  bool preference_from_hint = false;
+  // Spreads reads over replicas (round robin until the regions issue).
+  uint64_t spread = 0;
 };
 
 struct Route {

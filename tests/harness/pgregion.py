@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -216,7 +217,7 @@ class Pgregion:
                 except subprocess.TimeoutExpired:
                     problems.append("pgregion did not die on SIGKILL")
         rc = proc.returncode
-        if not died_on_its_own and rc not in (0, -signal.SIGTERM, None) and \
+        if not died_on_its_own and rc is not None and rc > 0 and \
                 not any("did not exit" in p for p in problems):
             problems.append(f"pgregion exited with status {rc} after SIGTERM")
         if rc is not None and rc < 0 and rc != -signal.SIGTERM and \
@@ -231,7 +232,6 @@ class Pgregion:
                 problems.append(f"sanitizer report in the log ({marker!r})")
                 break
         if self._own_workdir and not problems and os.environ.get("PGREGION_KEEP_LOGS") != "1":
-            import shutil
             shutil.rmtree(self.workdir, ignore_errors=True)
         if problems and check:
             raise PgregionCrashed("; ".join(problems) + f"\nlog: {self.log_path}\n"

@@ -15,7 +15,7 @@ import socket
 import ssl as ssl_mod
 import struct
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 PROTOCOL_3_0 = 3 << 16

@@ -1,0 +1,392 @@
+// ClientSession: what the statements of a unit mean for routing and for the
+// session state the proxy tracks (parameters, pins, pgregion.* settings).
+
+#include "protocol/message_builder.h"
+#include "protocol/messages.h"
+#include "protocol/sqlstate.h"
+#include "protocol/str_util.h"
+#include "proxy/client_session.h"
+#include "proxy/proxy_app.h"
+#include "proxy/server_connection.h"
+#include "routing/statement_classifier.h"
+
+namespace pgregion::proxy {
+
+namespace p = ::pgregion::protocol;
+namespace r = ::pgregion::routing;
+using r::SessionEventType;
+
+namespace {
+
+constexpr std::string_view kProxyPrefix = "pgregion.";
+
+bool IsPinEvent(SessionEventType t) {
+  return t == SessionEventType::kTempObject || t == SessionEventType::kListen ||
+         t == SessionEventType::kAdvisoryLock || t == SessionEventType::kPrepare ||
+         t == SessionEventType::kDeclareWithHold || t == SessionEventType::kSetUnreplayable;
+}
+
+r::RoutePreference ToPreference(r::StatementHints::Route route) {
+  switch (route) {
+    case r::StatementHints::Route::kPrimary:
+      return r::RoutePreference::kPrimary;
+    case r::StatementHints::Route::kReplica:
+      return r::RoutePreference::kReplica;
+    case r::StatementHints::Route::kAuto:
+      return r::RoutePreference::kAuto;
+  }
+  return r::RoutePreference::kAuto;
+}
+
+std::string_view PreferenceName(r::RoutePreference p) {
+  switch (p) {
+    case r::RoutePreference::kPrimary:
+      return "primary";
+    case r::RoutePreference::kReplica:
+      return "replica";
+    case r::RoutePreference::kAuto:
+      return "auto";
+  }
+  return "auto";
+}
+
+// The text of a Query body (NUL-terminated).
+std::string_view QueryText(std::string_view body) {
+  size_t nul = body.find('\0');
+  return nul == std::string_view::npos ? body : body.substr(0, nul);
+}
+
+}  // namespace
+
+bool ClientSession::InspectFrame(const p::Frame& frame) {
+  r::StatementClassifier& classifier = app_->classifier();
+  switch (frame.type) {
+    case 'Q': {
+      r::ClassifyResult res = classifier.Classify(QueryText(frame.body));
+      if (res->proxy_handled) return !AnswerProxyStatements(*res);
+      Accumulate(*res, res.hints);
+      return true;
+    }
+    case 'P': {
+      absl::StatusOr<p::Parse> parse = p::ParseParse(frame.body);
+      if (!parse.ok()) return true;  // the server reports the malformed message
+      r::ClassifyResult res = classifier.ClassifyParse(parse->query);
+      if (parse->name.empty()) {
+        unnamed_statement_ = res.classification;
+      } else {
+        statements_[std::string(parse->name)] = res.classification;
+      }
+      Accumulate(*res, res.hints);
+      // Until statements are re-created on whichever server runs them, named
+      // statements live on primary connections only (see README).
+      if (!parse->name.empty()) unit_.named_statement = true;
+      return true;
+    }
+    case 'B': {
+      absl::StatusOr<p::Bind> bind = p::ParseBind(frame.body);
+      const r::Classification* c = nullptr;
+      if (bind.ok() && bind->statement.empty()) {
+        c = unnamed_statement_.get();
+      } else if (bind.ok()) {
+        auto it = statements_.find(std::string(bind->statement));
+        if (it != statements_.end()) c = it->second.get();
+      }
+      if (bind.ok() && !bind->statement.empty()) unit_.named_statement = true;
+      if (c == nullptr) {
+        unit_.write = true;  // unknown statement: fail closed
+      } else {
+        unit_.write |= c->write;
+        unit_.parse_error |= c->parse_error;
+      }
+      return true;
+    }
+    case 'C': {
+      absl::StatusOr<p::CloseDescribe> close = p::ParseCloseDescribe(frame.body);
+      if (close.ok() && close->target == 'S' && !close->name.empty()) {
+        statements_.erase(std::string(close->name));
+      }
+      return true;
+    }
+    case 'F':
+      unit_.write = true;  // fast-path calls (large objects) may write
+      return true;
+    default:
+      return true;
+  }
+}
+
+void ClientSession::Accumulate(const r::Classification& c, const r::StatementHints& hints) {
+  unit_.write |= c.write;
+  unit_.parse_error |= c.parse_error;
+  if (hints.route) unit_.hint = ToPreference(*hints.route);
+  for (const r::StatementInfo& s : c.statements) {
+    if (s.txn == r::TransactionControl::kBegin) {
+      unit_.begins_transaction = true;
+      unit_.read_only_transaction =
+          s.access == r::AccessMode::kReadOnly ||
+          (s.access == r::AccessMode::kUnspecified && default_read_only_);
+    }
+    for (const r::SessionEvent& e : s.events) {
+      // Pin as soon as the state may exist; unpin only once it is gone for sure.
+      if (IsPinEvent(e.type)) {
+        unit_.pins = true;
+        ApplyEvent(e, /*committed=*/false);
+      }
+      if (!s.set_local) unit_events_.push_back(e);
+    }
+    if (s.default_access == r::DefaultAccessChange::kReadOnly) {
+      unit_events_.push_back({SessionEventType::kSet, "default_transaction_read_only", "on"});
+    } else if (s.default_access == r::DefaultAccessChange::kReadWrite) {
+      unit_events_.push_back({SessionEventType::kSet, "default_transaction_read_only", "off"});
+    }
+  }
+}
+
+r::RouteContext ClientSession::UnitRouteContext() {
+  r::RouteContext ctx;
+  ctx.nodes = &app_->node_views();
+  ctx.write = unit_.write;
+  ctx.parse_error = unit_.parse_error;
+  ctx.begins_transaction = unit_.begins_transaction;
+  ctx.read_only_transaction = unit_.read_only_transaction;
+  ctx.pinned = unit_.pins || unit_.named_statement || pinned();
+  ctx.session_pooling = app_->config().pool.mode == PoolMode::kSession;
+  ctx.preference = unit_.hint != r::RoutePreference::kAuto ? unit_.hint : route_pref_;
+  ctx.preference_from_hint = unit_.hint != r::RoutePreference::kAuto;
+  ctx.spread = app_->NextSpread();
+  unit_ = Unit();
+  return ctx;
+}
+
+bool ClientSession::pinned() const {
+  return temp_objects_ || advisory_locks_ || !listens_.empty() || !sql_prepared_.empty() ||
+         !held_cursors_.empty();
+}
+
+void ClientSession::ApplySessionEvents(char tx_status) {
+  bool failed = unit_failed_;
+  unit_failed_ = false;
+  if (failed) {
+    unit_events_.clear();
+    if (tx_status != 'T') txn_events_.clear();
+    return;
+  }
+  if (tx_status == 'T') {
+    txn_events_.insert(txn_events_.end(), unit_events_.begin(), unit_events_.end());
+    unit_events_.clear();
+    return;
+  }
+  if (tx_status == 'E') {
+    unit_events_.clear();
+    return;
+  }
+  // Idle: whatever ran has committed (or was rolled back without an error: ROLLBACK).
+  for (const r::SessionEvent& e : txn_events_) ApplyEvent(e, true);
+  for (const r::SessionEvent& e : unit_events_) ApplyEvent(e, true);
+  txn_events_.clear();
+  unit_events_.clear();
+}
+
+void ClientSession::ApplyEvent(const r::SessionEvent& e, bool committed) {
+  ServerConnection* server = server_;
+  switch (e.type) {
+    case SessionEventType::kSet:
+      if (StartsWith(e.name, kProxyPrefix)) return;
+      params_.Set(e.name, e.value);
+      if (server != nullptr) server->params().Set(e.name, e.value);
+      if (e.name == "default_transaction_read_only") {
+        default_read_only_ = e.value == "on" || e.value == "true" || e.value == "1";
+      }
+      return;
+    case SessionEventType::kReset:
+      // The server is back at its login default, which is what the client saw
+      // at its own login unless it set the parameter at startup.
+      if (const std::string* v = startup_params_.Get(e.name)) {
+        params_.Set(e.name, *v);
+      } else {
+        params_.Erase(e.name);
+      }
+      if (server != nullptr) server->params().Erase(e.name);
+      if (e.name == "default_transaction_read_only") default_read_only_ = false;
+      return;
+    case SessionEventType::kDiscardAll:
+      temp_objects_ = advisory_locks_ = false;
+      listens_.clear();
+      sql_prepared_.clear();
+      held_cursors_.clear();
+      [[fallthrough]];
+    case SessionEventType::kResetAll:
+      default_read_only_ = false;
+      for (const SessionParams::Entry& s : startup_params_.entries()) params_.Set(s.name, s.value);
+      if (server != nullptr) server->params() = server->startup_params();
+      return;
+    case SessionEventType::kDiscardTemp:
+      temp_objects_ = false;
+      return;
+    case SessionEventType::kTempObject:
+      temp_objects_ = true;
+      return;
+    case SessionEventType::kSetUnreplayable:
+    case SessionEventType::kAdvisoryLock:
+      advisory_locks_ = true;
+      return;
+    case SessionEventType::kAdvisoryUnlockAll:
+      if (committed) advisory_locks_ = false;
+      return;
+    case SessionEventType::kListen:
+      listens_.insert(e.name);
+      return;
+    case SessionEventType::kUnlisten:
+      if (committed) listens_.erase(e.name);
+      return;
+    case SessionEventType::kUnlistenAll:
+      if (committed) listens_.clear();
+      return;
+    case SessionEventType::kPrepare:
+      sql_prepared_.insert(e.name);
+      return;
+    case SessionEventType::kDeallocate:
+      if (committed) sql_prepared_.erase(e.name);
+      return;
+    case SessionEventType::kDeallocateAll:
+      if (committed) sql_prepared_.clear();
+      return;
+    case SessionEventType::kDeclareWithHold:
+      held_cursors_.insert(e.name);
+      return;
+    case SessionEventType::kClose:
+      if (committed) held_cursors_.erase(e.name);
+      return;
+    case SessionEventType::kCloseAll:
+      if (committed) held_cursors_.clear();
+      return;
+    case SessionEventType::kAdvisoryUnlock:
+    case SessionEventType::kDiscardPlans:
+    case SessionEventType::kDiscardSequences:
+    case SessionEventType::kProxySet:
+    case SessionEventType::kProxyReset:
+    case SessionEventType::kProxyShow:
+      return;
+  }
+}
+
+// SET / RESET / SHOW of pgregion.* settings never reach Postgres.
+bool ClientSession::AnswerProxyStatements(const r::Classification& c) {
+  if (server_ != nullptr && !server_->tracker().empty()) return false;  // keep reply order
+  char status = server_ != nullptr ? server_->tx_status() : 'I';
+  std::string out;
+  if (c.mixed_proxy) {
+    p::AppendErrorResponse(&out, {.sqlstate = p::sqlstate::kFeatureNotSupported,
+                                  .message = "pgregion.* settings cannot share a query with other "
+                                             "statements"});
+  } else {
+    for (const r::StatementInfo& s : c.statements) {
+      for (const r::SessionEvent& e : s.events) {
+        std::string error;
+        if (e.type == SessionEventType::kProxyShow) {
+          std::string value = ProxySetting(e.name);
+          if (value.empty() && e.name != "pgregion.ryw_token" &&
+              e.name != "pgregion.max_staleness") {
+            error = StrCat("unrecognized configuration parameter \"", e.name, "\"");
+          } else {
+            p::AppendRowDescription(&out, {e.name});
+            p::AppendDataRow(&out, {value});
+            p::AppendCommandComplete(&out, "SHOW");
+            continue;
+          }
+        } else if (e.type == SessionEventType::kProxySet || e.type == SessionEventType::kProxyReset) {
+          std::string value = e.type == SessionEventType::kProxySet ? e.value : "";
+          if (SetProxySetting(e.name, value, &error)) {
+            p::AppendCommandComplete(&out, e.type == SessionEventType::kProxySet ? "SET" : "RESET");
+            continue;
+          }
+        } else {
+          continue;
+        }
+        bool unknown = StartsWith(error, "unrecognized");
+        p::AppendErrorResponse(
+            &out, {.sqlstate = unknown ? p::sqlstate::kUndefinedObject
+                                       : p::sqlstate::kInvalidParameterValue,
+                   .message = error});
+        if (status == 'T') status = 'E';
+        break;
+      }
+    }
+  }
+  p::AppendReadyForQuery(&out, status);
+  stream_->Write(out);
+  stream_->Flush();
+  return true;
+}
+
+bool ClientSession::SetProxySetting(std::string_view name, std::string_view value,
+                                    std::string* error) {
+  if (name == "pgregion.route") {
+    if (value.empty()) {
+      route_pref_ = r::RoutePreference::kAuto;
+      return true;
+    }
+    std::optional<r::StatementHints::Route> route = r::StatementHints::ParseRoute(value);
+    if (!route) {
+      *error = StrCat("invalid value for parameter \"pgregion.route\": \"", value,
+                      "\" (expected primary, replica or auto)");
+      return false;
+    }
+    route_pref_ = ToPreference(*route);
+    return true;
+  }
+  if (name == "pgregion.consistency") {
+    if (value.empty()) {
+      consistency_ = app_->config().routing.consistency;
+      return true;
+    }
+    std::optional<r::StatementHints::Consistency> level = r::StatementHints::ParseConsistency(value);
+    if (!level) {
+      *error = StrCat("invalid value for parameter \"pgregion.consistency\": \"", value,
+                      "\" (expected strong, causal, bounded or eventual)");
+      return false;
+    }
+    consistency_ = std::string(r::StatementHints::ConsistencyName(*level));
+    return true;
+  }
+  if (name == "pgregion.max_staleness") {
+    if (!value.empty() && !r::StatementHints::ParseDurationMs(value)) {
+      *error = StrCat("invalid value for parameter \"pgregion.max_staleness\": \"", value, "\"");
+      return false;
+    }
+    max_staleness_ = std::string(value);
+    return true;
+  }
+  if (name == "pgregion.ryw_token") {
+    ryw_token_ = std::string(value);
+    return true;
+  }
+  *error = StrCat("unrecognized configuration parameter \"", name, "\"");
+  return false;
+}
+
+std::string ClientSession::ProxySetting(std::string_view name) const {
+  if (name == "pgregion.route") return std::string(PreferenceName(route_pref_));
+  if (name == "pgregion.consistency") return consistency_;
+  if (name == "pgregion.max_staleness") return max_staleness_;
+  if (name == "pgregion.ryw_token") return ryw_token_;
+  return "";
+}
+
+// pgregion.* settings given at startup (options=-c pgregion.route=replica) are
+// the proxy's, never replayed to Postgres.
+void ClientSession::TakeProxySettings(SessionParams* params) {
+  std::vector<std::string> names;
+  for (const SessionParams::Entry& e : params->entries()) {
+    if (StartsWith(e.name, kProxyPrefix)) names.push_back(e.name);
+  }
+  for (const std::string& name : names) {
+    std::string error;
+    std::string lower = name;
+    for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    SetProxySetting(lower, *params->Get(name), &error);
+    params->Erase(name);
+  }
+}
+
+}  // namespace pgregion::proxy
