@@ -180,6 +180,7 @@ void ClientSession::HandleFrame(const p::Frame& frame) {
   if (frame.first && !InspectFrame(frame)) return;  // answered by the proxy
   bool unit_end = frame.first && EndsUnit(frame.type);
   if (server_ != nullptr) {
+    unit_ = Unit();  // bound: the route is already chosen
     server_->Write(frame.bytes);
     if (unit_end) server_->tracker().Expect(p::ReplyTracker::Owner::kClient);
   } else {

@@ -45,10 +45,21 @@ constexpr int kProbeColumns = 6;
 // ~/.postgresql/root.crt when that file exists, unlike pooled connections.
 constexpr char kNoRootCert[] = "/dev/null/pgregion-no-root-cert";
 
-std::string_view Trimmed(const char* text) {
-  std::string_view s = text != nullptr ? text : "";
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.remove_suffix(1);
-  return s;
+// libpq's messages span lines ("... failed: Connection refused\n\tIs the server
+// running ..."): one log value, whitespace runs folded to one space.
+std::string OneLine(const char* text) {
+  std::string out;
+  bool space = false;
+  for (char c : std::string_view(text != nullptr ? text : "")) {
+    if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
+      space = true;
+      continue;
+    }
+    if (space && !out.empty()) out += ' ';
+    space = false;
+    out += c;
+  }
+  return out;
 }
 
 template <typename T>
@@ -274,8 +285,8 @@ class HealthChecker::NodeProbe {
              StrCat("connect timed out after ", options().connect_timeout_ms, " ms"), true);
         return;
       case State::kProbing:
-        Fail(Failure::kProbeTimeout,
-             StrCat("probe timed out after ", options().timeout_ms, " ms"), true);
+        Fail(Failure::kProbeTimeout, StrCat("probe timed out after ", options().timeout_ms, " ms"),
+             true);
         return;
       case State::kClosed:
         return;
@@ -283,8 +294,7 @@ class HealthChecker::NodeProbe {
   }
 
   void BeginConnect() {
-    std::vector<std::pair<std::string, std::string>> kv =
-        HealthConnectParams(options(), target());
+    std::vector<std::pair<std::string, std::string>> kv = HealthConnectParams(options(), target());
     std::vector<const char*> keys;
     std::vector<const char*> values;
     for (const auto& [k, v] : kv) {
@@ -295,13 +305,14 @@ class HealthChecker::NodeProbe {
     values.push_back(nullptr);
     conn_ = PQconnectStartParams(keys.data(), values.data(), /*expand_dbname=*/0);
     ++epoch_;
+    fatal_.clear();
     if (conn_ == nullptr) {
       Fail(Failure::kProbeError, "out of memory", true);
       return;
     }
     PQsetNoticeReceiver(conn_, OnNotice, this);
     if (PQstatus(conn_) == CONNECTION_BAD) {
-      Fail(Failure::kProbeError, StrCat("connect: ", Trimmed(PQerrorMessage(conn_))), true);
+      Fail(Failure::kProbeError, StrCat("connect: ", OneLine(PQerrorMessage(conn_))), true);
       return;
     }
     TransitionTo(State::kConnecting);
@@ -330,7 +341,7 @@ class HealthChecker::NodeProbe {
         return;
       case PGRES_POLLING_FAILED:
       case PGRES_POLLING_ACTIVE:  // not returned by PQconnectPoll any more
-        Fail(Failure::kProbeError, StrCat("connect: ", Trimmed(PQerrorMessage(conn_))), true);
+        Fail(Failure::kProbeError, StrCat("connect: ", OneLine(PQerrorMessage(conn_))), true);
         return;
     }
   }
@@ -339,7 +350,7 @@ class HealthChecker::NodeProbe {
     if (watch_ != nullptr) watch_->Stop();  // libpq may drop the connection in there
     probe_sent_ns_ = uv_hrtime();
     if (PQsendQuery(conn_, kProbeSql) == 0) {
-      Fail(Failure::kProbeError, StrCat("send: ", Trimmed(PQerrorMessage(conn_))), true);
+      Fail(Failure::kProbeError, StrCat("send: ", OneLine(PQerrorMessage(conn_))), true);
       return;
     }
     TransitionTo(State::kProbing);
@@ -351,7 +362,7 @@ class HealthChecker::NodeProbe {
   void FlushAndWatch() {
     int flushed = PQflush(conn_);
     if (flushed < 0) {
-      Fail(Failure::kProbeError, StrCat("send: ", Trimmed(PQerrorMessage(conn_))), true);
+      Fail(Failure::kProbeError, StrCat("send: ", OneLine(PQerrorMessage(conn_))), true);
       return;
     }
     WatchOrFail(flushed == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE);
@@ -371,8 +382,7 @@ class HealthChecker::NodeProbe {
         // Idle: the server closed the connection (shutdown, 57P01, a reset) or
         // sent something unprompted (a notice, a parameter change).
         if (PQconsumeInput(conn_) == 0 || PQstatus(conn_) != CONNECTION_OK) {
-          Fail(Failure::kProbeError,
-               StrCat("connection lost: ", Trimmed(PQerrorMessage(conn_))), true);
+          Fail(Failure::kProbeError, LostText(), true);
           return;
         }
         while (PGnotify* n = PQnotifies(conn_)) PQfreemem(n);
@@ -386,12 +396,11 @@ class HealthChecker::NodeProbe {
 
   void ContinueProbe(uint64_t now_ns, int events) {
     if ((events & UV_WRITABLE) != 0 && PQflush(conn_) < 0) {
-      Fail(Failure::kProbeError, StrCat("send: ", Trimmed(PQerrorMessage(conn_))), true);
+      Fail(Failure::kProbeError, StrCat("send: ", OneLine(PQerrorMessage(conn_))), true);
       return;
     }
     if ((events & UV_READABLE) != 0 && PQconsumeInput(conn_) == 0) {
-      Fail(Failure::kProbeError, StrCat("connection lost: ", Trimmed(PQerrorMessage(conn_))),
-           true);
+      Fail(Failure::kProbeError, LostText(), true);
       return;
     }
     while (PQisBusy(conn_) == 0) {
@@ -413,7 +422,7 @@ class HealthChecker::NodeProbe {
             error_ = true;
             const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
             error_text_ = StrCat("probe: ", state != nullptr ? state : "", " ",
-                                 Trimmed(PQresultErrorMessage(res)));
+                                 OneLine(PQresultErrorMessage(res)));
           }
           break;
       }
@@ -487,10 +496,9 @@ class HealthChecker::NodeProbe {
 
   void WatchOrFail(int events) {
     if (Watch(events)) return;
-    std::string_view detail = Trimmed(PQerrorMessage(conn_));
     Fail(Failure::kProbeError,
-         detail.empty() ? std::string("cannot watch the connection's socket")
-                        : StrCat("connection lost: ", detail),
+         PQstatus(conn_) == CONNECTION_OK ? std::string("cannot watch the connection's socket")
+                                          : LostText(),
          true);
   }
 
@@ -506,12 +514,27 @@ class HealthChecker::NodeProbe {
     }
   }
 
+  // Why the connection broke: the server's FATAL message when it sent one
+  // (57P01 on shutdown), else libpq's.
+  std::string LostText() const {
+    return StrCat("connection lost: ", fatal_.empty() ? OneLine(PQerrorMessage(conn_)) : fatal_);
+  }
+
+  // Notices, and errors the server sends outside a query (a FATAL before it
+  // closes an idle connection).
   static void OnNotice(void* arg, const PGresult* res) {
     auto* self = static_cast<NodeProbe*>(arg);
     if (self->checker_ == nullptr) return;
+    const char* severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    if (severity != nullptr &&
+        (std::string_view(severity) == "FATAL" || std::string_view(severity) == "PANIC")) {
+      const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+      self->fatal_ = StrCat(state != nullptr ? state : "", " ",
+                            OneLine(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)));
+    }
     LogDebug("health_notice")
         .Kv("node", self->target().name)
-        .Kv("message", Trimmed(PQresultErrorMessage(res)));
+        .Kv("message", OneLine(PQresultErrorMessage(res)));
   }
 
   HealthChecker* checker_;  // null after Close()
@@ -528,6 +551,7 @@ class HealthChecker::NodeProbe {
   bool have_row_ = false;
   bool error_ = false;
   std::string error_text_;
+  std::string fatal_;       // the server's last FATAL on this connection
   std::string last_error_;  // last failure logged at warn; empty after a success
 };
 

@@ -161,10 +161,12 @@ void ProxyApp::StartHealthChecker() {
   }
   std::vector<HealthTarget> targets;
   for (const NodeRuntime& n : nodes_) {
-    targets.push_back(HealthTarget{n.config.name, n.config.host, NumericHost(n.addr), n.config.port});
+    targets.push_back(
+        HealthTarget{n.config.name, n.config.host, NumericHost(n.addr), n.config.port});
   }
-  health_ = std::make_unique<HealthChecker>(loop_, std::move(options), std::move(targets),
-                                            &topology_, static_cast<HealthChecker::Observer*>(this));
+  health_ =
+      std::make_unique<HealthChecker>(loop_, std::move(options), std::move(targets), &topology_,
+                                      static_cast<HealthChecker::Observer*>(this));
   health_->Start();
 }
 

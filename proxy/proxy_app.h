@@ -29,9 +29,9 @@
 #include "proxy/health_checker.h"
 #include "proxy/tls_context.h"
 #include "routing/router.h"
+#include "routing/statement_classifier.h"
 #include "routing/topology.h"
 #include "routing/topology_snapshot.h"
-#include "routing/statement_classifier.h"
 
 namespace pgregion::proxy {
 

@@ -1,0 +1,208 @@
+"""Read/write splitting (issue 3): every unit is classified and routed; these tests
+prove where each statement ran on a primary + 2 streaming replicas."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+
+import psycopg
+import pytest
+
+from conftest import connect as _connect
+
+CLUSTER_KW = {"replicas": 2}
+
+
+def connect(p):
+    # Protocol-level named statements (psycopg prepares a query after 5 runs)
+    # stay on the primary until they are re-created per server connection;
+    # these tests are about where plain statements go.
+    conn = _connect(p)
+    conn.prepare_threshold = None
+    return conn
+
+
+def _port(conn, sql="select inet_server_port()"):
+    return conn.execute(sql).fetchone()[0]
+
+
+def _wait_replicated(cluster, sql, expect, timeout=10.0):
+    """Polls every replica directly until `sql` returns `expect` (bounded)."""
+    deadline = time.monotonic() + timeout
+    for r in cluster.replicas:
+        while r.psql(sql, dbname="appdb").strip() != str(expect):
+            assert time.monotonic() < deadline, f"replica {r.name} did not catch up on {sql}"
+            time.sleep(0.05)
+
+
+def _wait_topology(p, cluster, timeout=10.0):
+    """Until the health checker has seen every replica up, reads go to the primary."""
+    want = {r.port for r in cluster.replicas}
+    seen = set()
+    deadline = time.monotonic() + timeout
+    with connect(p) as c:
+        while seen != want:
+            assert time.monotonic() < deadline, f"replicas never used: saw {seen}"
+            port = _port(c)
+            if port in want:
+                seen.add(port)
+            else:
+                time.sleep(0.05)
+
+
+@pytest.fixture
+def start_proxy(start_proxy, cluster):  # noqa: F811: wraps conftest's factory
+    def start(*args, **kw):
+        p = start_proxy(*args, **kw)
+        _wait_topology(p, cluster)
+        return p
+    return start
+
+
+def test_reads_on_replicas_writes_on_primary(cluster, start_proxy):
+    p = start_proxy(cluster)
+    replica_ports = {r.port for r in cluster.replicas}
+    with connect(p) as c:
+        seen = {_port(c) for _ in range(8)}
+        assert seen == replica_ports, "autocommit reads spread over both replicas"
+        assert c.execute("select pg_is_in_recovery()").fetchone()[0] is True
+        c.execute("drop table if exists rw_marker")
+        c.execute("create table rw_marker(x int)")
+        assert _port(c, "insert into rw_marker values (1) returning inet_server_port()") == \
+            cluster.primary.port
+        # Locking clauses, nextval in a subquery and data-modifying CTEs are writes.
+        assert _port(c, "select inet_server_port() from rw_marker for no key update") == \
+            cluster.primary.port
+        c.execute("create sequence if not exists rw_seq")
+        assert _port(c, "select inet_server_port() from (select nextval('rw_seq')) s") == \
+            cluster.primary.port
+        assert _port(c, "with d as (delete from rw_marker where x = 42 returning *) "
+                        "select inet_server_port()") == cluster.primary.port
+        # Unparsable text goes to the primary, which reports the error.
+        with pytest.raises(psycopg.errors.SyntaxError):
+            c.execute("selec 1")
+        assert _port(c) in replica_ports
+
+
+def test_transactions(cluster, start_proxy):
+    p = start_proxy(cluster)
+    with connect(p) as c:
+        c.execute("create table if not exists tx_t(x int)")
+        c.execute("begin")
+        c.execute("insert into tx_t values (7)")
+        # A read right after a write in the same transaction sees it (same node).
+        assert c.execute("select count(*) from tx_t where x = 7").fetchone()[0] >= 1
+        assert _port(c) == cluster.primary.port
+        c.execute("commit")
+        c.execute("begin read only")
+        assert c.execute("select pg_is_in_recovery()").fetchone()[0] is True
+        port = _port(c)
+        assert _port(c) == port, "a read-only transaction stays on one replica"
+        c.execute("commit")
+        c.execute("start transaction read only")
+        assert c.execute("select pg_is_in_recovery()").fetchone()[0] is True
+        c.execute("rollback")
+        # Session default: read-only transactions may go to replicas.
+        c.execute("set session characteristics as transaction read only")
+        c.execute("begin")
+        assert c.execute("select pg_is_in_recovery()").fetchone()[0] is True
+        c.execute("commit")
+        c.execute("set default_transaction_read_only = off")
+        c.execute("begin")
+        assert c.execute("select pg_is_in_recovery()").fetchone()[0] is False
+        c.execute("commit")
+
+
+def test_hints_and_pgregion_settings(cluster, start_proxy):
+    p = start_proxy(cluster)
+    with connect(p) as c:
+        assert c.execute("/* pgregion: route=primary */ select pg_is_in_recovery()"
+                         ).fetchone()[0] is False
+        assert c.execute("select pg_is_in_recovery()").fetchone()[0] is True
+        c.execute("set pgregion.route = 'primary'")
+        assert c.execute("show pgregion.route").fetchone()[0] == "primary"
+        assert c.execute("select pg_is_in_recovery()").fetchone()[0] is False
+        c.execute("reset pgregion.route")
+        assert c.execute("show pgregion.route").fetchone()[0] == "auto"
+        assert c.execute("select pg_is_in_recovery()").fetchone()[0] is True
+        with pytest.raises(psycopg.errors.InvalidParameterValue):
+            c.execute("set pgregion.route = 'sideways'")
+        with pytest.raises(psycopg.errors.UndefinedObject):
+            c.execute("show pgregion.nonsense")
+        assert c.execute("select 1").fetchone()[0] == 1, "the session goes on"
+    # Startup options set the session's route.
+    with psycopg.connect(p.dsn(), autocommit=True, options="-c pgregion.route=primary",
+                         prepare_threshold=None) as c:
+        assert c.execute("show pgregion.route").fetchone()[0] == "primary"
+        assert c.execute("select pg_is_in_recovery()").fetchone()[0] is False
+
+
+def test_set_is_replayed_on_every_node(cluster, start_proxy):
+    p = start_proxy(cluster)
+    with connect(p) as c:
+        c.execute("create schema if not exists route_s")
+        c.execute("create table if not exists route_s.only_here(x int)")
+        _wait_replicated(cluster, "select count(*) from pg_tables where tablename = 'only_here'", 1)
+        c.execute("set search_path = route_s, public")
+        c.execute("set work_mem = '7MB'")
+        for _ in range(6):  # lands on both replicas and several server connections
+            assert c.execute("select count(*) from only_here").fetchone()[0] == 0
+            assert c.execute("show work_mem").fetchone()[0] == "7MB"
+        assert _port(c, "/* pgregion: route=primary */ select inet_server_port() "
+                        "from only_here right join (select 1) s on true") == cluster.primary.port
+        c.execute("reset search_path")
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            c.execute("select count(*) from only_here")
+    with connect(p) as other:
+        assert other.execute("show work_mem").fetchone()[0] != "7MB", "no leak to other clients"
+
+
+def test_temp_table_pins_to_primary(cluster, start_proxy):
+    p = start_proxy(cluster)
+    with connect(p) as c:
+        c.execute("create temp table scratch(x int)")
+        c.execute("insert into scratch values (1)")
+        for _ in range(4):
+            assert c.execute("select count(*) from scratch").fetchone()[0] == 1
+        assert _port(c) == cluster.primary.port
+        c.execute("discard all")
+        assert _port(c) in {r.port for r in cluster.replicas}
+
+
+def _pgbench(p, *args, timeout=120):
+    env = {"PGPASSWORD": "secret", "PATH": "/usr/lib/postgresql/15/bin:/usr/bin:/bin"}
+    cmd = ["pgbench", "-h", p.host, "-p", str(p.port), "-U", "app", *args, "appdb"]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _idx_scans(node):
+    return int(node.psql("select coalesce(sum(idx_scan), 0) from pg_stat_user_tables "
+                         "where relname = 'pgbench_accounts'", dbname="appdb").strip() or 0)
+
+
+@pytest.mark.timeout(300)
+def test_pgbench_routing(cluster, start_proxy):
+    p = start_proxy(cluster)
+    r = _pgbench(p, "-i", "-s", "2", "-q")
+    assert r.returncode == 0, r.stderr
+    _wait_replicated(cluster, "select count(*) from pgbench_branches", 2)
+    before = {n.name: _idx_scans(n) for n in cluster.nodes}
+    r = _pgbench(p, "-S", "-n", "-c", "4", "-j", "2", "-T", "4")
+    assert r.returncode == 0 and "number of failed transactions: 0" in r.stdout, r.stdout + r.stderr
+    time.sleep(1.0)  # statistics are flushed at transaction end, at most once a second
+    after = {n.name: _idx_scans(n) for n in cluster.nodes}
+    assert after[cluster.primary.name] == before[cluster.primary.name], \
+        "pgbench -S must run 100% on replicas"
+    for rep in cluster.replicas:
+        assert after[rep.name] > before[rep.name], f"replica {rep.name} served no reads"
+    for mode in ("simple", "extended"):
+        for script in (["-N"], []):
+            r = _pgbench(p, *script, "-n", "-M", mode, "-c", "4", "-j", "2", "-T", "3")
+            out = r.stdout + r.stderr
+            assert r.returncode == 0 and "number of failed transactions: 0" in r.stdout, out
+            assert "25006" not in out and "read-only transaction" not in out
+    for n in cluster.nodes:
+        log = n.log_text() if hasattr(n, "log_text") else ""
+        assert not re.search(r"cannot execute .* in a read-only transaction", log), n.name
