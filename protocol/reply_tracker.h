@@ -1,15 +1,26 @@
 // Expected-reply tracking for one server connection.
 //
-// Everything sent to a server that ends in ReadyForQuery (a Query, a Sync, a
-// FunctionCall) is one "unit". Units are answered in order. Each unit belongs
-// either to the client (its replies are forwarded) or to the proxy (replies to
-// what the proxy injected itself: parameter replays, DISCARD ALL, LSN probes;
-// they are consumed). Pure; owned by the server connection, single-threaded.
+// Every frontend message the server will answer is recorded in the order it was
+// sent: Parse, Bind, Close, Describe, Execute (extended protocol) and the
+// messages that end a unit with ReadyForQuery (Query, Sync, FunctionCall).
+// Each belongs either to the client (its replies are forwarded) or to the proxy
+// (replies to what the proxy injected itself: parameter replays, DISCARD ALL,
+// re-created prepared statements, LSN probes; they are consumed). The proxy may
+// also answer a client message itself (a Parse of a statement the server
+// already has): Synthesize() puts that reply at its place in the stream and
+// TakeDue() hands it out once everything before it has been answered.
+//
+// After an ErrorResponse to an extended-protocol message the server skips
+// everything up to the next Sync; the tracker skips the same entries and drops
+// synthesized replies among them, as the server would have sent none.
+// Pure; owned by the server connection, single-threaded.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <string>
+#include <string_view>
 
 namespace pgregion::protocol {
 
@@ -21,32 +32,60 @@ class ReplyTracker {
   struct Decision {
     Action action = Action::kForward;
     Owner owner = Owner::kClient;
-    uint32_t tag = 0;         // the caller's tag of the unit this message belongs to
-    bool unit_done = false;   // this message (a ReadyForQuery) completed the unit
-    bool unsolicited = false; // no unit was pending (asynchronous message)
+    uint32_t tag = 0;          // the caller's tag of the entry this message belongs to
+    bool unit_done = false;    // a ReadyForQuery completed a Query/Sync/FunctionCall
+    bool unsolicited = false;  // nothing was pending (asynchronous message)
+    // Parse entries with a non-zero tag that this message completed, in the
+    // order they were sent: successfully, or failed/skipped after an error.
+    uint16_t tagged_parses_ok = 0;
+    uint16_t tagged_parses_failed = 0;
   };
 
-  // A unit ending in ReadyForQuery was sent. `tag` is opaque to the tracker.
-  void Expect(Owner owner, uint32_t tag = 0);
+  // The server will answer frontend message `type` ('P','B','C','D','E','Q','S','F').
+  // For Describe, `describe_target` is 'S' (statement) or 'P' (portal). Returns
+  // false when the server is skipping to the next Sync after an error and will
+  // ignore this message (nothing is recorded).
+  bool Expect(char type, Owner owner, uint32_t tag = 0, char describe_target = 'P');
+  // A unit ending in ReadyForQuery (a simple Query).
+  void Expect(Owner owner, uint32_t tag = 0) { (void)Expect('Q', owner, tag); }
+  // A reply the proxy makes itself, due once everything before it is answered.
+  void Synthesize(std::string_view bytes);
 
-  // Classifies one backend message of type `type` and advances on ReadyForQuery ('Z').
-  // NotificationResponse ('A') is always forwarded; ParameterStatus ('S') and
-  // NoticeResponse ('N') follow their unit's owner; with nothing pending every
-  // message is forwarded and marked unsolicited.
+  // Classifies one backend message and advances.
   Decision OnBackendMessage(char type);
 
-  size_t pending() const { return units_.size(); }
+  bool has_due() const { return !due_.empty(); }
+  // Appends the synthesized replies that are due to `out`.
+  void TakeDue(std::string* out);
+
+  // Entries still waiting for a reply (synthesized ones included).
+  size_t pending() const { return entries_.size(); }
+  // Units (Query/Sync/FunctionCall) of the client still waiting for ReadyForQuery.
   size_t client_pending() const { return client_pending_; }
-  bool empty() const { return units_.empty(); }
+  bool empty() const { return entries_.empty() && due_.empty(); }
+  // The server is ignoring messages until the next Sync.
+  bool skipping() const { return skipping_; }
   void Clear();
 
  private:
-  struct Unit {
+  struct Entry {
+    char type;
     Owner owner;
+    bool synthesized;
     uint32_t tag;
   };
-  std::deque<Unit> units_;
+  static bool EndsUnit(char type) { return type == 'Q' || type == 'S' || type == 'F'; }
+  void Pop(Decision* d, bool failed);
+  void MoveDue();
+  void SkipAfterError(Decision* d);
+
+  std::deque<Entry> entries_;
+  std::deque<std::string> synthesized_;  // bytes of the synthesized entries, in order
+  std::string due_;
   size_t client_pending_ = 0;
+  // An extended-protocol error arrived before its Sync was recorded: the server
+  // ignores everything until that Sync.
+  bool skipping_ = false;
 };
 
 }  // namespace pgregion::protocol

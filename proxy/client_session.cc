@@ -181,8 +181,7 @@ void ClientSession::HandleFrame(const p::Frame& frame) {
   bool unit_end = frame.first && EndsUnit(frame.type);
   if (server_ != nullptr) {
     unit_ = Unit();  // bound: the route is already chosen
-    server_->Write(frame.bytes);
-    if (unit_end) server_->tracker().Expect(p::ReplyTracker::Owner::kClient);
+    WriteToServer(frame);
   } else {
     to_server_.append(frame.bytes);
     if (unit_end) ++pending_units_;
@@ -248,10 +247,17 @@ void ClientSession::OnServerAssigned(ServerConnection* server) {
     p::AppendQuery(&q, replay);
     server->Write(q);
     server->tracker().Expect(p::ReplyTracker::Owner::kProxy);
+    server->set_unnamed_owner(0);  // a simple Query destroys the unnamed statement
   }
-  server->Write(to_server_);
-  for (uint32_t i = 0; i < pending_units_; ++i) {
-    server->tracker().Expect(p::ReplyTracker::Owner::kClient);
+  // The messages that waited were complete when queued; re-frame them to
+  // rewrite statement names for this particular server connection.
+  p::MessageDecoder decoder(~0u, ~0u);
+  std::string_view rest = to_server_;
+  while (!rest.empty()) {
+    p::DecodeResult r = decoder.Next(rest);
+    if (r.status != p::DecodeStatus::kFrame) break;
+    WriteToServer(r.frame);
+    rest.remove_prefix(r.consumed);
   }
   to_server_.clear();
   if (to_server_.capacity() > 64 * 1024) std::string().swap(to_server_);

@@ -78,6 +78,16 @@ class ClientSession : public Stream::Handler {
   void OnStreamDrained() override;
 
  private:
+  // The client's protocol-level prepared statements. Named ones live on the
+  // servers under proxy-owned names derived from their text and are re-created
+  // on whichever server connection runs them; the unnamed one is re-created
+  // when a later batch binds it on a server that no longer has it.
+  struct ClientStatement {
+    std::string server_name;  // "" for the unnamed statement
+    std::string parse_tail;   // the Parse body after the name: query, parameter types
+    std::shared_ptr<const routing::Classification> classification;
+  };
+
   ~ClientSession() override;
   static void OnTimer(uv_timer_t* t);
   static void OnClosed(uv_handle_t* h);
@@ -99,6 +109,11 @@ class ClientSession : public Stream::Handler {
   std::string ParameterReplay(ServerConnection* server);
   Pool* PoolFor(int node);
   void ArmTimer(uint64_t ms);
+  // Sends one complete client message to the bound server, rewriting statement
+  // names and re-creating statements as needed (client_session_statements.cc).
+  void WriteToServer(const protocol::Frame& frame);
+  void EnsurePrepared(const ClientStatement& st);
+  void EnsureUnnamed();
   // Statement awareness (client_session_routing.cc).
   // Returns false when the proxy answered the message itself (pgregion.* settings).
   bool InspectFrame(const protocol::Frame& frame);
@@ -150,16 +165,16 @@ class ClientSession : public Stream::Handler {
     bool begins_transaction = false;
     bool read_only_transaction = false;
     bool pins = false;
-    bool named_statement = false;  // Parse/Bind of a named protocol-level statement
     routing::RoutePreference hint = routing::RoutePreference::kAuto;
   };
   Unit unit_;
   bool unit_failed_ = false;  // an ErrorResponse went to the client in the current unit
   std::vector<routing::SessionEvent> unit_events_;  // applied when the unit succeeds
   std::vector<routing::SessionEvent> txn_events_;   // applied when the transaction commits
-  // Classifications of the client's protocol-level prepared statements.
-  std::shared_ptr<const routing::Classification> unnamed_statement_;
-  absl::flat_hash_map<std::string, std::shared_ptr<const routing::Classification>> statements_;
+  ClientStatement unnamed_statement_;
+  uint64_t unnamed_generation_ = 0;  // bumps with every unnamed Parse
+  absl::flat_hash_map<std::string, ClientStatement> statements_;
+  uint64_t UnnamedOwnerKey() const { return (uint64_t{pid_} << 32) ^ unnamed_generation_; }
   // Pins: state that lives on one server connection.
   bool temp_objects_ = false;
   bool advisory_locks_ = false;

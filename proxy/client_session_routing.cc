@@ -71,27 +71,28 @@ bool ClientSession::InspectFrame(const p::Frame& frame) {
       absl::StatusOr<p::Parse> parse = p::ParseParse(frame.body);
       if (!parse.ok()) return true;  // the server reports the malformed message
       r::ClassifyResult res = classifier.ClassifyParse(parse->query);
+      // The body after the name: query text and parameter types, as sent.
+      std::string_view tail = frame.body.substr(parse->name.size() + 1);
       if (parse->name.empty()) {
-        unnamed_statement_ = res.classification;
+        unnamed_statement_ = {"", std::string(tail), res.classification};
+        ++unnamed_generation_;
       } else {
-        statements_[std::string(parse->name)] = res.classification;
+        statements_[std::string(parse->name)] = {
+            StrCat("pgr_", std::hash<std::string_view>{}(tail)), std::string(tail),
+            res.classification};
       }
       Accumulate(*res, res.hints);
-      // Until statements are re-created on whichever server runs them, named
-      // statements live on primary connections only (see README).
-      if (!parse->name.empty()) unit_.named_statement = true;
       return true;
     }
     case 'B': {
       absl::StatusOr<p::Bind> bind = p::ParseBind(frame.body);
       const r::Classification* c = nullptr;
       if (bind.ok() && bind->statement.empty()) {
-        c = unnamed_statement_.get();
+        c = unnamed_statement_.classification.get();
       } else if (bind.ok()) {
         auto it = statements_.find(std::string(bind->statement));
-        if (it != statements_.end()) c = it->second.get();
+        if (it != statements_.end()) c = it->second.classification.get();
       }
-      if (bind.ok() && !bind->statement.empty()) unit_.named_statement = true;
       if (c == nullptr) {
         unit_.write = true;  // unknown statement: fail closed
       } else {
@@ -149,7 +150,7 @@ r::RouteContext ClientSession::UnitRouteContext() {
   ctx.parse_error = unit_.parse_error;
   ctx.begins_transaction = unit_.begins_transaction;
   ctx.read_only_transaction = unit_.read_only_transaction;
-  ctx.pinned = unit_.pins || unit_.named_statement || pinned();
+  ctx.pinned = unit_.pins || pinned();
   ctx.session_pooling = app_->config().pool.mode == PoolMode::kSession;
   ctx.preference = unit_.hint != r::RoutePreference::kAuto ? unit_.hint : route_pref_;
   ctx.preference_from_hint = unit_.hint != r::RoutePreference::kAuto;
@@ -210,6 +211,8 @@ void ClientSession::ApplyEvent(const r::SessionEvent& e, bool committed) {
       if (e.name == "default_transaction_read_only") default_read_only_ = false;
       return;
     case SessionEventType::kDiscardAll:
+      statements_.clear();
+      if (server != nullptr) server->ForgetPrepared();
       temp_objects_ = advisory_locks_ = false;
       listens_.clear();
       sql_prepared_.clear();
@@ -249,7 +252,11 @@ void ClientSession::ApplyEvent(const r::SessionEvent& e, bool committed) {
       if (committed) sql_prepared_.erase(e.name);
       return;
     case SessionEventType::kDeallocateAll:
-      if (committed) sql_prepared_.clear();
+      if (!committed) return;
+      // DEALLOCATE ALL drops protocol-level statements too.
+      sql_prepared_.clear();
+      statements_.clear();
+      if (server != nullptr) server->ForgetPrepared();
       return;
     case SessionEventType::kDeclareWithHold:
       held_cursors_.insert(e.name);

@@ -1,4 +1,5 @@
 #include "proxy/server_connection.h"
+#include <algorithm>
 
 #include "protocol/str_util.h"
 #include "protocol/md5.h"
@@ -114,9 +115,8 @@ void ServerConnection::OnStreamTlsReady() {
 
 void ServerConnection::SendStartup() {
   std::string msg;
-  p::AppendStartupMessage(&msg, {{"user", pool_->server_user()},
-                                 {"database", pool_->database()},
-                                 {"application_name", "pgregion"}});
+  // Nothing session-specific: the login defaults become what clients see.
+  p::AppendStartupMessage(&msg, {{"user", pool_->server_user()}, {"database", pool_->database()}});
   stream_->Write(msg);
   stream_->Flush();
   TransitionTo(State::kLogin);
@@ -289,6 +289,17 @@ void ServerConnection::HandleMessage(const p::Frame& frame) {
     d = stream_decision_;
     d.unit_done = false;
   }
+  for (uint16_t i = 0; i < d.tagged_parses_ok && !pending_parses_.empty(); ++i) {
+    pending_parses_.pop_front();
+  }
+  for (uint16_t i = 0; i < d.tagged_parses_failed && !pending_parses_.empty(); ++i) {
+    auto it = prepared_.find(pending_parses_.front());
+    if (it != prepared_.end()) {
+      prepared_lru_.erase(it->second);
+      prepared_.erase(it);
+    }
+    pending_parses_.pop_front();
+  }
   bool to_client = d.action == p::ReplyTracker::Action::kForward && client_ != nullptr;
   if (frame.first && frame.last) {
     switch (frame.type) {
@@ -324,6 +335,7 @@ void ServerConnection::HandleMessage(const p::Frame& frame) {
     }
   }
   if (to_client) client_->ForwardToClient(frame.bytes);
+  if (tracker_.has_due()) DeliverDue();
   if (d.unit_done) {
     if (d.owner == p::ReplyTracker::Owner::kClient) {
       if (client_ != nullptr) client_->OnServerUnitDone();
@@ -336,6 +348,60 @@ void ServerConnection::HandleMessage(const p::Frame& frame) {
       }
     }
   }
+}
+
+namespace {
+// Enough for any application's working set; each costs server memory.
+constexpr size_t kMaxPreparedPerConnection = 256;
+}  // namespace
+
+bool ServerConnection::HasPrepared(const std::string& name) {
+  auto it = prepared_.find(name);
+  if (it == prepared_.end()) return false;
+  prepared_lru_.splice(prepared_lru_.begin(), prepared_lru_, it->second);
+  return true;
+}
+
+std::string ServerConnection::NotePreparing(const std::string& name) {
+  std::string evict;
+  if (prepared_.size() >= kMaxPreparedPerConnection) {
+    // The least recently used one not waiting for its own ParseComplete.
+    for (auto it = prepared_lru_.rbegin(); it != prepared_lru_.rend(); ++it) {
+      if (std::find(pending_parses_.begin(), pending_parses_.end(), *it) == pending_parses_.end()) {
+        evict = *it;
+        break;
+      }
+    }
+    if (!evict.empty()) {
+      prepared_lru_.erase(prepared_[evict]);
+      prepared_.erase(evict);
+    }
+  }
+  prepared_lru_.push_front(name);
+  prepared_[name] = prepared_lru_.begin();
+  pending_parses_.push_back(name);
+  return evict;
+}
+
+void ServerConnection::UnnotePreparing(const std::string& name) {
+  auto it = prepared_.find(name);
+  if (it != prepared_.end()) {
+    prepared_lru_.erase(it->second);
+    prepared_.erase(it);
+  }
+  if (!pending_parses_.empty() && pending_parses_.back() == name) pending_parses_.pop_back();
+}
+
+void ServerConnection::ForgetPrepared() {
+  prepared_.clear();
+  prepared_lru_.clear();
+  unnamed_owner_ = 0;
+}
+
+void ServerConnection::DeliverDue() {
+  std::string due;
+  tracker_.TakeDue(&due);
+  if (client_ != nullptr && !due.empty()) client_->ForwardToClient(due);
 }
 
 void ServerConnection::Bind(ClientSession* client) {
@@ -356,8 +422,9 @@ void ServerConnection::Reset(std::string_view sql) {
   std::string q;
   p::AppendQuery(&q, sql);
   tracker_.Expect(p::ReplyTracker::Owner::kProxy);
-  // DISCARD ALL resets every parameter to the login defaults.
+  // DISCARD ALL resets every parameter to the login defaults and drops statements.
   params_ = startup_params_;
+  ForgetPrepared();
   stream_->Write(q);
   stream_->Flush();
 }

@@ -12,10 +12,13 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <deque>
+#include <list>
 #include <memory>
 #include <string>
 #include <string_view>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "protocol/frame_decoder.h"
 #include "protocol/reply_tracker.h"
@@ -76,6 +79,22 @@ class ServerConnection : public Stream::Handler {
   SessionParams& params() { return params_; }
   uint64_t idle_since_ms() const { return idle_since_ms_; }
 
+  // Protocol-level statements prepared here under proxy-owned names (shared by
+  // every client that prepares the same text). A name counts as present from
+  // the moment its Parse is sent; it is dropped again if that Parse fails.
+  bool HasPrepared(const std::string& name);
+  // Records a Parse of `name` about to be sent (tagged in the tracker). Returns
+  // the least recently used statement to close first when over the bound, or "".
+  std::string NotePreparing(const std::string& name);
+  void ForgetPrepared();
+  // The Parse recorded by the last NotePreparing() was not sent after all.
+  void UnnotePreparing(const std::string& name);
+  // Whose unnamed statement the server holds (0: nobody's we know).
+  uint64_t unnamed_owner() const { return unnamed_owner_; }
+  void set_unnamed_owner(uint64_t owner) { unnamed_owner_ = owner; }
+  // Sends the synthesized replies that became due to the bound client.
+  void DeliverDue();
+
   // Stream::Handler
   void OnStreamRead(std::string_view data) override;
   void OnStreamError(absl::Status status) override;
@@ -117,6 +136,11 @@ class ServerConnection : public Stream::Handler {
   SessionParams params_;
   uint64_t idle_since_ms_ = 0;
   bool processing_ = false;
+  // Prepared statements, most recently used at the front.
+  std::list<std::string> prepared_lru_;
+  absl::flat_hash_map<std::string, std::list<std::string>::iterator> prepared_;
+  std::deque<std::string> pending_parses_;  // tagged Parses in flight, in order
+  uint64_t unnamed_owner_ = 0;
 };
 
 }  // namespace pgregion::proxy
