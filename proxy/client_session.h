@@ -86,6 +86,7 @@ class ClientSession : public Stream::Handler {
     std::string server_name;  // "" for the unnamed statement
     std::string parse_tail;   // the Parse body after the name: query, parameter types
     std::shared_ptr<const routing::Classification> classification;
+    routing::StatementHints hints;
   };
 
   ~ClientSession() override;

@@ -73,31 +73,35 @@ bool ClientSession::InspectFrame(const p::Frame& frame) {
       r::ClassifyResult res = classifier.ClassifyParse(parse->query);
       // The body after the name: query text and parameter types, as sent.
       std::string_view tail = frame.body.substr(parse->name.size() + 1);
+      // Session effects count when the statement is bound (run); the parse
+      // itself goes where the statement would run (a replica may not have the
+      // tables of a write yet, and it never runs one).
+      unit_.write |= res->write;
+      unit_.parse_error |= res->parse_error;
+      if (res.hints.route) unit_.hint = ToPreference(*res.hints.route);
       if (parse->name.empty()) {
-        unnamed_statement_ = {"", std::string(tail), res.classification};
+        unnamed_statement_ = {"", std::string(tail), res.classification, res.hints};
         ++unnamed_generation_;
       } else {
         statements_[std::string(parse->name)] = {
             StrCat("pgr_", std::hash<std::string_view>{}(tail)), std::string(tail),
-            res.classification};
+            res.classification, res.hints};
       }
-      Accumulate(*res, res.hints);
       return true;
     }
     case 'B': {
       absl::StatusOr<p::Bind> bind = p::ParseBind(frame.body);
-      const r::Classification* c = nullptr;
+      const ClientStatement* st = nullptr;
       if (bind.ok() && bind->statement.empty()) {
-        c = unnamed_statement_.classification.get();
+        st = &unnamed_statement_;
       } else if (bind.ok()) {
         auto it = statements_.find(std::string(bind->statement));
-        if (it != statements_.end()) c = it->second.classification.get();
+        if (it != statements_.end()) st = &it->second;
       }
-      if (c == nullptr) {
+      if (st == nullptr || st->classification == nullptr) {
         unit_.write = true;  // unknown statement: fail closed
       } else {
-        unit_.write |= c->write;
-        unit_.parse_error |= c->parse_error;
+        Accumulate(*st->classification, st->hints);
       }
       return true;
     }

@@ -206,3 +206,53 @@ def test_pgbench_routing(cluster, start_proxy):
     for n in cluster.nodes:
         log = n.log_text() if hasattr(n, "log_text") else ""
         assert not re.search(r"cannot execute .* in a read-only transaction", log), n.name
+
+
+@pytest.mark.timeout(300)
+def test_pgbench_prepared_in_transaction_pooling(cluster, start_proxy):
+    """Named statements are re-created on whichever server connection (and node)
+    runs them. pgbench prepares synchronously inside its thread, so the pool must
+    have a connection per client (true of any transaction pooler)."""
+    p = start_proxy(cluster, pool={"mode": "transaction", "size": 8})
+    r = _pgbench(p, "-i", "-s", "2", "-q")
+    assert r.returncode == 0, r.stderr
+    _wait_replicated(cluster, "select count(*) from pgbench_branches", 2)
+    before = {n.name: _idx_scans(n) for n in cluster.nodes}
+    r = _pgbench(p, "-S", "-n", "-M", "prepared", "-c", "4", "-j", "2", "-T", "3")
+    assert r.returncode == 0 and "number of failed transactions: 0" in r.stdout, r.stdout + r.stderr
+    time.sleep(1.0)
+    after = {n.name: _idx_scans(n) for n in cluster.nodes}
+    assert after[cluster.primary.name] == before[cluster.primary.name]
+    assert all(after[rep.name] > before[rep.name] for rep in cluster.replicas)
+    for script in (["-N"], []):
+        r = _pgbench(p, *script, "-n", "-M", "prepared", "-c", "4", "-j", "2", "-T", "3")
+        assert r.returncode == 0 and "number of failed transactions: 0" in r.stdout, \
+            r.stdout + r.stderr
+        assert "25006" not in r.stdout + r.stderr
+
+
+def test_psycopg_prepared_statements_move_between_servers(cluster, start_proxy):
+    """psycopg with prepare_threshold=0 prepares every statement under a name;
+    with several clients over a small pool each statement keeps working on
+    every server connection and node it lands on."""
+    p = start_proxy(cluster, pool={"mode": "transaction", "size": 2})
+    conns = []
+    try:
+        for _ in range(3):
+            conn = psycopg.connect(p.dsn(), autocommit=True, prepare_threshold=0)
+            conns.append(conn)
+        conns[0].execute("create table if not exists prep_t(id int, v text)")
+        replica_ports = {r.port for r in cluster.replicas}
+        for i in range(30):
+            c = conns[i % 3]
+            c.execute("insert into prep_t values (%s, %s)", (i, f"v{i}"))
+            assert c.execute("select inet_server_port()").fetchone()[0] in replica_ports
+            with c.transaction():
+                n = c.execute("select count(*) from prep_t where id = %s", (i,)).fetchone()[0]
+                assert n >= 1  # a read-write transaction: on the primary, sees the insert
+        rows = conns[1].execute("/* pgregion: route=primary */ select count(*) from prep_t"
+                                ).fetchone()[0]
+        assert rows >= 30
+    finally:
+        for conn in conns:
+            conn.close()
