@@ -86,8 +86,16 @@ void ClientSession::OnTimer(uv_timer_t* t) {
     case State::kAuth:
       self->Fatal(p::sqlstate::kProtocolViolation, "pgregion: login timeout");
       return;
-    case State::kLoginWait:
     case State::kWaiting:
+      if (self->waiting_route_) {
+        self->Fatal(p::sqlstate::kConnectionFailure,
+                    StrCat("pgregion: no node can serve this request: no primary is known "
+                           "(failover in progress?) within failover.write_wait_ms (",
+                           self->app_->config().failover.write_wait_ms, " ms)"));
+        return;
+      }
+      [[fallthrough]];
+    case State::kLoginWait:
       self->Fatal(p::sqlstate::kTooManyConnections,
                   StrCat("pgregion: no server connection available within "
                                "pool.acquire_timeout_ms (",
@@ -212,17 +220,32 @@ Pool* ClientSession::PoolFor(int node) {
   return pool;
 }
 
-void ClientSession::BeginUnit() {
-  routing::Route route = app_->router().Decide(UnitRouteContext());
+void ClientSession::BeginUnit() { Dispatch(UnitRouteContext()); }
+
+void ClientSession::Dispatch(const routing::RouteContext& ctx) {
+  routing::Route route = app_->router().Decide(ctx);
+  TransitionTo(State::kWaiting);
   Pool* pool = PoolFor(route.node);
   if (pool == nullptr) {
-    Fatal(p::sqlstate::kConnectionFailure, "pgregion: no node available to serve this request");
+    // No primary (a failover in progress) or no node up: wait for the
+    // topology to change, at most failover.write_wait_ms.
+    if (!waiting_route_) {
+      waiting_route_ = true;
+      parked_ctx_ = ctx;
+      ArmTimer(app_->config().failover.write_wait_ms);
+    }
+    app_->WaitForRoute(this);
     return;
   }
-  TransitionTo(State::kWaiting);
+  waiting_route_ = false;
   waiting_pool_ = pool;
   pool->Acquire(this);  // usually calls OnServerAssigned right away
   if (state_ == State::kWaiting) ArmTimer(app_->config().pool.acquire_timeout_ms);
+}
+
+void ClientSession::RetryRoute() {
+  if (state_ != State::kWaiting || !waiting_route_) return;
+  Dispatch(parked_ctx_);
 }
 
 void ClientSession::OnServerAssigned(ServerConnection* server) {

@@ -59,6 +59,8 @@ class ClientSession : public Stream::Handler {
   ServerConnection* server() const { return server_; }
   uint32_t secret() const { return secret_; }
 
+  // From the ProxyApp: the topology changed while no node could serve our unit.
+  void RetryRoute();
   // From the pool.
   void OnServerAssigned(ServerConnection* server);
   void OnServerFailed(const std::string& error_response);
@@ -105,6 +107,7 @@ class ClientSession : public Stream::Handler {
   // Data path.
   void HandleFrame(const protocol::Frame& frame);
   void BeginUnit();
+  void Dispatch(const routing::RouteContext& ctx);
   void ReleaseServer();
   void DetachServer();
   std::string ParameterReplay(ServerConnection* server);
@@ -169,6 +172,8 @@ class ClientSession : public Stream::Handler {
     routing::RoutePreference hint = routing::RoutePreference::kAuto;
   };
   Unit unit_;
+  bool waiting_route_ = false;      // parked until a node can serve the unit
+  routing::RouteContext parked_ctx_;
   bool unit_failed_ = false;  // an ErrorResponse went to the client in the current unit
   std::vector<routing::SessionEvent> unit_events_;  // applied when the unit succeeds
   std::vector<routing::SessionEvent> txn_events_;   // applied when the transaction commits

@@ -178,6 +178,11 @@ void ProxyApp::OnTopologyUpdate(size_t node, const routing::TopologyUpdate& upda
   routing::TopologySnapshotPtr snap = topology_.snapshot();
   LogTopologyUpdate(node, update, *snap);
   RebuildNodeViews(*snap);
+  if (!route_waiters_.empty()) {
+    std::vector<ClientSession*> waiting(route_waiters_.begin(), route_waiters_.end());
+    route_waiters_.clear();
+    for (ClientSession* c : waiting) c->RetryRoute();  // may wait again
+  }
 }
 
 void ProxyApp::RebuildNodeViews(const routing::TopologySnapshot& snap) {

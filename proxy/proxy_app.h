@@ -86,7 +86,14 @@ class ProxyApp : private HealthChecker::Observer {
   void HandleCancel(uint32_t pid, uint32_t secret);
   // Every accepted client connection, logged in or not.
   size_t client_count() const { return sessions_.size(); }
-  void OnSessionClosed(ClientSession* client) { sessions_.erase(client); }
+  void OnSessionClosed(ClientSession* client) {
+    sessions_.erase(client);
+    route_waiters_.erase(client);
+  }
+  // Sessions whose unit no node can serve right now (no primary during a
+  // failover) wait here and are retried whenever the topology changes.
+  void WaitForRoute(ClientSession* client) { route_waiters_.insert(client); }
+  void CancelRouteWait(ClientSession* client) { route_waiters_.erase(client); }
   uint64_t NextServerId() { return ++next_server_id_; }
 
  private:
@@ -127,6 +134,7 @@ class ProxyApp : private HealthChecker::Observer {
   protocol::ScramVerifier decoy_verifier_;
   absl::flat_hash_map<std::tuple<int, std::string, std::string>, std::unique_ptr<Pool>> pools_;
   absl::flat_hash_set<ClientSession*> sessions_;
+  absl::flat_hash_set<ClientSession*> route_waiters_;
   absl::flat_hash_map<uint32_t, ClientSession*> clients_;  // by proxy pid, logged in
   uint32_t next_pid_ = 0;
   uint64_t next_server_id_ = 0;

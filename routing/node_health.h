@@ -34,7 +34,7 @@ class NodeHealth {
   enum class Change : uint8_t { kNone, kWentUp, kWentDown };
   enum class Failure : uint8_t {
     kProbeError,    // the probe failed (error reply, connect failure): counts
-    kProbeTimeout,  // no answer within timeout_ms: down at once
+    kProbeTimeout,  // no answer within timeout_ms: a failure like kProbeError
     kDataPath,      // the proxy's own traffic failed: quarantine at once
   };
 

@@ -96,7 +96,7 @@ TEST_CASE("Topology: RTT EWMA with alpha 0.25, reseeded after the node was down"
   CHECK(topo.snapshot()->nodes[1].rtt_us == 50'000);
   topo.OnProbeSuccess(1, Replica(1, 50'000), 1000);
   CHECK(topo.snapshot()->nodes[1].rtt_us == 50'000);
-  topo.OnProbeFailure(1, Failure::kProbeTimeout, 1500);
+  topo.OnProbeFailure(1, Failure::kDataPath, 1500);
   CHECK_FALSE(topo.snapshot()->nodes[1].up);
   CHECK(topo.snapshot()->nodes[1].rtt_us == 50'000);  // kept while down
   topo.OnProbeSuccess(1, Replica(1, 90'000), 2000);
@@ -233,7 +233,7 @@ TEST_CASE("Topology: failover: primary lost, replica promoted, role changes and 
   topo.OnProbeSuccess(1, Replica(0x1000), 0);
   topo.OnProbeSuccess(2, Replica(0x1000), 0);
   // The primary dies.
-  auto u = topo.OnProbeFailure(0, Failure::kProbeTimeout, 500);
+  auto u = topo.OnProbeFailure(0, Failure::kDataPath, 500);
   CHECK(u.health == Change::kWentDown);
   CHECK(u.primary_changed);
   CHECK(topo.snapshot()->primary_state == PrimaryState::kNone);
@@ -305,7 +305,7 @@ TEST_CASE("Topology: two primaries are a conflict until one remains") {
 TEST_CASE("Topology: the same primary returning is no failover and keeps its lag history") {
   Topology topo(ThreeNodes(), Options());
   for (uint64_t t = 0; t <= 2000; t += 500) topo.OnProbeSuccess(0, Primary(10'000 + t), t);
-  topo.OnProbeFailure(0, Failure::kProbeTimeout, 2500);
+  topo.OnProbeFailure(0, Failure::kDataPath, 2500);
   uint64_t t = 2500;
   for (int i = 0; i < 30 && !topo.snapshot()->nodes[0].up; ++i) {
     topo.OnProbeSuccess(0, Primary(20'000, 1000, 1), t += 500);
