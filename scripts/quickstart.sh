@@ -39,25 +39,8 @@ die() {
   exit 1
 }
 
-as_root() {
-  if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi
-}
-
-install_missing() {
-  local missing=() p
-  for p in "${PACKAGES[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-      missing+=("$p")
-    fi
-  done
-  if ((${#missing[@]} == 0)); then
-    say "all packages present"
-    return 0
-  fi
-  say "installing: ${missing[*]}"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-}
+# shellcheck source=scripts/packages.sh
+source "$REPO/scripts/packages.sh"
 
 build() {
   cd "$REPO"
