@@ -46,13 +46,19 @@ Route Router::Decide(const RouteContext& ctx) const {
   if (ctx.begins_transaction && !ctx.read_only_transaction) {
     return on_primary(RouteReason::kTransaction);
   }
-  // A read: any healthy replica, round robin.
-  std::vector<int> replicas;
+  // A read: any healthy replica, round robin (counted, then picked: no
+  // allocation on the hot path).
+  size_t replicas = 0;
+  for (const NodeView& n : nodes) replicas += (n.up && !n.primary) ? 1 : 0;
+  if (replicas == 0) return on_primary(RouteReason::kNoReplica);
+  size_t pick = ctx.spread % replicas;
   for (size_t i = 0; i < nodes.size(); ++i) {
-    if (nodes[i].up && !nodes[i].primary) replicas.push_back(static_cast<int>(i));
+    if (!nodes[i].up || nodes[i].primary) continue;
+    if (pick-- == 0) {
+      route.node = static_cast<int>(i);
+      break;
+    }
   }
-  if (replicas.empty()) return on_primary(RouteReason::kNoReplica);
-  route.node = replicas[ctx.spread % replicas.size()];
   route.reason = ctx.preference == RoutePreference::kReplica && ctx.preference_from_hint
                      ? RouteReason::kHint
                      : RouteReason::kRead;
