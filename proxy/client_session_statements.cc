@@ -38,9 +38,9 @@ std::string CloseComplete() {
 
 void ClientSession::EnsurePrepared(const ClientStatement& st) {
   ServerConnection* server = server_;
-  if (server->HasPrepared(st.server_name)) return;
+  if (server->HasPrepared(st.server_name, st.parse_tail)) return;
   std::string out;
-  std::string evict = server->NotePreparing(st.server_name);
+  std::string evict = server->NotePreparing(st.server_name, st.parse_tail);
   if (!evict.empty()) {
     p::MessageWriter(&out).Begin('C').AddByte('S').AddCString(evict).End();
     server->tracker().Expect('C', Owner::kProxy);
@@ -83,11 +83,11 @@ void ClientSession::WriteToServer(const p::Frame& frame) {
       auto it = statements_.find(std::string(parse->name));
       if (it == statements_.end()) break;
       const ClientStatement& st = it->second;
-      if (server->HasPrepared(st.server_name)) {
+      if (server->HasPrepared(st.server_name, st.parse_tail)) {
         tracker.Synthesize(ParseComplete());
       } else {
         std::string out;
-        std::string evict = server->NotePreparing(st.server_name);
+        std::string evict = server->NotePreparing(st.server_name, st.parse_tail);
         if (!evict.empty()) {
           p::MessageWriter(&out).Begin('C').AddByte('S').AddCString(evict).End();
           tracker.Expect('C', Owner::kProxy);

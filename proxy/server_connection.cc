@@ -295,7 +295,7 @@ void ServerConnection::HandleMessage(const p::Frame& frame) {
   for (uint16_t i = 0; i < d.tagged_parses_failed && !pending_parses_.empty(); ++i) {
     auto it = prepared_.find(pending_parses_.front());
     if (it != prepared_.end()) {
-      prepared_lru_.erase(it->second);
+      prepared_lru_.erase(it->second.lru);
       prepared_.erase(it);
     }
     pending_parses_.pop_front();
@@ -355,14 +355,14 @@ namespace {
 constexpr size_t kMaxPreparedPerConnection = 256;
 }  // namespace
 
-bool ServerConnection::HasPrepared(const std::string& name) {
+bool ServerConnection::HasPrepared(const std::string& name, std::string_view text) {
   auto it = prepared_.find(name);
-  if (it == prepared_.end()) return false;
-  prepared_lru_.splice(prepared_lru_.begin(), prepared_lru_, it->second);
+  if (it == prepared_.end() || it->second.text != text) return false;
+  prepared_lru_.splice(prepared_lru_.begin(), prepared_lru_, it->second.lru);
   return true;
 }
 
-std::string ServerConnection::NotePreparing(const std::string& name) {
+std::string ServerConnection::NotePreparing(const std::string& name, std::string_view text) {
   std::string evict;
   if (prepared_.size() >= kMaxPreparedPerConnection) {
     // The least recently used one not waiting for its own ParseComplete.
@@ -373,12 +373,14 @@ std::string ServerConnection::NotePreparing(const std::string& name) {
       }
     }
     if (!evict.empty()) {
-      prepared_lru_.erase(prepared_[evict]);
+      prepared_lru_.erase(prepared_[evict].lru);
       prepared_.erase(evict);
     }
   }
+  auto old = prepared_.find(name);
+  if (old != prepared_.end()) prepared_lru_.erase(old->second.lru);
   prepared_lru_.push_front(name);
-  prepared_[name] = prepared_lru_.begin();
+  prepared_[name] = Prepared{prepared_lru_.begin(), std::string(text)};
   pending_parses_.push_back(name);
   return evict;
 }
@@ -386,7 +388,7 @@ std::string ServerConnection::NotePreparing(const std::string& name) {
 void ServerConnection::UnnotePreparing(const std::string& name) {
   auto it = prepared_.find(name);
   if (it != prepared_.end()) {
-    prepared_lru_.erase(it->second);
+    prepared_lru_.erase(it->second.lru);
     prepared_.erase(it);
   }
   if (!pending_parses_.empty() && pending_parses_.back() == name) pending_parses_.pop_back();

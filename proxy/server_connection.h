@@ -82,10 +82,13 @@ class ServerConnection : public Stream::Handler {
   // Protocol-level statements prepared here under proxy-owned names (shared by
   // every client that prepares the same text). A name counts as present from
   // the moment its Parse is sent; it is dropped again if that Parse fails.
-  bool HasPrepared(const std::string& name);
+  // `text` is the Parse body after the name; a name whose text differs (a hash
+  // collision) counts as absent, so its re-Parse fails loudly rather than run
+  // another statement.
+  bool HasPrepared(const std::string& name, std::string_view text);
   // Records a Parse of `name` about to be sent (tagged in the tracker). Returns
   // the least recently used statement to close first when over the bound, or "".
-  std::string NotePreparing(const std::string& name);
+  std::string NotePreparing(const std::string& name, std::string_view text);
   void ForgetPrepared();
   // The Parse recorded by the last NotePreparing() was not sent after all.
   void UnnotePreparing(const std::string& name);
@@ -138,7 +141,11 @@ class ServerConnection : public Stream::Handler {
   bool processing_ = false;
   // Prepared statements, most recently used at the front.
   std::list<std::string> prepared_lru_;
-  absl::flat_hash_map<std::string, std::list<std::string>::iterator> prepared_;
+  struct Prepared {
+    std::list<std::string>::iterator lru;
+    std::string text;
+  };
+  absl::flat_hash_map<std::string, Prepared> prepared_;
   std::deque<std::string> pending_parses_;  // tagged Parses in flight, in order
   uint64_t unnamed_owner_ = 0;
 };
