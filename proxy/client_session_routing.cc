@@ -70,23 +70,32 @@ bool ClientSession::InspectFrame(const p::Frame& frame) {
     case 'P': {
       absl::StatusOr<p::Parse> parse = p::ParseParse(frame.body);
       if (!parse.ok()) return true;  // the server reports the malformed message
-      r::ClassifyResult res = classifier.ClassifyParse(parse->query);
       // The body after the name: query text and parameter types, as sent.
       std::string_view tail = frame.body.substr(parse->name.size() + 1);
+      ClientStatement* st = nullptr;
+      if (parse->name.empty()) {
+        st = &unnamed_statement_;
+        ++unnamed_generation_;
+      } else {
+        st = &statements_[std::string(parse->name)];
+      }
+      // Drivers re-parse the same unnamed text for every execution: keep the
+      // classification of an unchanged statement instead of redoing it.
+      if (st->classification == nullptr || st->parse_tail != tail) {
+        r::ClassifyResult res = classifier.ClassifyParse(parse->query);
+        st->parse_tail.assign(tail);
+        st->classification = std::move(res.classification);
+        st->hints = std::move(res.hints);
+        st->server_name = parse->name.empty()
+                              ? std::string()
+                              : StrCat("pgr_", std::hash<std::string_view>{}(tail));
+      }
       // Session effects count when the statement is bound (run); the parse
       // itself goes where the statement would run (a replica may not have the
       // tables of a write yet, and it never runs one).
-      unit_.write |= res->write;
-      unit_.parse_error |= res->parse_error;
-      if (res.hints.route) unit_.hint = ToPreference(*res.hints.route);
-      if (parse->name.empty()) {
-        unnamed_statement_ = {"", std::string(tail), res.classification, res.hints};
-        ++unnamed_generation_;
-      } else {
-        statements_[std::string(parse->name)] = {
-            StrCat("pgr_", std::hash<std::string_view>{}(tail)), std::string(tail),
-            res.classification, res.hints};
-      }
+      unit_.write |= st->classification->write;
+      unit_.parse_error |= st->classification->parse_error;
+      if (st->hints.route) unit_.hint = ToPreference(*st->hints.route);
       return true;
     }
     case 'B': {
