@@ -192,7 +192,6 @@ void ClientSession::HandleFrame(const p::Frame& frame) {
     WriteToServer(frame);
   } else {
     to_server_.append(frame.bytes);
-    if (unit_end) ++pending_units_;
     // A unit is routed as a whole: wait for its Sync (or Flush); a batch
     // that grows too large is routed with what is known (fail closed).
     if (state_ == State::kIdle &&
@@ -284,7 +283,6 @@ void ClientSession::OnServerAssigned(ServerConnection* server) {
   }
   to_server_.clear();
   if (to_server_.capacity() > 64 * 1024) std::string().swap(to_server_);
-  pending_units_ = 0;
   server->Flush();
   if (paused_ && server->pending_write_bytes() <= kHighWater) {
     paused_ = false;

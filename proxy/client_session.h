@@ -157,7 +157,6 @@ class ClientSession : public Stream::Handler {
   ServerConnection* server_ = nullptr;
   Pool* waiting_pool_ = nullptr;
   std::string to_server_;     // bytes waiting for a server connection
-  uint32_t pending_units_ = 0;  // units inside to_server_
   bool open_batch_ = false;   // extended-protocol messages sent since the last Sync
   bool paused_ = false;       // client reads stopped for backpressure
   std::string peer_;

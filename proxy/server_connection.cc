@@ -21,8 +21,6 @@ namespace {
 constexpr uint32_t kMaxBackendMessage = 1u << 30;
 // Larger DataRow / CopyData messages stream through in pieces.
 constexpr uint32_t kStreamThreshold = 64 * 1024;
-// Above this many queued bytes towards the client, stop reading the server.
-constexpr size_t kHighWater = 1 << 20;
 
 std::string ConnectError(std::string_view message) {
   std::string out;

@@ -138,7 +138,6 @@ class ServerConnection : public Stream::Handler {
   SessionParams startup_params_;
   SessionParams params_;
   uint64_t idle_since_ms_ = 0;
-  bool processing_ = false;
   // Prepared statements, most recently used at the front.
   std::list<std::string> prepared_lru_;
   struct Prepared {
