@@ -21,6 +21,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "protocol/frame_decoder.h"
+#include "protocol/reply_tracker.h"
 #include "proxy/client_auth.h"
 #include "proxy/config.h"
 #include "proxy/session_params.h"
@@ -117,6 +118,7 @@ class ClientSession : public Stream::Handler {
   // names and re-creating statements as needed (client_session_statements.cc).
   void WriteToServer(const protocol::Frame& frame);
   void EnsurePrepared(const ClientStatement& st);
+  void SendParse(const ClientStatement& st, protocol::ReplyTracker::Owner owner);
   void EnsureUnnamed();
   // Statement awareness (client_session_routing.cc).
   // Returns false when the proxy answered the message itself (pgregion.* settings).

@@ -37,8 +37,13 @@ std::string CloseComplete() {
 }  // namespace
 
 void ClientSession::EnsurePrepared(const ClientStatement& st) {
+  if (!server_->HasPrepared(st.server_name, st.parse_tail)) SendParse(st, Owner::kProxy);
+}
+
+// Parses `st` under its proxy-owned name on the bound server, closing the least
+// recently used statement first when the connection holds too many.
+void ClientSession::SendParse(const ClientStatement& st, Owner owner) {
   ServerConnection* server = server_;
-  if (server->HasPrepared(st.server_name, st.parse_tail)) return;
   std::string out;
   std::string evict = server->NotePreparing(st.server_name, st.parse_tail);
   if (!evict.empty()) {
@@ -46,7 +51,7 @@ void ClientSession::EnsurePrepared(const ClientStatement& st) {
     server->tracker().Expect('C', Owner::kProxy);
   }
   AppendParse(&out, st.server_name, st.parse_tail);
-  if (!server->tracker().Expect('P', Owner::kProxy, /*tag=*/1)) {
+  if (!server->tracker().Expect('P', owner, /*tag=*/1)) {
     server->UnnotePreparing(st.server_name);  // skipped by the server after an error
   }
   server->Write(out);
@@ -86,17 +91,7 @@ void ClientSession::WriteToServer(const p::Frame& frame) {
       if (server->HasPrepared(st.server_name, st.parse_tail)) {
         tracker.Synthesize(ParseComplete());
       } else {
-        std::string out;
-        std::string evict = server->NotePreparing(st.server_name, st.parse_tail);
-        if (!evict.empty()) {
-          p::MessageWriter(&out).Begin('C').AddByte('S').AddCString(evict).End();
-          tracker.Expect('C', Owner::kProxy);
-        }
-        AppendParse(&out, st.server_name, st.parse_tail);
-        if (!tracker.Expect('P', Owner::kClient, /*tag=*/1)) {
-          server->UnnotePreparing(st.server_name);  // skipped by the server after an error
-        }
-        server->Write(out);
+        SendParse(st, Owner::kClient);
       }
       if (tracker.has_due()) server->DeliverDue();
       return;
