@@ -89,9 +89,7 @@ void ClientSession::OnTimer(uv_timer_t* t) {
     case State::kWaiting:
       if (self->waiting_route_) {
         self->Fatal(p::sqlstate::kConnectionFailure,
-                    StrCat("pgregion: no node can serve this request: no primary is known "
-                           "(failover in progress?) within failover.write_wait_ms (",
-                           self->app_->config().failover.write_wait_ms, " ms)"));
+                    self->app_->NoRouteMessage(routing::RouteBlock::kNoPrimary));
         return;
       }
       [[fallthrough]];
@@ -210,10 +208,10 @@ void ClientSession::HandleFrame(const p::Frame& frame) {
 }
 
 Pool* ClientSession::PoolFor(int node) {
-  if (node < 0 || static_cast<size_t>(node) >= app_->node_views().size() || user_ == nullptr) {
+  if (node < 0 || static_cast<size_t>(node) >= app_->node_count() || user_ == nullptr) {
     return nullptr;
   }
-  if (pools_.size() <= static_cast<size_t>(node)) pools_.resize(app_->node_views().size());
+  if (pools_.size() <= static_cast<size_t>(node)) pools_.resize(app_->node_count());
   Pool*& pool = pools_[static_cast<size_t>(node)];
   if (pool == nullptr) pool = app_->GetPool(node, database_, *user_);
   return pool;
@@ -225,6 +223,11 @@ void ClientSession::Dispatch(const routing::RouteContext& ctx) {
   routing::Route route = app_->router().Decide(ctx);
   TransitionTo(State::kWaiting);
   Pool* pool = PoolFor(route.node);
+  if (pool == nullptr && route.blocked == routing::RouteBlock::kPrimaryConflict) {
+    // Two nodes claim the primary role: never guess which one is stale.
+    Fatal(p::sqlstate::kConnectionFailure, app_->NoRouteMessage(route.blocked));
+    return;
+  }
   if (pool == nullptr) {
     // No primary (a failover in progress) or no node up: wait for the
     // topology to change, at most failover.write_wait_ms.

@@ -267,10 +267,7 @@ void ClientSession::OnLoggedIn() {
   auth_.reset();
   uv_timer_stop(&timer_);
   LogDebug("client_login").Kv("user", user_name_).Kv("database", database_).Kv("client", peer_);
-  Pool* pool = PoolFor(0);
-  for (size_t i = 0; i < app_->node_views().size(); ++i) {
-    if (app_->node_views()[i].primary) pool = PoolFor(static_cast<int>(i));
-  }
+  Pool* pool = PoolFor(app_->WelcomeNode());
   if (pool == nullptr) {
     Fatal(p::sqlstate::kConnectionFailure, "pgregion: no node configured");
     return;

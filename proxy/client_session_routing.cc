@@ -158,7 +158,8 @@ void ClientSession::Accumulate(const r::Classification& c, const r::StatementHin
 
 r::RouteContext ClientSession::UnitRouteContext() {
   r::RouteContext ctx;
-  ctx.nodes = &app_->node_views();
+  ctx.cluster = &app_->cluster_view();
+  ctx.now_ms = app_->NowMs();
   ctx.write = unit_.write;
   ctx.parse_error = unit_.parse_error;
   ctx.begins_transaction = unit_.begins_transaction;
@@ -167,7 +168,6 @@ r::RouteContext ClientSession::UnitRouteContext() {
   ctx.session_pooling = app_->config().pool.mode == PoolMode::kSession;
   ctx.preference = unit_.hint != r::RoutePreference::kAuto ? unit_.hint : route_pref_;
   ctx.preference_from_hint = unit_.hint != r::RoutePreference::kAuto;
-  ctx.spread = app_->NextSpread();
   unit_ = Unit();
   return ctx;
 }

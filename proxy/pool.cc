@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "protocol/messages.h"
+#include "protocol/str_util.h"
 #include "proxy/client_session.h"
 #include "proxy/log.h"
 #include "proxy/proxy_app.h"
@@ -18,39 +20,72 @@ Pool::Pool(ProxyApp* app, int node, std::string database, std::string user,
       server_user_(std::move(server_user)),
       server_password_(std::move(server_password)) {}
 
+namespace {
+
+// A login that failed because the node is unreachable or going away (not
+// because of credentials or a missing database): connection exceptions (08,
+// including the proxy's own connect errors) and 57P01..57P03.
+bool MeansNodeUnreachable(std::string_view error_response) {
+  if (error_response.size() < 5 || error_response[0] != 'E') return false;
+  absl::StatusOr<protocol::ErrorNotice> e = protocol::ParseErrorNotice(error_response.substr(5));
+  if (!e.ok()) return false;
+  std::string_view code = e->sqlstate();
+  return StartsWith(code, "08") || code == "57P01" || code == "57P02" || code == "57P03";
+}
+
+}  // namespace
+
 Pool::~Pool() = default;
+
+void Pool::ReportOutstanding() {
+  const int64_t busy = Busy();
+  if (busy == reported_busy_) return;
+  app_->AddOutstanding(node_, busy - reported_busy_);
+  reported_busy_ = busy;
+}
 
 void Pool::Acquire(ClientSession* client) {
   if (!idle_.empty()) {
     ServerConnection* server = idle_.back();
     idle_.pop_back();
+    ReportOutstanding();
     client->OnServerAssigned(server);
     return;
   }
   waiters_.push_back(client);
   MaybeConnect();
+  ReportOutstanding();
 }
 
 void Pool::CancelWait(ClientSession* client) {
   auto it = std::find(waiters_.begin(), waiters_.end(), client);
   if (it != waiters_.end()) waiters_.erase(it);
+  ReportOutstanding();
 }
 
 void Pool::Release(ServerConnection* server) {
+  if (!draining_.empty() && draining_.contains(server)) {
+    server->Close("node changed role");  // calls Remove(), which reports
+    return;
+  }
   if (!waiters_.empty()) {
     ClientSession* client = waiters_.front();
     waiters_.pop_front();
+    ReportOutstanding();
     client->OnServerAssigned(server);
     return;
   }
   idle_.push_back(server);
+  ReportOutstanding();
 }
 
 void Pool::Remove(ServerConnection* server) {
   all_.erase(server);
+  if (!draining_.empty()) draining_.erase(server);
   auto it = std::find(idle_.begin(), idle_.end(), server);
   if (it != idle_.end()) idle_.erase(it);
   MaybeConnect();
+  ReportOutstanding();
 }
 
 void Pool::OnLoginDone(ServerConnection* server) {
@@ -65,13 +100,18 @@ void Pool::OnLoginDone(ServerConnection* server) {
 void Pool::OnLoginFailed(ServerConnection* server, const std::string& error_response) {
   --connecting_;
   all_.erase(server);
+  if (!draining_.empty()) draining_.erase(server);
   // The oldest waiter sees the backend's own reason (wrong database, auth,
   // refused); the others keep waiting for their own attempts.
   if (!waiters_.empty()) {
     ClientSession* client = waiters_.front();
     waiters_.pop_front();
+    ReportOutstanding();
     client->OnServerFailed(error_response);
   }
+  ReportOutstanding();
+  // The node is unreachable: stop routing to it now, not after the next probes.
+  if (MeansNodeUnreachable(error_response)) app_->ReportDataPathFailure(node_);
 }
 
 void Pool::MaybeConnect() {
@@ -104,6 +144,24 @@ void Pool::CloseAll() {
   for (ServerConnection* server : all) server->Close("shutdown");
   all_.clear();
   idle_.clear();
+  draining_.clear();
+  connecting_ = 0;
+  ReportOutstanding();
+}
+
+Pool::DrainResult Pool::Drain(std::string_view why) {
+  DrainResult result;
+  std::vector<ServerConnection*> idle;
+  idle.swap(idle_);
+  for (ServerConnection* server : all_) draining_.insert(server);
+  for (ServerConnection* server : idle) {
+    draining_.erase(server);
+    server->Close(why);  // calls Remove()
+    ++result.closed;
+  }
+  result.draining = draining_.size();
+  ReportOutstanding();
+  return result;
 }
 
 }  // namespace pgregion::proxy

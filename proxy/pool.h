@@ -5,11 +5,19 @@
 // waiters and for `min_idle`. Hands a connection to a waiter synchronously.
 // Owns its ServerConnections (they free themselves in their close callbacks
 // after telling the pool). Owned by the ProxyApp; loop thread.
+//
+// Also reports to the ProxyApp what the router needs of it: its requests in
+// flight (connections in use plus queued clients, as deltas after every
+// change) and login failures that mean the node is unreachable (08xxx,
+// 57P0x: a data-path failure). Drain() retires every connection that exists
+// at that moment (the node changed role): idle ones close now, the others
+// close when they come back instead of going idle.
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -43,6 +51,11 @@ class Pool {
   void Sweep(uint64_t now_ms);
   // Closes every connection (shutdown).
   void CloseAll();
+  struct DrainResult {
+    size_t closed = 0;    // idle connections closed now
+    size_t draining = 0;  // in use or logging in: closed when released
+  };
+  DrainResult Drain(std::string_view why);
 
   ProxyApp* app() const { return app_; }
   int node() const { return node_; }
@@ -63,6 +76,14 @@ class Pool {
  private:
   void MaybeConnect();
   void Spawn();
+  // Connections in use (not idle, not logging in) plus queued clients.
+  int64_t Busy() const {
+    return static_cast<int64_t>(all_.size()) - static_cast<int64_t>(idle_.size()) -
+           static_cast<int64_t>(connecting_) + static_cast<int64_t>(waiters_.size());
+  }
+  // Tells the ProxyApp how Busy() changed since the last report (a few integer
+  // operations: called after every change).
+  void ReportOutstanding();
 
   ProxyApp* app_;
   int node_;
@@ -73,7 +94,10 @@ class Pool {
   std::vector<ServerConnection*> idle_;
   std::deque<ClientSession*> waiters_;
   absl::flat_hash_set<ServerConnection*> all_;
+  // Connections that existed when the node changed role: closed on release.
+  absl::flat_hash_set<ServerConnection*> draining_;
   size_t connecting_ = 0;
+  int64_t reported_busy_ = 0;
   bool has_params_ = false;
   SessionParams params_;
 };

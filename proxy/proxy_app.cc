@@ -126,26 +126,33 @@ ProxyApp::ProxyApp(uv_loop_t* loop, std::shared_ptr<const Config> config)
     : loop_(loop),
       config_(std::move(config)),
       topology_(NodeSpecsFrom(*config_), TopologyOptionsFrom(config_->health)),
+      latency_(config_->nodes.size()),
+      router_(uv_hrtime()),
       classifier_(std::make_unique<routing::StatementClassifier>(
-          ClassifierOptionsFrom(config_->routing))) {}
+          ClassifierOptionsFrom(config_->routing))) {
+  routed_topology_ = topology_.snapshot();
+  cluster_view_.topology = routed_topology_.get();
+  cluster_view_.local_region = config_->proxy.region;
+  cluster_view_.max_replica_lag_ms = config_->routing.max_replica_lag_ms;
+  cluster_view_.latency = &latency_;
+}
 
 ProxyApp::~ProxyApp() = default;
 
 absl::Status ProxyApp::ResolveNodes() {
   nodes_.clear();
-  node_views_.clear();
   for (const NodeConfig& n : config_->nodes) {
     NodeRuntime rt;
     rt.config = n;
     absl::Status st = ResolveAddress(n.host, n.port, &rt.addr);
     if (!st.ok()) return absl::InvalidArgumentError(StrCat("node ", n.name, ": ", st.message()));
     nodes_.push_back(rt);
-    routing::NodeView view;
-    // Until roles are discovered, the first configured node is the primary.
-    view.primary = nodes_.size() == 1;
-    node_views_.push_back(view);
   }
   logged_roles_.assign(nodes_.size(), routing::NodeRole::kUnknown);
+  // Sized once: cluster_view_ keeps a span of it.
+  outstanding_.assign(nodes_.size(), 0);
+  cluster_view_.outstanding = outstanding_;
+  cluster_view_.node_count = nodes_.size();
   return absl::OkStatus();
 }
 
@@ -175,9 +182,20 @@ void ProxyApp::ReportDataPathFailure(int node) {
 }
 
 void ProxyApp::OnTopologyUpdate(size_t node, const routing::TopologyUpdate& update) {
-  routing::TopologySnapshotPtr snap = topology_.snapshot();
-  LogTopologyUpdate(node, update, *snap);
-  RebuildNodeViews(*snap);
+  routed_topology_ = topology_.snapshot();
+  const routing::TopologySnapshot& snap = *routed_topology_;
+  LogTopologyUpdate(node, update, snap);
+  cluster_view_.topology = &snap;
+  if (!roles_discovered_ && snap.primary_state == routing::PrimaryState::kOne) {
+    roles_discovered_ = true;
+    cluster_view_.roles_discovered = true;
+    LogInfo("roles_discovered").Kv("primary", snap.PrimaryNode()->name);
+  }
+  if (update.readmitted) latency_.Readmit(node, NowMs());
+  if (update.role_change.has_value()) {
+    DrainNode(node, StrCat("role changed from ", routing::NodeRoleName(update.role_change->from),
+                           " to ", routing::NodeRoleName(update.role_change->to)));
+  }
   if (!route_waiters_.empty()) {
     std::vector<ClientSession*> waiting(route_waiters_.begin(), route_waiters_.end());
     route_waiters_.clear();
@@ -185,16 +203,69 @@ void ProxyApp::OnTopologyUpdate(size_t node, const routing::TopologyUpdate& upda
   }
 }
 
-void ProxyApp::RebuildNodeViews(const routing::TopologySnapshot& snap) {
-  if (!roles_discovered_) {
-    if (snap.primary_state != routing::PrimaryState::kOne) return;  // keep the static rule
-    roles_discovered_ = true;
-    LogInfo("roles_discovered").Kv("primary", snap.PrimaryNode()->name);
+void ProxyApp::DrainNode(size_t node, std::string_view why) {
+  size_t closed = 0;
+  size_t draining = 0;
+  for (auto& [key, pool] : pools_) {
+    if (pool->node() != static_cast<int>(node)) continue;
+    Pool::DrainResult r = pool->Drain(why);
+    closed += r.closed;
+    draining += r.draining;
   }
-  for (size_t i = 0; i < node_views_.size() && i < snap.nodes.size(); ++i) {
-    node_views_[i].up = snap.nodes[i].up;
-    node_views_[i].primary = snap.primary == static_cast<int>(i);
+  LogWarn("node_drained")
+      .Kv("node", nodes_[node].config.name)
+      .Kv("reason", why)
+      .Kv("closed_idle", static_cast<uint64_t>(closed))
+      .Kv("close_on_release", static_cast<uint64_t>(draining));
+}
+
+void ProxyApp::AddOutstanding(int node, int64_t delta) {
+  if (node < 0 || static_cast<size_t>(node) >= outstanding_.size()) return;
+  uint32_t& n = outstanding_[static_cast<size_t>(node)];
+  const int64_t next = static_cast<int64_t>(n) + delta;
+  n = next < 0 ? 0 : static_cast<uint32_t>(next);
+}
+
+int ProxyApp::WelcomeNode() const {
+  const routing::TopologySnapshot& snap = *routed_topology_;
+  if (!roles_discovered_) return 0;
+  if (snap.primary >= 0) return snap.primary;
+  for (const routing::NodeStatus& n : snap.nodes) {
+    if (n.up) return static_cast<int>(n.index);
   }
+  return 0;
+}
+
+std::string ProxyApp::NoRouteMessage(routing::RouteBlock block) const {
+  const routing::TopologySnapshot& snap = *routed_topology_;
+  switch (block) {
+    case routing::RouteBlock::kPrimaryConflict: {
+      std::string claimants;
+      for (const routing::NodeStatus& n : snap.nodes) {
+        if (!n.up || !n.is_primary()) continue;
+        StrAppend(&claimants, claimants.empty() ? "" : ", ", n.name, " (", n.region, ")");
+      }
+      return StrCat(
+          "pgregion: writes refused: more than one node reports pg_is_in_recovery() = false: ",
+          claimants,
+          "; pgregion refuses writes (and reads no replica can serve) until exactly one "
+          "primary remains");
+    }
+    case routing::RouteBlock::kNoPrimary:
+    case routing::RouteBlock::kNone: {
+      std::string nodes;
+      for (const routing::NodeStatus& n : snap.nodes) {
+        StrAppend(&nodes, nodes.empty() ? "" : ", ", n.name, " (", n.region, ") ",
+                  n.up ? routing::NodeRoleName(n.role) : "down");
+      }
+      return StrCat("pgregion: no primary is known (failover in progress?) and none appeared "
+                    "within failover.write_wait_ms (",
+                    config_->failover.write_wait_ms, " ms); nodes: ", nodes);
+    }
+    case routing::RouteBlock::kNoNode:
+      return "pgregion: no node is configured";
+  }
+  return "pgregion: no node can serve this request";
 }
 
 void ProxyApp::LogTopologyUpdate(size_t node, const routing::TopologyUpdate& update,

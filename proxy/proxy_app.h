@@ -3,13 +3,18 @@
 // janitor timer. One per process, on the loop thread. Config is immutable; a
 // reload would build a new one.
 //
-// Node roles are discovered by the health checker. Until the topology has had
+// Node roles are discovered by the health checker. The router reads them
+// through cluster_view(), which this class keeps current: the latest topology
+// snapshot (held here, so the pointer stays valid until the next update), the
+// requests in flight per node (kept by the pools), the local region and lag
+// limit from the config, and the latency tracker. Until the topology has had
 // exactly one primary for the first time (normally one probe interval after
-// Start), node_views() keeps the static rule "the first configured node is the
-// primary, every node is up", so a proxy serves at once; from then on
-// node_views() follows the latest snapshot: up = the node is up, primary = the
-// node is the snapshot's single primary (none while no primary is known or two
-// claim it).
+// Start), roles_discovered is false and the router keeps the static rule "the
+// first configured node is the primary" so a proxy serves at once.
+//
+// Topology changes also drive: waking units parked for a route (no primary
+// during a failover), draining the pools of a node whose role changed, and the
+// slow start of a re-admitted replica.
 #pragma once
 
 #include <sys/socket.h>
@@ -28,6 +33,7 @@
 #include "proxy/config.h"
 #include "proxy/health_checker.h"
 #include "proxy/tls_context.h"
+#include "routing/latency_tracker.h"
 #include "routing/router.h"
 #include "routing/statement_classifier.h"
 #include "routing/topology.h"
@@ -60,20 +66,29 @@ class ProxyApp : private HealthChecker::Observer {
 
   Pool* GetPool(int node, const std::string& database, const UserConfig& user);
   const NodeRuntime& node(int i) const { return nodes_[static_cast<size_t>(i)]; }
-  const std::vector<routing::NodeView>& node_views() const { return node_views_; }
+  size_t node_count() const { return nodes_.size(); }
+  // What the router reads; its address is stable and its contents current.
+  const routing::ClusterView& cluster_view() const { return cluster_view_; }
   // The latest topology snapshot (never null; all nodes unknown before the
   // first probe). Hold the pointer for as long as a decision needs it.
   routing::TopologySnapshotPtr topology() const { return topology_.snapshot(); }
-  // False until the topology has had a single primary once: node_views() then
-  // still says "first configured node is the primary".
+  // False until the topology has had a single primary once (see above).
   bool roles_discovered() const { return roles_discovered_; }
+  // The node whose pool a new client learns the backend's parameters from:
+  // the primary, else an up node (a login must not depend on the primary
+  // during a failover), else the first configured node.
+  int WelcomeNode() const;
   // The proxy's own traffic to `node` failed (connect refused, reset, 57P0x):
-  // the node is quarantined at once (node_views() is rebuilt before this returns).
+  // the node is quarantined at once (cluster_view() follows before this returns).
   void ReportDataPathFailure(int node);
-  const routing::Router& router() const { return router_; }
+  // Pools report their requests in flight (bound connections and queued
+  // clients) as deltas; the replica selector weighs latency by them.
+  void AddOutstanding(int node, int64_t delta);
+  // What a client is told when no node can serve its unit: names the cause
+  // (which nodes claim the primary role, or what each node is doing).
+  std::string NoRouteMessage(routing::RouteBlock block) const;
+  routing::Router& router() { return router_; }
   routing::StatementClassifier& classifier() { return *classifier_; }
-  // Round-robin position for spreading reads (until nearest-replica choice).
-  uint64_t NextSpread() { return spread_++; }
 
   TlsContext* client_tls() const { return client_tls_.get(); }
   TlsContext* server_tls() const { return server_tls_.get(); }
@@ -108,7 +123,8 @@ class ProxyApp : private HealthChecker::Observer {
   void OnTopologyUpdate(size_t node, const routing::TopologyUpdate& update) override;
   void LogTopologyUpdate(size_t node, const routing::TopologyUpdate& update,
                          const routing::TopologySnapshot& snap);
-  void RebuildNodeViews(const routing::TopologySnapshot& snap);
+  // Closes the idle server connections to `node` and those in use once released.
+  void DrainNode(size_t node, std::string_view why);
 
   uv_loop_t* loop_;
   std::shared_ptr<const Config> config_;
@@ -120,14 +136,17 @@ class ProxyApp : private HealthChecker::Observer {
   bool started_ = false;
   bool shutting_down_ = false;
   std::vector<NodeRuntime> nodes_;
-  std::vector<routing::NodeView> node_views_;
   routing::Topology topology_;
   std::unique_ptr<HealthChecker> health_;
   bool roles_discovered_ = false;
   std::vector<routing::NodeRole> logged_roles_;  // last role logged per node
+  // The snapshot cluster_view_ points into (kept alive until the next update).
+  routing::TopologySnapshotPtr routed_topology_;
+  std::vector<uint32_t> outstanding_;  // by node; cluster_view_ holds a span of it
+  routing::LatencyTracker latency_;
+  routing::ClusterView cluster_view_;
   routing::Router router_;
   std::unique_ptr<routing::StatementClassifier> classifier_;
-  uint64_t spread_ = 0;
   std::unique_ptr<TlsContext> client_tls_;
   std::unique_ptr<TlsContext> server_tls_;
   absl::flat_hash_map<std::string, protocol::ScramVerifier> verifiers_;

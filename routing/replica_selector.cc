@@ -7,6 +7,10 @@ namespace pgregion::routing {
 namespace {
 
 constexpr uint64_t kTierSlackUs = 2000;
+// Latencies under a millisecond are one class: on a LAN the probe RTTs of
+// equally near replicas differ only by the prober's scheduling noise, and
+// comparing that noise would send every request to whichever looked faster.
+constexpr uint64_t kMinScoreUs = 1000;
 
 uint64_t RttOrMax(const NodeStatus& n) {
   return n.rtt_known ? n.rtt_us : std::numeric_limits<uint64_t>::max();
@@ -60,9 +64,11 @@ size_t ReplicaSelector::PickTwoChoices(const ReadRequest& request,
   if (b >= a) ++b;
   auto load = [&](size_t node) {
     const NodeStatus& n = request.topology->nodes[node];
-    const double score = request.latency != nullptr
-                             ? request.latency->Score(node, request.now_ms, n.rtt_us)
-                             : std::max<double>(static_cast<double>(n.rtt_us), 1.0);
+    const uint64_t prior = std::max(n.rtt_us, kMinScoreUs);
+    const double score =
+        std::max(request.latency != nullptr ? request.latency->Score(node, request.now_ms, prior)
+                                            : static_cast<double>(prior),
+                 static_cast<double>(kMinScoreUs));
     const uint32_t outstanding = node < request.outstanding.size() ? request.outstanding[node] : 0;
     return score * (static_cast<double>(outstanding) + 1);
   };

@@ -12,7 +12,9 @@
 //   within 1.5 x the smallest + 2 ms. Regions further away are reached by the
 //   same rule once every nearer candidate is gone (a tier is never empty).
 // - Inside the tier: two distinct candidates drawn at random; the lower
-//   latency score x (outstanding + 1) wins, a tie is broken at random.
+//   latency score x (outstanding + 1) wins, a tie is broken at random. The
+//   score is the LatencyTracker's (or the probe RTT), at least 1 ms: sub-
+//   millisecond differences are noise, so equally near replicas share reads.
 // - No candidate: the primary (-1 if there is no single primary) with
 //   kNoReplica (no up replica), kLagFallback (all too far behind, including a
 //   `bounded` staleness limit), or kRywFallback (only the token excluded them;

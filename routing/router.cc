@@ -18,23 +18,69 @@ std::string_view RouteReasonName(RouteReason reason) {
       return "session";
     case RouteReason::kNoReplica:
       return "no_replica";
+    case RouteReason::kLagFallback:
+      return "lag_fallback";
+    case RouteReason::kRywFallback:
+      return "ryw_fallback";
     case RouteReason::kParseError:
       return "parse_error";
   }
   return "unknown";
 }
 
-Route Router::Decide(const RouteContext& ctx) const {
-  Route route;
-  if (ctx.nodes == nullptr) return route;
-  const std::vector<NodeView>& nodes = *ctx.nodes;
-  int primary = -1;
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    if (nodes[i].primary) primary = static_cast<int>(i);
+std::string_view RouteBlockName(RouteBlock block) {
+  switch (block) {
+    case RouteBlock::kNone:
+      return "none";
+    case RouteBlock::kNoPrimary:
+      return "no_primary";
+    case RouteBlock::kPrimaryConflict:
+      return "primary_conflict";
+    case RouteBlock::kNoNode:
+      return "no_node";
   }
+  return "none";
+}
+
+namespace {
+
+RouteReason FallbackReason(ReadChoice choice) {
+  switch (choice) {
+    case ReadChoice::kLagFallback:
+      return RouteReason::kLagFallback;
+    case ReadChoice::kRywFallback:
+      return RouteReason::kRywFallback;
+    case ReadChoice::kReplica:
+    case ReadChoice::kNoReplica:
+      return RouteReason::kNoReplica;
+  }
+  return RouteReason::kNoReplica;
+}
+
+}  // namespace
+
+Route Router::Decide(const RouteContext& ctx) {
+  Route route;
+  if (ctx.cluster == nullptr || ctx.cluster->node_count == 0) {
+    route.blocked = RouteBlock::kNoNode;
+    return route;
+  }
+  const ClusterView& cluster = *ctx.cluster;
+  const TopologySnapshot* topo = cluster.roles_discovered ? cluster.topology : nullptr;
+
+  // The primary, or why there is none.
   auto on_primary = [&](RouteReason reason) {
-    route.node = primary;
     route.reason = reason;
+    if (topo == nullptr) {
+      route.node = 0;  // static rule until roles are discovered
+    } else if (topo->primary_state == PrimaryState::kOne) {
+      route.node = topo->primary;
+    } else {
+      route.node = -1;
+      route.blocked = topo->primary_state == PrimaryState::kConflict
+                          ? RouteBlock::kPrimaryConflict
+                          : RouteBlock::kNoPrimary;
+    }
     return route;
   };
   // Fail closed: anything that writes, might write, or holds state goes to the primary.
@@ -46,23 +92,25 @@ Route Router::Decide(const RouteContext& ctx) const {
   if (ctx.begins_transaction && !ctx.read_only_transaction) {
     return on_primary(RouteReason::kTransaction);
   }
-  // A read: any healthy replica, round robin (counted, then picked: no
-  // allocation on the hot path).
-  size_t replicas = 0;
-  for (const NodeView& n : nodes) replicas += (n.up && !n.primary) ? 1 : 0;
-  if (replicas == 0) return on_primary(RouteReason::kNoReplica);
-  size_t pick = ctx.spread % replicas;
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    if (!nodes[i].up || nodes[i].primary) continue;
-    if (pick-- == 0) {
-      route.node = static_cast<int>(i);
-      break;
-    }
+
+  // A read. Before roles are known there is no replica to speak of.
+  if (topo == nullptr) return on_primary(RouteReason::kNoReplica);
+  ReadRequest req;
+  req.topology = topo;
+  req.local_region = cluster.local_region;
+  req.max_replica_lag_ms = cluster.max_replica_lag_ms;
+  req.outstanding = cluster.outstanding;
+  req.latency = cluster.latency;
+  req.now_ms = ctx.now_ms;
+  const ReadSelection sel = selector_.Select(req);
+  if (sel.choice == ReadChoice::kReplica) {
+    route.node = sel.node;
+    route.reason = ctx.preference == RoutePreference::kReplica && ctx.preference_from_hint
+                       ? RouteReason::kHint
+                       : RouteReason::kRead;
+    return route;
   }
-  route.reason = ctx.preference == RoutePreference::kReplica && ctx.preference_from_hint
-                     ? RouteReason::kHint
-                     : RouteReason::kRead;
-  return route;
+  return on_primary(FallbackReason(sel.choice));
 }
 
 }  // namespace pgregion::routing

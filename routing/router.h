@@ -1,12 +1,32 @@
 // The routing decision for one unit of work (a simple Query, or extended-protocol
-// messages up to Sync): data in, decision out. Pure; the session owns the
-// context, the router owns nothing mutable. One Router per proxy instance, used
+// messages up to Sync): data in, decision out. No I/O, no clock (time comes in
+// the context). The only state is the ReplicaSelector's random generator and
+// scratch space, so Decide() is not const. One Router per proxy instance, used
 // on the loop thread.
+//
+// Rules (DESIGN.md "Data flow" and "Topology and replica choice"):
+// - Anything that writes, may write, or holds server state goes to the primary:
+//   parse errors, session pooling, pins, writes, the primary hint, read-write
+//   transactions.
+// - Reads (autocommit, read-only transactions, the replica hint) go to the
+//   replica the ReplicaSelector picks; with no usable replica, to the primary
+//   with reason no_replica or lag_fallback.
+// - Until roles are discovered (ClusterView::roles_discovered false), the
+//   first configured node is the primary and serves everything.
+// - A unit that needs the primary when there is none gets node -1 and
+//   RouteBlock::kNoPrimary (the proxy waits for the topology up to
+//   failover.write_wait_ms); when two nodes claim it, RouteBlock::kPrimaryConflict
+//   (the proxy refuses at once: never write to a stale primary).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string_view>
-#include <vector>
+
+#include "routing/latency_tracker.h"
+#include "routing/replica_selector.h"
+#include "routing/topology_snapshot.h"
 
 namespace pgregion::routing {
 
@@ -17,23 +37,47 @@ enum class RouteReason : uint8_t {
   kHint,         // a comment hint or pgregion.route chose the node
   kPinned,       // session state (temp tables, LISTEN, ...) keeps the client on the primary
   kSession,      // session pooling: the client keeps one server, on the primary
-  kNoReplica,    // a read, but no replica can serve it
+  kNoReplica,    // a read, but no replica is up (or roles are not discovered yet)
+  kLagFallback,  // a read, replicas are up but all beyond routing.max_replica_lag_ms
+  kRywFallback,  // a read, no replica has replayed the session's token
   kParseError,   // the text does not parse: fail closed to the primary
 };
 
 std::string_view RouteReasonName(RouteReason reason);
 
-// What the router knows of one node (from the topology snapshot).
-struct NodeView {
-  bool up = true;
-  bool primary = false;
+// Why no node can serve a unit (Route::node == -1).
+enum class RouteBlock : uint8_t {
+  kNone,
+  kNoPrimary,        // no node is known as the primary: wait for the topology, then fail
+  kPrimaryConflict,  // two or more nodes claim to be the primary: refuse at once
+  kNoNode,           // nothing is configured
+};
+
+std::string_view RouteBlockName(RouteBlock block);
+
+// What the router knows of the cluster. Owned by the proxy and updated in place
+// whenever the topology changes, so a context that waits (a parked write during
+// a failover) sees the current state when it is decided again.
+struct ClusterView {
+  // The latest snapshot; never null once the proxy has started.
+  const TopologySnapshot* topology = nullptr;
+  // False until the topology has had exactly one primary once: the static rule
+  // "the first configured node is the primary" applies until then.
+  bool roles_discovered = false;
+  size_t node_count = 0;
+  std::string_view local_region;      // [proxy] region
+  uint64_t max_replica_lag_ms = 5000;  // [routing] max_replica_lag_ms
+  // Requests in flight per node (bound server connections and queued clients).
+  std::span<const uint32_t> outstanding;
+  // Null: each replica scores its probe RTT.
+  const LatencyTracker* latency = nullptr;
 };
 
 enum class RoutePreference : uint8_t { kAuto, kPrimary, kReplica };
 
 struct RouteContext {
-  // Nodes in configuration order.
-  const std::vector<NodeView>* nodes = nullptr;
+  const ClusterView* cluster = nullptr;
+  uint64_t now_ms = 0;  // monotonic, for the latency scores
   // What the unit does (from the statement classifier).
   bool write = false;
   bool parse_error = false;
@@ -43,18 +87,23 @@ struct RouteContext {
   bool session_pooling = false;
   RoutePreference preference = RoutePreference::kAuto;  // hint or pgregion.route
   bool preference_from_hint = false;
-  // Spreads reads over replicas (round robin until the regions issue).
-  uint64_t spread = 0;
 };
 
 struct Route {
-  int node = -1;  // index into RouteContext::nodes; -1: no node can serve this
+  int node = -1;  // configuration index; -1: no node can serve this (see `blocked`)
   RouteReason reason = RouteReason::kWrite;
+  RouteBlock blocked = RouteBlock::kNone;
 };
 
 class Router {
  public:
-  Route Decide(const RouteContext& ctx) const;
+  // `seed` feeds the replica selector's power-of-two-choices.
+  explicit Router(uint64_t seed = 0x5eed) : selector_(seed) {}
+
+  Route Decide(const RouteContext& ctx);
+
+ private:
+  ReplicaSelector selector_;
 };
 
 }  // namespace pgregion::routing

@@ -156,6 +156,19 @@ TEST_CASE("Replica selection: equal RTT spreads load with two choices, no herdin
   }
 }
 
+TEST_CASE("Replica selection: RTTs under a millisecond are one class") {
+  Fixture f;
+  f.node(1).rtt_us = 150;  // probe noise on a LAN, not a real difference
+  f.node(2).rtt_us = 900;
+  ReplicaSelector sel(14);
+  const auto counts = f.Count(sel, 1000);
+  CHECK(counts.at(1) > 350);
+  CHECK(counts.at(2) > 350);
+  // From a millisecond on, RTT differences count.
+  f.node(2).rtt_us = 1500;
+  CHECK(f.Count(sel, 100)[1] == 100);
+}
+
 TEST_CASE("Replica selection: two choices compare latency x (outstanding + 1)") {
   Fixture f;  // exactly two local candidates: both are always compared
   LatencyTracker latency(f.snap.nodes.size());
