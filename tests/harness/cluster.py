@@ -18,7 +18,12 @@ runs from atexit and on SIGTERM/SIGHUP, so no server outlives the process
 CLI (used by bench/ and the quickstart; keep it stable):
 
     /usr/bin/python3 tests/harness/cluster.py up --dir DIR --replicas N [--auth METHOD] [--ssl]
+    /usr/bin/python3 tests/harness/cluster.py stream-from --dir DIR --replica NAME --port P
     /usr/bin/python3 tests/harness/cluster.py down --dir DIR
+
+`stream-from` points a replica's WAL stream at another address (a WAN-link
+relay in front of the primary, so replication lag is real) and waits until it
+streams again.
 
 `up` leaves the servers running and writes DIR/cluster.json:
     {"primary": {"name","host","port","datadir"}, "replicas": [...],
@@ -233,6 +238,24 @@ class Node:
         _run([str(PG_BIN / "pg_ctl"), "promote", "-w", "-t", str(int(timeout)),
               "-D", str(self.datadir)], as_server=True, timeout=timeout + 10)
         self.is_replica = False
+
+    def stream_from(self, port: int, host: str = HOST, timeout: float = STREAM_TIMEOUT_S) -> None:
+        """Points this replica's WAL stream at host:port (e.g. a WAN-link relay in front of
+        the primary): primary_conninfo is reloadable, the walreceiver reconnects. Waits
+        until it streams through the new address (bounded)."""
+        conninfo = (f"host={host} port={int(port)} user={SUPERUSER} "
+                    f"application_name={self.name}")
+        self.psql(f"alter system set primary_conninfo = {_sql_literal(conninfo)}")
+        self.psql("select pg_reload_conf()")
+        deadline = time.monotonic() + timeout
+        while True:
+            row = self.psql("select status, sender_port from pg_stat_wal_receiver", check=False)
+            if row == f"streaming|{int(port)}":
+                return
+            if time.monotonic() > deadline:
+                raise ClusterError(f"{self} does not stream from {host}:{port} after "
+                                   f"{timeout}s (wal receiver: {row!r})\n{self.log_tail()}")
+            time.sleep(0.1)
 
     def in_recovery(self) -> bool:
         return self.psql("select pg_is_in_recovery()") == "t"
@@ -701,6 +724,23 @@ def _cli_down(args: argparse.Namespace) -> int:
     return rc
 
 
+def _cli_stream_from(args: argparse.Namespace) -> int:
+    base = Path(args.dir).resolve()
+    info = json.loads((base / CLUSTER_JSON).read_text())
+    match = [r for r in info.get("replicas", []) if r["name"] == args.replica]
+    if not match:
+        print(f"no replica named {args.replica!r} in {base / CLUSTER_JSON}", file=sys.stderr)
+        return 1
+    c = Cluster.__new__(Cluster)
+    c.socket_dir = Path(info["socket_dir"])
+    c.users = dict(info.get("users", {}))
+    c.ssl = bool(info.get("certs"))
+    r = match[0]
+    node = Node(c, r["name"], int(r["port"]), Path(r["datadir"]), is_replica=True)
+    node.stream_from(args.port, args.host)
+    return 0
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description="PostgreSQL test cluster for pgregion")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -711,8 +751,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     up.add_argument("--ssl", action="store_true")
     down = sub.add_parser("down", help="stop a cluster started with `up` and remove its files")
     down.add_argument("--dir", required=True)
+    sf = sub.add_parser("stream-from", help="point a replica's WAL stream at HOST:PORT")
+    sf.add_argument("--dir", required=True)
+    sf.add_argument("--replica", required=True, help="replica name, e.g. replica1")
+    sf.add_argument("--port", type=int, required=True)
+    sf.add_argument("--host", default=HOST)
     args = ap.parse_args(argv)
     try:
+        if args.cmd == "stream-from":
+            return _cli_stream_from(args)
         return _cli_up(args) if args.cmd == "up" else _cli_down(args)
     except ClusterError as e:
         print(f"error: {e}", file=sys.stderr)
