@@ -2,8 +2,6 @@
 
 #include <algorithm>
 
-#include "protocol/messages.h"
-#include "protocol/str_util.h"
 #include "proxy/client_session.h"
 #include "proxy/log.h"
 #include "proxy/proxy_app.h"
@@ -19,21 +17,6 @@ Pool::Pool(ProxyApp* app, int node, std::string database, std::string user,
       user_(std::move(user)),
       server_user_(std::move(server_user)),
       server_password_(std::move(server_password)) {}
-
-namespace {
-
-// A login that failed because the node is unreachable or going away (not
-// because of credentials or a missing database): connection exceptions (08,
-// including the proxy's own connect errors) and 57P01..57P03.
-bool MeansNodeUnreachable(std::string_view error_response) {
-  if (error_response.size() < 5 || error_response[0] != 'E') return false;
-  absl::StatusOr<protocol::ErrorNotice> e = protocol::ParseErrorNotice(error_response.substr(5));
-  if (!e.ok()) return false;
-  std::string_view code = e->sqlstate();
-  return StartsWith(code, "08") || code == "57P01" || code == "57P02" || code == "57P03";
-}
-
-}  // namespace
 
 Pool::~Pool() = default;
 
@@ -97,21 +80,23 @@ void Pool::OnLoginDone(ServerConnection* server) {
   Release(server);
 }
 
-void Pool::OnLoginFailed(ServerConnection* server, const std::string& error_response) {
+void Pool::OnLoginFailed(ServerConnection* server, const std::string& error_response,
+                         bool node_failure) {
   --connecting_;
   all_.erase(server);
   if (!draining_.empty()) draining_.erase(server);
+  // The node is unreachable: stop routing to it now (before the waiter below
+  // retries elsewhere), not after the next probes.
+  if (node_failure) app_->ReportDataPathFailure(node_, /*certain=*/true);
   // The oldest waiter sees the backend's own reason (wrong database, auth,
   // refused); the others keep waiting for their own attempts.
   if (!waiters_.empty()) {
     ClientSession* client = waiters_.front();
     waiters_.pop_front();
     ReportOutstanding();
-    client->OnServerFailed(error_response);
+    client->OnServerFailed(error_response, node_failure);
   }
   ReportOutstanding();
-  // The node is unreachable: stop routing to it now, not after the next probes.
-  if (MeansNodeUnreachable(error_response)) app_->ReportDataPathFailure(node_);
 }
 
 void Pool::MaybeConnect() {

@@ -149,6 +149,8 @@ absl::Status ProxyApp::ResolveNodes() {
     nodes_.push_back(rt);
   }
   logged_roles_.assign(nodes_.size(), routing::NodeRole::kUnknown);
+  node_views_.assign(nodes_.size(), routing::NodeView{});
+  if (!node_views_.empty()) node_views_[0].primary = true;  // until roles are discovered
   // Sized once: cluster_view_ keeps a span of it.
   outstanding_.assign(nodes_.size(), 0);
   cluster_view_.outstanding = outstanding_;
@@ -177,8 +179,8 @@ void ProxyApp::StartHealthChecker() {
   health_->Start();
 }
 
-void ProxyApp::ReportDataPathFailure(int node) {
-  if (health_ != nullptr) health_->ReportDataPathFailure(node);
+void ProxyApp::ReportDataPathFailure(int node, bool certain) {
+  if (health_ != nullptr) health_->ReportDataPathFailure(node, certain);
 }
 
 void ProxyApp::OnTopologyUpdate(size_t node, const routing::TopologyUpdate& update) {
@@ -190,6 +192,12 @@ void ProxyApp::OnTopologyUpdate(size_t node, const routing::TopologyUpdate& upda
     roles_discovered_ = true;
     cluster_view_.roles_discovered = true;
     LogInfo("roles_discovered").Kv("primary", snap.PrimaryNode()->name);
+  }
+  if (roles_discovered_) {
+    for (size_t i = 0; i < node_views_.size() && i < snap.nodes.size(); ++i) {
+      node_views_[i].up = snap.nodes[i].up;
+      node_views_[i].primary = snap.primary == static_cast<int>(i);
+    }
   }
   if (update.readmitted) latency_.Readmit(node, NowMs());
   if (update.role_change.has_value()) {

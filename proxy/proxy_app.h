@@ -69,6 +69,9 @@ class ProxyApp : private HealthChecker::Observer {
   size_t node_count() const { return nodes_.size(); }
   // What the router reads; its address is stable and its contents current.
   const routing::ClusterView& cluster_view() const { return cluster_view_; }
+  // Per node: up, and whether it is the primary (the static rule until roles
+  // are discovered). For the session's retry and pipelining checks.
+  const std::vector<routing::NodeView>& node_views() const { return node_views_; }
   // The latest topology snapshot (never null; all nodes unknown before the
   // first probe). Hold the pointer for as long as a decision needs it.
   routing::TopologySnapshotPtr topology() const { return topology_.snapshot(); }
@@ -78,9 +81,9 @@ class ProxyApp : private HealthChecker::Observer {
   // the primary, else an up node (a login must not depend on the primary
   // during a failover), else the first configured node.
   int WelcomeNode() const;
-  // The proxy's own traffic to `node` failed (connect refused, reset, 57P0x):
-  // the node is quarantined at once (cluster_view() follows before this returns).
-  void ReportDataPathFailure(int node);
+  // The proxy's own traffic to `node` failed (HealthChecker::ReportDataPathFailure);
+  // cluster_view() follows before this returns.
+  void ReportDataPathFailure(int node, bool certain);
   // Pools report their requests in flight (bound connections and queued
   // clients) as deltas; the replica selector weighs latency by them.
   void AddOutstanding(int node, int64_t delta);
@@ -142,6 +145,7 @@ class ProxyApp : private HealthChecker::Observer {
   std::vector<routing::NodeRole> logged_roles_;  // last role logged per node
   // The snapshot cluster_view_ points into (kept alive until the next update).
   routing::TopologySnapshotPtr routed_topology_;
+  std::vector<routing::NodeView> node_views_;
   std::vector<uint32_t> outstanding_;  // by node; cluster_view_ holds a span of it
   routing::LatencyTracker latency_;
   routing::ClusterView cluster_view_;

@@ -6,8 +6,9 @@
 //
 // Rules (DESIGN.md "Topology and replica choice"):
 // - Candidates: up replicas of this cluster (same system identifier as the
-//   primary when both are known) with a known replay LSN, lag_ms within the
-//   limit (when lag is known), and covering the token if one is required.
+//   primary when both are known) not in avoid_nodes, with a known replay LSN,
+//   lag_ms within the limit (when lag is known), and covering the token if one
+//   is required.
 // - Tier: the local region's candidates; if none, the candidates whose RTT is
 //   within 1.5 x the smallest + 2 ms. Regions further away are reached by the
 //   same rule once every nearer candidate is gone (a tier is never empty).
@@ -58,6 +59,9 @@ struct ReadRequest {
   // Nonzero: a replica on an older timeline than the token's cannot serve it.
   uint32_t token_timeline = 0;
   uint64_t wal_segment_size = kDefaultWalSegmentSize;
+  // Nodes that must not serve this read (bit i = node i; a retried read avoids
+  // the replicas it failed on). Nodes past 63 cannot be avoided.
+  uint64_t avoid_nodes = 0;
   // Requests in flight per node index; missing entries count as 0.
   std::span<const uint32_t> outstanding;
   // Null: each node scores its probe RTT.

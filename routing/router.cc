@@ -102,6 +102,7 @@ Route Router::Decide(const RouteContext& ctx) {
   req.outstanding = cluster.outstanding;
   req.latency = cluster.latency;
   req.now_ms = ctx.now_ms;
+  req.avoid_nodes = ctx.avoid_nodes;
   const ReadSelection sel = selector_.Select(req);
   if (sel.choice == ReadChoice::kReplica) {
     route.node = sel.node;

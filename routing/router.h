@@ -73,6 +73,15 @@ struct ClusterView {
   const LatencyTracker* latency = nullptr;
 };
 
+// The proxy's one-line summary of a node, for the session's own checks (may a
+// failed read be retried, may a read stay on the bound replica). The router
+// itself reads the ClusterView. Before roles are discovered: the first node is
+// the primary and every node counts as up.
+struct NodeView {
+  bool up = true;
+  bool primary = false;
+};
+
 enum class RoutePreference : uint8_t { kAuto, kPrimary, kReplica };
 
 struct RouteContext {
@@ -87,6 +96,9 @@ struct RouteContext {
   bool session_pooling = false;
   RoutePreference preference = RoutePreference::kAuto;  // hint or pgregion.route
   bool preference_from_hint = false;
+  // Nodes a read must not use (bit i = node i): a retried read avoids the
+  // replicas it already failed on. Nodes past 63 cannot be avoided.
+  uint64_t avoid_nodes = 0;
 };
 
 struct Route {
