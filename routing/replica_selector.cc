@@ -7,10 +7,16 @@ namespace pgregion::routing {
 namespace {
 
 constexpr uint64_t kTierSlackUs = 2000;
-// Latencies under a millisecond are one class: on a LAN the probe RTTs of
-// equally near replicas differ only by the prober's scheduling noise, and
-// comparing that noise would send every request to whichever looked faster.
-constexpr uint64_t kMinScoreUs = 1000;
+// Probe RTTs closer than this (absolute, or relative to the smaller one) are
+// the same distance: an EWMA of probes on a busy host jitters by a millisecond
+// or two, and comparing that noise would send every request to whichever
+// replica looked faster at the moment instead of spreading by load. Only the
+// RTT is flattened: observed latencies, the slow start after a re-admission
+// and requests in flight still count in full.
+constexpr uint64_t kRttNoiseUs = 2000;
+constexpr double kRttNoiseRatio = 0.2;
+// A floor for RTTs: on a LAN they are tens of microseconds apart.
+constexpr uint64_t kMinRttUs = 1000;
 
 uint64_t RttOrMax(const NodeStatus& n) {
   return n.rtt_known ? n.rtt_us : std::numeric_limits<uint64_t>::max();
@@ -62,18 +68,23 @@ size_t ReplicaSelector::PickTwoChoices(const ReadRequest& request,
   const size_t a = static_cast<size_t>(RandomBelow(tier.size()));
   size_t b = static_cast<size_t>(RandomBelow(tier.size() - 1));
   if (b >= a) ++b;
-  auto load = [&](size_t node) {
-    const NodeStatus& n = request.topology->nodes[node];
-    const uint64_t prior = std::max(n.rtt_us, kMinScoreUs);
-    const double score =
-        std::max(request.latency != nullptr ? request.latency->Score(node, request.now_ms, prior)
-                                            : static_cast<double>(prior),
-                 static_cast<double>(kMinScoreUs));
+  const auto& nodes = request.topology->nodes;
+  uint64_t rtt_a = std::max(nodes[tier[a]].rtt_us, kMinRttUs);
+  uint64_t rtt_b = std::max(nodes[tier[b]].rtt_us, kMinRttUs);
+  const uint64_t nearer = std::min(rtt_a, rtt_b);
+  const uint64_t apart = std::max(rtt_a, rtt_b) - nearer;
+  if (apart <= kRttNoiseUs || static_cast<double>(apart) <= kRttNoiseRatio * nearer) {
+    rtt_a = rtt_b = nearer;
+  }
+  auto load = [&](size_t node, uint64_t rtt) {
+    const double score = request.latency != nullptr
+                             ? request.latency->Score(node, request.now_ms, rtt)
+                             : static_cast<double>(rtt);
     const uint32_t outstanding = node < request.outstanding.size() ? request.outstanding[node] : 0;
     return score * (static_cast<double>(outstanding) + 1);
   };
-  const double load_a = load(tier[a]);
-  const double load_b = load(tier[b]);
+  const double load_a = load(tier[a], rtt_a);
+  const double load_b = load(tier[b], rtt_b);
   if (load_a < load_b) return tier[a];
   if (load_b < load_a) return tier[b];
   return (NextRandom() & 1) != 0 ? tier[a] : tier[b];

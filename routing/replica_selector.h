@@ -14,8 +14,9 @@
 //   same rule once every nearer candidate is gone (a tier is never empty).
 // - Inside the tier: two distinct candidates drawn at random; the lower
 //   latency score x (outstanding + 1) wins, a tie is broken at random. The
-//   score is the LatencyTracker's (or the probe RTT), at least 1 ms: sub-
-//   millisecond differences are noise, so equally near replicas share reads.
+//   score is the LatencyTracker's (or the probe RTT); the two probe RTTs
+//   (at least 1 ms) count as equal when within 2 ms or 20% of each other:
+//   that is measurement noise, so equally near replicas share reads by load.
 // - No candidate: the primary (-1 if there is no single primary) with
 //   kNoReplica (no up replica), kLagFallback (all too far behind, including a
 //   `bounded` staleness limit), or kRywFallback (only the token excluded them;

@@ -156,17 +156,28 @@ TEST_CASE("Replica selection: equal RTT spreads load with two choices, no herdin
   }
 }
 
-TEST_CASE("Replica selection: RTTs under a millisecond are one class") {
+TEST_CASE("Replica selection: RTTs within 2 ms or 20% are the same distance") {
   Fixture f;
   f.node(1).rtt_us = 150;  // probe noise on a LAN, not a real difference
-  f.node(2).rtt_us = 900;
+  f.node(2).rtt_us = 2900;
   ReplicaSelector sel(14);
-  const auto counts = f.Count(sel, 1000);
+  auto counts = f.Count(sel, 1000);
   CHECK(counts.at(1) > 350);
   CHECK(counts.at(2) > 350);
-  // From a millisecond on, RTT differences count.
-  f.node(2).rtt_us = 1500;
+  // Beyond the noise, the nearer one wins while neither is loaded...
+  f.node(2).rtt_us = 3100;
   CHECK(f.Count(sel, 100)[1] == 100);
+  // ...and load decides between equally near ones.
+  f.node(1).rtt_us = 40 * kMs;
+  f.node(2).rtt_us = 47 * kMs;  // within 20%
+  std::vector<uint32_t> outstanding(f.snap.nodes.size(), 0);
+  outstanding[1] = 1;
+  f.req.outstanding = outstanding;
+  CHECK(f.Count(sel, 100)[2] == 100);
+  outstanding[1] = 0;
+  counts = f.Count(sel, 1000);
+  CHECK(counts.at(1) > 350);
+  CHECK(counts.at(2) > 350);
 }
 
 TEST_CASE("Replica selection: two choices compare latency x (outstanding + 1)") {
