@@ -1,25 +1,40 @@
 #!/usr/bin/env bash
-# pgregion quickstart: on Debian 12, installs what is missing (apt), builds, starts
-# a local PostgreSQL 15 primary + 1 streaming replica and pgregion in front of
-# them, runs a short pgbench through pgregion and prints the DATABASE_URL.
+# pgregion quickstart: on Debian 12, installs what is missing (apt), builds, and
+# starts three simulated regions on this machine:
+#
+#   us-east   the PostgreSQL 15 primary, behind a WAN-link relay adding 40 ms each way
+#   eu-west   a streaming replica at 0 ms, and pgregion as the eu-west instance
+#   ap-south  a streaming replica behind a relay adding 90 ms each way
+#
+# The replicas stream WAL through relays too (eu-west <- us-east 40 ms,
+# ap-south <- us-east 100 ms), so replication lag is real. pgregion runs
+# conf/three-region.toml. The quickstart then runs a short mixed pgbench
+# through pgregion and prints how many transactions each node served, the
+# measured RTT to each node, and the read latency through pgregion versus the
+# local replica directly. It leaves everything running and prints the
+# DATABASE_URL.
 #
 #   scripts/quickstart.sh          start (or restart: stops a previous run first)
-#   scripts/quickstart.sh stop     stop pgregion and the cluster
+#   scripts/quickstart.sh stop     stop pgregion, the relays and the cluster
 #   scripts/quickstart.sh status   show what is running
 #
 # Environment: QUICKSTART_DIR (state dir, default .tmp/quickstart in the repo),
-# PGREGION_PORT (default 6432, or a free port if 6432 is taken),
-# SKIP_INSTALL=1 (do not touch apt), SKIP_BUILD=1 (use the existing build).
+# PGREGION_PORT (default 6432, or a free port if 6432 is taken), RELAY_PORTS
+# (default "6501 6502 6503": the us-east, eu-west and ap-south relays; a taken
+# port is replaced by a free one), SKIP_INSTALL=1 (do not touch apt),
+# SKIP_BUILD=1 (use the existing build).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE=${QUICKSTART_DIR:-$REPO/.tmp/quickstart}
 PYTHON=/usr/bin/python3
 HARNESS=$REPO/tests/harness/cluster.py
+WANLINK=$REPO/tests/harness/wanlink.py
 PGREGION_BIN=$REPO/build/proxy/pgregion
 PIDFILE=$STATE/pgregion.pid
 LOGFILE=$STATE/pgregion.log
 CONFIG=$STATE/pgregion.toml
+RELAYS=$STATE/relays # one "PID NAME" line per relay process
 # Where the cluster lives; recorded in $STATE/cluster.path (see pick_cluster_dir).
 CLUSTER_DIR=$STATE/cluster
 if [[ -f $STATE/cluster.path ]]; then CLUSTER_DIR=$(cat "$STATE/cluster.path"); fi
@@ -51,6 +66,7 @@ build() {
   say "ninja -C build"
   ninja -C build
   [[ -x $PGREGION_BIN ]] || die "build finished but $PGREGION_BIN is missing"
+  [[ -x $REPO/build/tests/wanlink/wanlink ]] || die "build finished but the WAN-link relay is missing"
 }
 
 port_free() {
@@ -87,6 +103,30 @@ stop_pgregion() {
   rm -f "$PIDFILE"
 }
 
+# Our relay wrapper with this pid is still running (the pid may have been reused).
+our_relay() {
+  [[ -n $1 ]] && kill -0 "$1" 2>/dev/null &&
+    tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF "$WANLINK"
+}
+
+stop_relays() {
+  [[ -f $RELAYS ]] || return 0
+  say "stopping the WAN-link relays"
+  local pid name i alive
+  while read -r pid name; do
+    if our_relay "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
+  done <"$RELAYS"
+  for ((i = 0; i < 100; i++)); do
+    alive=0
+    while read -r pid name; do
+      if our_relay "$pid"; then alive=1; fi
+    done <"$RELAYS"
+    ((alive)) || break
+    sleep 0.1
+  done
+  rm -f "$RELAYS"
+}
+
 stop_cluster() {
   [[ -d $CLUSTER_DIR ]] || return 0
   say "stopping the cluster"
@@ -106,6 +146,7 @@ pick_cluster_dir() {
 
 cmd_stop() {
   stop_pgregion
+  stop_relays
   stop_cluster
   say "stopped"
 }
@@ -115,6 +156,11 @@ cmd_status() {
     echo "pgregion: running (pid $(cat "$PIDFILE")), config $CONFIG, log $LOGFILE"
   else
     echo "pgregion: not running"
+  fi
+  if [[ -f $RELAYS ]]; then
+    echo "relays: $(awk '{printf "%s ", $2}' "$RELAYS")(pids in $RELAYS)"
+  else
+    echo "relays: not running"
   fi
   if [[ -f $CLUSTER_DIR/cluster.json ]]; then
     echo "cluster: $CLUSTER_DIR/cluster.json"
@@ -139,6 +185,95 @@ wait_ready() { # wait_ready PORT [PID]
   die "nothing answers on 127.0.0.1:$port after 20 s"
 }
 
+# start_relay NAME TARGET_PORT DELAY_MS LISTEN_PORT: a WAN-link relay left
+# running in the background (LISTEN_PORT 0: any free port). Sets RELAY_PORT.
+start_relay() {
+  local name=$1 target=$2 delay=$3 listen=$4 out=$STATE/relay-$1.out i line pid
+  : >"$out"
+  nohup "$PYTHON" "$WANLINK" --target-port "$target" --delay-ms "$delay" --listen-port "$listen" \
+    >"$out" 2>&1 </dev/null &
+  pid=$!
+  disown "$pid" 2>/dev/null || true
+  echo "$pid $name" >>"$RELAYS"
+  for ((i = 0; i < 100; i++)); do
+    line=$(grep -m1 '^listen=' "$out" || true)
+    if [[ -n $line ]]; then
+      line=${line%% *}
+      RELAY_PORT=${line##*:}
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$out" >&2
+  die "relay $name did not start (log: $out)"
+}
+
+# SQL as the superuser over the cluster's Unix socket (no relay in the way), in
+# the postgres database so it does not count in $APP_DB's statistics.
+node_sql() { # node_sql PORT SQL
+  psql -X -Atq -h "$SOCKET_DIR" -p "$1" -U postgres -d postgres -c "$2"
+}
+
+xact_commits() { # xact_commits PORT: transactions committed in appdb so far
+  node_sql "$1" "select xact_commit from pg_stat_database where datname = '$APP_DB'"
+}
+
+# Until both replicas have replayed what the primary has written (bounded).
+wait_replay() {
+  local lsn r i
+  lsn=$(node_sql "$PRIMARY_PORT" "select pg_current_wal_insert_lsn()")
+  for r in "$EU_PORT" "$AP_PORT"; do
+    for ((i = 0; i < 300; i++)); do
+      [[ $(node_sql "$r" "select pg_last_wal_replay_lsn() >= '$lsn'") == t ]] && break
+      sleep 0.1
+    done
+  done
+}
+
+pgbench_at() { # pgbench_at PORT LOG ARGS...: pgbench as the app user
+  local port=$1 log=$2
+  shift 2
+  PGPASSWORD=$APP_PASSWORD timeout 120 pgbench -h 127.0.0.1 -p "$port" -U "$APP_USER" "$@" "$APP_DB" \
+    >"$log" 2>&1 || {
+    tail -n 20 "$log" >&2
+    die "pgbench $* failed (log: $log)"
+  }
+}
+
+# The transactions one builtin script ran, from pgbench's per-script report.
+script_count() { # script_count LOG PATTERN
+  awk -v pat="$2" 'index($0, pat) {f = 1; next} f && / - [0-9]+ transactions/ {print $2; exit}' "$1"
+}
+
+# RTT to each node over the path pgregion uses (through its relay): the median
+# of 7 `SELECT 1` round trips on one connection, in ms. In the postgres
+# database, so it does not count in $APP_DB's statistics.
+measure_rtts() { # measure_rtts PORT...
+  "$PYTHON" - "$APP_USER" "$APP_PASSWORD" "$@" <<'PY'
+import statistics, sys, time
+import psycopg
+user, password, *ports = sys.argv[1:]
+out = []
+for port in ports:
+    try:
+        with psycopg.connect(host="127.0.0.1", port=port, user=user, password=password,
+                             dbname="postgres", connect_timeout=10, autocommit=True) as c:
+            samples = []
+            for _ in range(7):
+                t = time.perf_counter()
+                c.execute("select 1").fetchone()
+                samples.append((time.perf_counter() - t) * 1000)
+        out.append(f"{statistics.median(samples):.1f}")
+    except Exception:  # noqa: BLE001 - printed as unknown
+        out.append("?")
+print(" ".join(out))
+PY
+}
+
+# What pgregion's first probe of a node measured (its log, event=node_up).
+probe_rtt() { sed -n "s/.*event=node_up node=$1 .*rtt_ms=\([0-9.]*\).*/\1/p" "$LOGFILE" | head -n1; }
+
 cmd_start() {
   [[ -r /etc/debian_version ]] || say "warning: not Debian; the apt step may not work"
   if [[ ${SKIP_INSTALL:-0} != 1 ]]; then install_missing; fi
@@ -147,19 +282,48 @@ cmd_start() {
 
   # Idempotent: whatever a previous run left is stopped first.
   stop_pgregion
+  stop_relays
   stop_cluster
   mkdir -p "$STATE"
   pick_cluster_dir
   STARTING=1
+  local t0=$SECONDS i
 
-  say "starting PostgreSQL 15: primary + 1 streaming replica"
-  timeout 300 "$PYTHON" "$HARNESS" up --dir "$CLUSTER_DIR" --replicas 1 --auth scram-sha-256 \
-    >"$STATE/cluster.log" 2>&1 || { tail -n 30 "$STATE/cluster.log" >&2; die "cluster up failed (log: $STATE/cluster.log)"; }
+  say "starting PostgreSQL 15: a primary (us-east) and 2 streaming replicas (eu-west, ap-south)"
+  timeout 300 "$PYTHON" "$HARNESS" up --dir "$CLUSTER_DIR" --replicas 2 --auth scram-sha-256 \
+    >"$STATE/cluster.log" 2>&1 || {
+    tail -n 30 "$STATE/cluster.log" >&2
+    die "cluster up failed (log: $STATE/cluster.log)"
+  }
   local cj=$CLUSTER_DIR/cluster.json
-  local pg_host pg_port replica_port
-  pg_host=$(json_get "$cj" 'd["primary"]["host"]')
-  pg_port=$(json_get "$cj" 'd["primary"]["port"]')
-  replica_port=$(json_get "$cj" 'd["replicas"][0]["port"]')
+  PRIMARY_PORT=$(json_get "$cj" 'd["primary"]["port"]')
+  EU_PORT=$(json_get "$cj" 'd["replicas"][0]["port"]')
+  AP_PORT=$(json_get "$cj" 'd["replicas"][1]["port"]')
+  SOCKET_DIR=$(json_get "$cj" 'd["socket_dir"]')
+
+  # The relays pgregion reaches the nodes through: conf/three-region.toml's ports.
+  local want ports=()
+  read -r -a want <<<"${RELAY_PORTS:-6501 6502 6503}"
+  for i in 0 1 2; do
+    if port_free "${want[$i]}"; then ports+=("${want[$i]}"); else ports+=(0); fi
+  done
+  say "starting WAN-link relays from eu-west: us-east +40 ms, eu-west +0 ms, ap-south +90 ms (each way)"
+  local us_relay eu_relay ap_relay wal_ap_relay
+  start_relay us-east "$PRIMARY_PORT" 40 "${ports[0]}"
+  us_relay=$RELAY_PORT
+  start_relay eu-west "$EU_PORT" 0 "${ports[1]}"
+  eu_relay=$RELAY_PORT
+  start_relay ap-south "$AP_PORT" 90 "${ports[2]}"
+  ap_relay=$RELAY_PORT
+  start_relay wal-us-east-to-ap-south "$PRIMARY_PORT" 100 0
+  wal_ap_relay=$RELAY_PORT
+  say "replicas stream WAL through relays (eu-west <- us-east 40 ms, ap-south <- us-east 100 ms)"
+  timeout 120 "$PYTHON" "$HARNESS" stream-from --dir "$CLUSTER_DIR" --replica replica1 \
+    --port "$us_relay" >>"$STATE/cluster.log" 2>&1 ||
+    die "replica1 does not stream through its relay (log: $STATE/cluster.log)"
+  timeout 120 "$PYTHON" "$HARNESS" stream-from --dir "$CLUSTER_DIR" --replica replica2 \
+    --port "$wal_ap_relay" >>"$STATE/cluster.log" 2>&1 ||
+    die "replica2 does not stream through its relay (log: $STATE/cluster.log)"
 
   local port=${PGREGION_PORT:-6432}
   if ! port_free "$port"; then
@@ -167,71 +331,95 @@ cmd_start() {
     port=$(free_port)
     say "port 6432 is taken; pgregion listens on $port instead"
   fi
+  # conf/three-region.toml as it is, with the ports actually in use.
+  sed -e "s/^listen = \"127.0.0.1:6432\"/listen = \"127.0.0.1:$port\"/" \
+    -e "s/^port = 6501$/port = $us_relay/" -e "s/^port = 6502$/port = $eu_relay/" \
+    -e "s/^port = 6503$/port = $ap_relay/" "$REPO/conf/three-region.toml" >"$CONFIG"
+  "$PGREGION_BIN" --check "$CONFIG" >/dev/null || die "pgregion --check rejected $CONFIG"
 
-  cat >"$CONFIG" <<EOF
-# Written by scripts/quickstart.sh; see conf/pgregion.toml and the README for every key.
-[proxy]
-listen = "127.0.0.1:$port"
-region = "local"
-
-[[users]]
-name = "$APP_USER"
-password = "$APP_PASSWORD"
-auth = "scram-sha-256"
-
-[pool]
-mode = "transaction"
-size = 20
-
-[log]
-level = "info"
-
-[[nodes]]
-name = "primary"
-region = "local"
-host = "$pg_host"
-port = $pg_port
-
-[[nodes]]
-name = "replica1"
-region = "local"
-host = "$pg_host"
-port = $replica_port
-EOF
-  "$PGREGION_BIN" --check "$CONFIG" || die "pgregion --check rejected $CONFIG"
-
-  say "starting pgregion on 127.0.0.1:$port"
+  say "starting pgregion, the eu-west instance, on 127.0.0.1:$port (conf/three-region.toml)"
   : >"$LOGFILE"
   nohup "$PGREGION_BIN" --config "$CONFIG" >>"$LOGFILE" 2>&1 </dev/null &
   local pid=$!
   disown "$pid" 2>/dev/null || true
   echo "$pid" >"$PIDFILE"
   wait_ready "$port" "$pid"
+  for ((i = 0; i < 100; i++)); do
+    if [[ $(grep -c 'event=node_up ' "$LOGFILE") -ge 3 ]] &&
+      grep -q 'event=roles_discovered' "$LOGFILE"; then break; fi
+    sleep 0.2
+  done
 
-  say "pgbench -i -s 1 through pgregion"
-  PGPASSWORD=$APP_PASSWORD pgbench -i -s 1 -q -h 127.0.0.1 -p "$port" -U "$APP_USER" "$APP_DB" \
-    >"$STATE/pgbench_init.log" 2>&1 || { tail -n 20 "$STATE/pgbench_init.log" >&2; die "pgbench -i failed"; }
-  say "pgbench -c 4 -j 2 -T 5 through pgregion"
-  PGPASSWORD=$APP_PASSWORD timeout 60 pgbench -c 4 -j 2 -T 5 -h 127.0.0.1 -p "$port" -U "$APP_USER" "$APP_DB" \
-    >"$STATE/pgbench.log" 2>&1 || { tail -n 20 "$STATE/pgbench.log" >&2; die "pgbench failed"; }
-  local tps failed
-  tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$STATE/pgbench.log")
+  # Directly at the primary: sessions through pgregion would leave statistics
+  # pending in pooled backends and blur the counts below.
+  say "pgbench -i -s 1 at the primary"
+  pgbench_at "$PRIMARY_PORT" "$STATE/pgbench_init.log" -i -s 1 -q
+  wait_replay
+
+  local b_us b_eu b_ap
+  b_us=$(xact_commits "$PRIMARY_PORT")
+  b_eu=$(xact_commits "$EU_PORT")
+  b_ap=$(xact_commits "$AP_PORT")
+  say "mixed pgbench through pgregion: -c 8 -T 10, select-only@9 + tpcb-like@1"
+  pgbench_at "$port" "$STATE/pgbench.log" -n -c 8 -j 2 -T 10 -b select-only@9 -b tpcb-like@1
+  local t_mixed=$SECONDS
+  local rtt_us rtt_eu rtt_ap
+  read -r rtt_us rtt_eu rtt_ap <<<"$(measure_rtts "$us_relay" "$eu_relay" "$ap_relay")"
+  # A backend that stays connected (pgregion's pooled ones) publishes its
+  # statistics at most 10 s after it goes idle (PostgreSQL's PGSTAT_IDLE_INTERVAL).
+  say "waiting for PostgreSQL to publish the pooled backends' statistics (10 s)"
+  while ((SECONDS - t_mixed < 11)); do sleep 0.5; done
+  local d_us d_eu d_ap
+  d_us=$(($(xact_commits "$PRIMARY_PORT") - b_us))
+  d_eu=$(($(xact_commits "$EU_PORT") - b_eu))
+  d_ap=$(($(xact_commits "$AP_PORT") - b_ap))
+  local reads writes failed share="?"
+  reads=$(script_count "$STATE/pgbench.log" "<builtin: select only>")
+  writes=$(script_count "$STATE/pgbench.log" "<builtin: TPC-B")
   failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$STATE/pgbench.log")
+  if [[ -n $reads && $reads -gt 0 ]]; then
+    share=$((100 * d_eu / reads))
+    ((share > 100)) && share=100
+  fi
+
+  say "read latency: pgbench -S -c 4 -T 5 through pgregion, then at the eu-west replica directly"
+  pgbench_at "$port" "$STATE/pgbench_S_pgregion.log" -n -S -c 4 -j 2 -T 5
+  pgbench_at "$EU_PORT" "$STATE/pgbench_S_direct.log" -n -S -c 4 -j 2 -T 5
+  local lat_proxy lat_direct tps_proxy tps_direct
+  lat_proxy=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$STATE/pgbench_S_pgregion.log")
+  lat_direct=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$STATE/pgbench_S_direct.log")
+  tps_proxy=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$STATE/pgbench_S_pgregion.log")
+  tps_direct=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$STATE/pgbench_S_direct.log")
 
   cat <<EOF
 
-  pgregion is running.
+  pgregion is running: the eu-west instance of a three-region cluster (conf/three-region.toml).
 
     DATABASE_URL=postgres://$APP_USER:$APP_PASSWORD@127.0.0.1:$port/$APP_DB
 
     try:   psql "postgres://$APP_USER:$APP_PASSWORD@127.0.0.1:$port/$APP_DB"
-    nodes: primary 127.0.0.1:$pg_port, replica 127.0.0.1:$replica_port (PostgreSQL 15)
-    pgbench -c 4 -T 5 through pgregion: $(printf "%.0f" "${tps:-0}") tps, ${failed:-0} failed transactions
+
+  node          region     role      address           RTT (SELECT 1)  RTT (pgregion's first probe)
+  pg-us-east    us-east    primary   127.0.0.1:$(printf '%-5s' "$us_relay")   $(printf '%8s' "$rtt_us") ms     $(printf '%8s' "$(probe_rtt pg-us-east)") ms
+  pg-eu-west    eu-west    replica   127.0.0.1:$(printf '%-5s' "$eu_relay")   $(printf '%8s' "$rtt_eu") ms     $(printf '%8s' "$(probe_rtt pg-eu-west)") ms
+  pg-ap-south   ap-south   replica   127.0.0.1:$(printf '%-5s' "$ap_relay")   $(printf '%8s' "$rtt_ap") ms     $(printf '%8s' "$(probe_rtt pg-ap-south)") ms
+
+  mixed pgbench through pgregion (-c 8 -T 10): ${reads:-?} select-only and ${writes:-?} tpcb-like transactions, ${failed:-0} failed.
+  Transactions each node committed meanwhile (pg_stat_database.xact_commit of $APP_DB, probes excluded):
+    pg-us-east   $(printf '%7s' "$d_us")  the tpcb-like transactions: 7 statements each, all on the primary
+    pg-eu-west   $(printf '%7s' "$d_eu")  the select-only reads, 1 statement each: ${share}% of the reads stayed in eu-west
+    pg-ap-south  $(printf '%7s' "$d_ap")  farther away: reads go there only when eu-west cannot serve them
+    (a node also counts the setting replays pgregion runs on each new server connection)
+
+  read latency, pgbench -S -c 4 -T 5:
+    through pgregion              ${lat_proxy:-?} ms average, $(printf "%.0f" "${tps_proxy:-0}") tps
+    eu-west replica directly      ${lat_direct:-?} ms average, $(printf "%.0f" "${tps_direct:-0}") tps
 
     config  $CONFIG
     log     $LOGFILE
     pid     $(cat "$PIDFILE")
     state   $STATE
+    took    $((SECONDS - t0)) s (after the build)
 
     stop everything:  $REPO/scripts/quickstart.sh stop
 EOF

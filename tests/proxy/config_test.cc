@@ -606,5 +606,30 @@ TEST_CASE("config: conf/pgregion.toml loads") {
   CHECK(c.pool.mode == PoolMode::kTransaction);
 }
 
+TEST_CASE("config: conf/three-region.toml loads") {
+  std::vector<std::string> paths = {"conf/three-region.toml", "../conf/three-region.toml",
+                                    "../../conf/three-region.toml"};
+#ifdef PGREGION_SOURCE_ROOT
+  paths.insert(paths.begin(), std::string(PGREGION_SOURCE_ROOT) + "/conf/three-region.toml");
+#endif
+  absl::StatusOr<std::shared_ptr<const Config>> loaded = absl::NotFoundError("not tried");
+  for (const std::string& path : paths) {
+    loaded = LoadConfigFile(path);
+    if (loaded.ok() || loaded.status().code() != absl::StatusCode::kNotFound) break;
+  }
+  REQUIRE_MESSAGE(loaded.ok(), loaded.status().ToString());
+  const Config& c = **loaded;
+  CHECK(c.proxy.region == "eu-west");
+  REQUIRE(c.nodes.size() == 3);
+  // scripts/quickstart.sh runs this file with its relays on these ports.
+  CHECK(c.nodes[0].region == "us-east");
+  CHECK(c.nodes[0].port == 6501);
+  CHECK(c.nodes[1].region == "eu-west");
+  CHECK(c.nodes[1].port == 6502);
+  CHECK(c.nodes[2].region == "ap-south");
+  CHECK(c.nodes[2].port == 6503);
+  CHECK(c.routing.max_replica_lag_ms == 2000);
+}
+
 }  // namespace
 }  // namespace pgregion::proxy
