@@ -190,6 +190,7 @@ void ClientSession::HandleFrame(const p::Frame& frame) {
   if (frame.first && !IsCopyIn(frame.type)) unit_open_ = !unit_end;
   if (server_ != nullptr && !collecting_) {
     if (!starts_unit || !bound_autocommit_) {
+      sending_.Add(unit_);
       unit_ = Unit();  // bound: the route is already chosen
       retry_.armed = false;  // the server runs more than the unit that may be retried
       Send(frame);
@@ -219,6 +220,7 @@ void ClientSession::Send(const p::Frame& frame) {
   WriteToServer(frame);
   if (!frame.first) return;
   if (EndsUnit(frame.type)) {
+    AfterUnitSent();
     open_batch_ = false;
   } else if (IsExtended(frame.type)) {
     open_batch_ = true;
@@ -235,7 +237,10 @@ Pool* ClientSession::PoolFor(int node) {
   return pool;
 }
 
-void ClientSession::BeginUnit() { StartUnit(UnitRouteContext()); }
+void ClientSession::BeginUnit() {
+  if (unit_.plain_begin && DeferExtendedBegin()) return;
+  StartUnit(UnitRouteContext());
+}
 
 // A new unit from the client (not a retry of the last one).
 void ClientSession::StartUnit(const routing::RouteContext& ctx) {
@@ -297,10 +302,23 @@ void ClientSession::OnServerAssigned(ServerConnection* server) {
   server_ = server;
   server->Bind(this);
   TransitionTo(State::kActive);
+  // Nothing of this client's is in flight on a newly bound server.
+  units_sent_ = units_answered_ = 0;
+  probe_units_.clear();
+  copy_probe_unit_ = 0;
+  held_ready_.clear();
   std::string replay = ParameterReplay(server);
   if (!replay.empty()) {
     std::string q;
     p::AppendQuery(&q, replay);
+    server->Write(q);
+    server->tracker().Expect(p::ReplyTracker::Owner::kProxy);
+    server->set_unnamed_owner(0);  // a simple Query destroys the unnamed statement
+  }
+  if (prepend_begin_) {
+    prepend_begin_ = false;
+    std::string q;
+    p::AppendQuery(&q, begin_text_);
     server->Write(q);
     server->tracker().Expect(p::ReplyTracker::Owner::kProxy);
     server->set_unnamed_owner(0);  // a simple Query destroys the unnamed statement
