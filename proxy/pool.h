@@ -8,10 +8,13 @@
 //
 // Also reports to the ProxyApp what the router needs of it: its requests in
 // flight (connections in use plus queued clients, as deltas after every
-// change) and login failures that mean the node is unreachable (08xxx,
-// 57P0x: a data-path failure). Drain() retires every connection that exists
-// at that moment (the node changed role): idle ones close now, the others
-// close when they come back instead of going idle.
+// change) and login failures that mean the node failed (refused, timed out,
+// 57P0x: a data-path failure, before the waiting client retries elsewhere).
+// Drain() retires every connection that exists at that moment (the node
+// changed role): idle ones close now, the others close when they come back
+// instead of going idle. (A set of the retired connections rather than a
+// generation number per connection: it is empty, and costs one branch per
+// release, except right after a role change.)
 #pragma once
 
 #include <cstdint>
