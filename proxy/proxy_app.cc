@@ -5,9 +5,9 @@
 
 #include <cstring>
 
-#include "protocol/str_util.h"
 #include "protocol/md5.h"
 #include "protocol/message_builder.h"
+#include "protocol/str_util.h"
 #include "proxy/client_session.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
@@ -128,8 +128,8 @@ ProxyApp::ProxyApp(uv_loop_t* loop, std::shared_ptr<const Config> config)
       topology_(NodeSpecsFrom(*config_), TopologyOptionsFrom(config_->health)),
       latency_(config_->nodes.size()),
       router_(uv_hrtime()),
-      classifier_(std::make_unique<routing::StatementClassifier>(
-          ClassifierOptionsFrom(config_->routing))) {
+      classifier_(
+          std::make_unique<routing::StatementClassifier>(ClassifierOptionsFrom(config_->routing))) {
   routed_topology_ = topology_.snapshot();
   cluster_view_.topology = routed_topology_.get();
   cluster_view_.local_region = config_->proxy.region;
@@ -266,9 +266,10 @@ std::string ProxyApp::NoRouteMessage(routing::RouteBlock block) const {
         StrAppend(&nodes, nodes.empty() ? "" : ", ", n.name, " (", n.region, ") ",
                   n.up ? routing::NodeRoleName(n.role) : "down");
       }
-      return StrCat("pgregion: no primary is known (failover in progress?) and none appeared "
-                    "within failover.write_wait_ms (",
-                    config_->failover.write_wait_ms, " ms); nodes: ", nodes);
+      return StrCat(
+          "pgregion: no primary is known (failover in progress?) and none appeared "
+          "within failover.write_wait_ms (",
+          config_->failover.write_wait_ms, " ms); nodes: ", nodes);
     }
     case routing::RouteBlock::kNoNode:
       return "pgregion: no node is configured";

@@ -77,9 +77,8 @@ Route Router::Decide(const RouteContext& ctx) {
       route.node = topo->primary;
     } else {
       route.node = -1;
-      route.blocked = topo->primary_state == PrimaryState::kConflict
-                          ? RouteBlock::kPrimaryConflict
-                          : RouteBlock::kNoPrimary;
+      route.blocked = topo->primary_state == PrimaryState::kConflict ? RouteBlock::kPrimaryConflict
+                                                                     : RouteBlock::kNoPrimary;
     }
     return route;
   };

@@ -65,7 +65,7 @@ struct ClusterView {
   // "the first configured node is the primary" applies until then.
   bool roles_discovered = false;
   size_t node_count = 0;
-  std::string_view local_region;      // [proxy] region
+  std::string_view local_region;       // [proxy] region
   uint64_t max_replica_lag_ms = 5000;  // [routing] max_replica_lag_ms
   // Requests in flight per node (bound server connections and queued clients).
   std::span<const uint32_t> outstanding;
