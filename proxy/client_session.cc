@@ -88,6 +88,7 @@ void ClientSession::OnTimer(uv_timer_t* t) {
       return;
     case State::kWaiting:
       if (self->waiting_route_) {
+        self->app_->metrics().Error(ErrorKind::kNoPrimary);
         self->Fatal(p::sqlstate::kConnectionFailure,
                     StrCat("pgregion: no node can serve this request: no primary is known "
                            "(failover in progress?) within failover.write_wait_ms (",
@@ -96,6 +97,7 @@ void ClientSession::OnTimer(uv_timer_t* t) {
       }
       [[fallthrough]];
     case State::kLoginWait:
+      self->app_->metrics().Error(ErrorKind::kPoolTimeout);
       self->Fatal(p::sqlstate::kTooManyConnections,
                   StrCat("pgregion: no server connection available within "
                                "pool.acquire_timeout_ms (",
@@ -189,6 +191,7 @@ void ClientSession::HandleFrame(const p::Frame& frame) {
   bool unit_end = frame.first && EndsUnit(frame.type);
   if (server_ != nullptr) {
     unit_ = Unit();  // bound: the route is already chosen
+    unit_timer_.Continue();
     WriteToServer(frame);
   } else {
     to_server_.append(frame.bytes);
@@ -237,6 +240,7 @@ void ClientSession::Dispatch(const routing::RouteContext& ctx) {
     return;
   }
   waiting_route_ = false;
+  unit_timer_.Routed(app_->metrics(), route, app_->node_views());
   waiting_pool_ = pool;
   pool->Acquire(this);  // usually calls OnServerAssigned right away
   if (state_ == State::kWaiting) ArmTimer(app_->config().pool.acquire_timeout_ms);
@@ -260,6 +264,7 @@ void ClientSession::OnServerAssigned(ServerConnection* server) {
     }
     return;
   }
+  unit_timer_.Assigned();
   server_ = server;
   server->Bind(this);
   TransitionTo(State::kActive);
@@ -343,6 +348,7 @@ void ClientSession::OnServerParameter(std::string_view name, std::string_view va
 }
 
 void ClientSession::OnServerUnitDone() {
+  unit_timer_.Done();
   stream_->Flush();
   if (server_ == nullptr) return;
   ApplySessionEvents(server_->tx_status());
@@ -364,6 +370,7 @@ void ClientSession::ReleaseServer() {
 
 void ClientSession::OnServerLost(std::string_view why) {
   server_ = nullptr;
+  app_->metrics().Error(ErrorKind::kServerLost);
   LogWarn("server_lost").Kv("user", user_name_).Kv("client", peer_).Kv("reason", why);
   Fatal(p::sqlstate::kConnectionFailure,
         StrCat("pgregion: server connection lost: ", why));
@@ -371,6 +378,7 @@ void ClientSession::OnServerLost(std::string_view why) {
 
 void ClientSession::OnServerFailed(const std::string& error_response) {
   waiting_pool_ = nullptr;
+  app_->metrics().Error(ErrorKind::kServerLoginFailed);
   stream_->Write(error_response);
   Close("server login failed");
 }
@@ -401,6 +409,7 @@ void ClientSession::DetachServer() {
 
 void ClientSession::Fatal(std::string_view sqlstate, std::string_view message) {
   if (state_ == State::kClosed) return;
+  if (sqlstate == p::sqlstate::kProtocolViolation) app_->metrics().Error(ErrorKind::kProtocol);
   std::string out;
   p::AppendErrorResponse(&out, {.severity = "FATAL", .sqlstate = sqlstate, .message = message});
   stream_->Write(out);

@@ -24,6 +24,7 @@
 #include "protocol/reply_tracker.h"
 #include "proxy/client_auth.h"
 #include "proxy/config.h"
+#include "proxy/metrics.h"
 #include "proxy/session_params.h"
 #include "proxy/stream.h"
 #include "routing/classification.h"
@@ -162,6 +163,7 @@ class ClientSession : public Stream::Handler {
   bool open_batch_ = false;   // extended-protocol messages sent since the last Sync
   bool paused_ = false;       // client reads stopped for backpressure
   std::string peer_;
+  UnitTimer unit_timer_;  // query_duration_seconds, pool_wait_seconds
 
   // Routing state of the unit being collected while no server is bound.
   struct Unit {

@@ -209,6 +209,7 @@ void ClientSession::HandleStartupMessage(std::string_view body, bool* stop) {
     return;
   }
   if (app_->client_count() > cfg.proxy.max_client_connections) {
+    app_->metrics().Error(ErrorKind::kClientLimit);
     Fatal(p::sqlstate::kTooManyConnections, "sorry, too many clients already");
     *stop = true;
     return;
@@ -238,6 +239,7 @@ void ClientSession::HandleAuthMessage(const p::Frame& frame) {
       stream_->Flush();
       return;
     case ClientAuth::Result::kFail:
+      app_->metrics().Error(ErrorKind::kAuthFailed);
       LogWarn("auth_failed").Kv("user", user_name_).Kv("client", peer_);
       Close("authentication failed");
       return;

@@ -8,6 +8,7 @@
 #include "protocol/str_util.h"
 #include "protocol/md5.h"
 #include "protocol/message_builder.h"
+#include "proxy/admin_endpoints.h"
 #include "proxy/client_session.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
@@ -127,7 +128,8 @@ ProxyApp::ProxyApp(uv_loop_t* loop, std::shared_ptr<const Config> config)
       config_(std::move(config)),
       topology_(NodeSpecsFrom(*config_), TopologyOptionsFrom(config_->health)),
       classifier_(std::make_unique<routing::StatementClassifier>(
-          ClassifierOptionsFrom(config_->routing))) {}
+          ClassifierOptionsFrom(config_->routing))),
+      metrics_(*config_) {}
 
 ProxyApp::~ProxyApp() = default;
 
@@ -177,6 +179,7 @@ void ProxyApp::ReportDataPathFailure(int node) {
 void ProxyApp::OnTopologyUpdate(size_t node, const routing::TopologyUpdate& update) {
   routing::TopologySnapshotPtr snap = topology_.snapshot();
   LogTopologyUpdate(node, update, *snap);
+  metrics_.OnTopologyUpdate(node, update, *snap, UnixNowMs());
   RebuildNodeViews(*snap);
   if (!route_waiters_.empty()) {
     std::vector<ClientSession*> waiting(route_waiters_.begin(), route_waiters_.end());
@@ -312,6 +315,10 @@ absl::Status ProxyApp::Start() {
     server_tls_ = *std::move(tls);
   }
 
+  if (config_->admin.enabled) {
+    admin_ = std::make_unique<AdminEndpoints>(this);
+    if (absl::Status st = admin_->Start(); !st.ok()) return st;
+  }
   sockaddr_storage addr;
   const ListenAddress& listen = config_->proxy.listen;
   if (absl::Status st = ResolveAddress(listen.host, listen.port, &addr); !st.ok()) return st;
@@ -321,6 +328,7 @@ absl::Status ProxyApp::Start() {
   if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 1024, OnConnection);
   if (rc != 0) {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+    if (admin_ != nullptr) admin_->Stop();
     return absl::UnavailableError(StrCat("cannot listen on ", listen.host, ":", listen.port,
                                                ": ", uv_strerror(rc)));
   }
@@ -356,6 +364,7 @@ void ProxyApp::OnConnection(uv_stream_t* server, int status) {
   // Hard cap well above max_client_connections: past it we cannot even afford
   // to read a startup packet to answer politely.
   if (self->sessions_.size() >= 2 * uint64_t{self->config_->proxy.max_client_connections} + 64) {
+    self->metrics_.Error(ErrorKind::kClientLimit);
     stream->Close();
     return;
   }
@@ -423,6 +432,7 @@ void ProxyApp::Shutdown(std::string_view why) {
   shutting_down_ = true;
   LogInfo("shutdown").Kv("reason", why);
   if (health_ != nullptr) health_->Stop();
+  if (admin_ != nullptr) admin_->Stop();
   uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&janitor_), nullptr);
   for (uv_signal_t* s : {&sigterm_, &sigint_, &sighup_}) {

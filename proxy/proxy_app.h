@@ -27,6 +27,7 @@
 #include "protocol/scram.h"
 #include "proxy/config.h"
 #include "proxy/health_checker.h"
+#include "proxy/metrics.h"
 #include "proxy/tls_context.h"
 #include "routing/router.h"
 #include "routing/statement_classifier.h"
@@ -35,6 +36,7 @@
 
 namespace pgregion::proxy {
 
+class AdminEndpoints;
 class ClientSession;
 class Pool;
 
@@ -96,6 +98,12 @@ class ProxyApp : private HealthChecker::Observer {
   void CancelRouteWait(ClientSession* client) { route_waiters_.erase(client); }
   uint64_t NextServerId() { return ++next_server_id_; }
 
+  // Observability (metrics.h, admin_endpoints.h).
+  Metrics& metrics() { return metrics_; }
+  const absl::flat_hash_set<ClientSession*>& sessions() const { return sessions_; }
+  const auto& pools() const { return pools_; }
+  bool shutting_down() const { return shutting_down_; }
+
  private:
   static void OnConnection(uv_stream_t* server, int status);
   static void OnJanitor(uv_timer_t* t);
@@ -138,6 +146,8 @@ class ProxyApp : private HealthChecker::Observer {
   absl::flat_hash_map<uint32_t, ClientSession*> clients_;  // by proxy pid, logged in
   uint32_t next_pid_ = 0;
   uint64_t next_server_id_ = 0;
+  Metrics metrics_;
+  std::unique_ptr<AdminEndpoints> admin_;
 };
 
 }  // namespace pgregion::proxy
