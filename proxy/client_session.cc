@@ -34,6 +34,7 @@ bool IsFrontendType(char t) {
 }
 
 bool EndsUnit(char t) { return t == 'Q' || t == 'S' || t == 'F'; }
+bool IsCopyIn(char t) { return t == 'd' || t == 'c' || t == 'f'; }
 bool IsExtended(char t) {
   return t == 'P' || t == 'B' || t == 'E' || t == 'D' || t == 'C' || t == 'H';
 }
@@ -127,13 +128,9 @@ void ClientSession::OnStreamRead(std::string_view data) {
     if (!st.ok()) Close(ToStd(st.message()));
     return;
   }
-  if (server_ != nullptr) {
-    server_->Flush();
-    if (server_->pending_write_bytes() > kHighWater) {
-      stream_->StopRead();
-      paused_ = true;
-    }
-  } else if (to_server_.size() > kHighWater || state_ == State::kLoginWait) {
+  if (server_ != nullptr) server_->Flush();
+  if ((server_ != nullptr && server_->pending_write_bytes() > kHighWater) ||
+      to_server_.size() > kHighWater || state_ == State::kLoginWait || held_) {
     stream_->StopRead();
     paused_ = true;
   }
@@ -142,6 +139,9 @@ void ClientSession::OnStreamRead(std::string_view data) {
 size_t ClientSession::Process(std::string_view data) {
   size_t off = 0;
   while (off < data.size()) {
+    // A unit routed elsewhere waits for the bound server: later messages wait
+    // in in_ so that each is routed in turn.
+    if (held_) return off;
     switch (state_) {
       case State::kStartup: {
         size_t used = ProcessStartup(data.substr(off));
@@ -189,26 +189,44 @@ void ClientSession::HandleFrame(const p::Frame& frame) {
   }
   if (frame.first && !InspectFrame(frame)) return;  // answered by the proxy
   bool unit_end = frame.first && EndsUnit(frame.type);
-  if (server_ != nullptr) {
-    unit_ = Unit();  // bound: the route is already chosen
-    unit_timer_.Continue();
-    WriteToServer(frame);
-  } else {
-    to_server_.append(frame.bytes);
-    // A unit is routed as a whole: wait for its Sync (or Flush); a batch
-    // that grows too large is routed with what is known (fail closed).
-    if (state_ == State::kIdle &&
-        (unit_end || (frame.first && frame.type == 'H') || to_server_.size() > kHighWater)) {
-      BeginUnit();
-      if (state_ == State::kClosed) return;
+  // COPY data belongs to the unit that started the copy.
+  bool starts_unit = frame.first && !unit_open_ && !IsCopyIn(frame.type);
+  if (frame.first && !IsCopyIn(frame.type)) unit_open_ = !unit_end;
+  if (server_ != nullptr && !collecting_) {
+    if (!starts_unit || !bound_autocommit_) {
+      unit_ = Unit();  // bound: the route is already chosen
+      retry_.armed = false;  // the server runs more than the unit that may be retried
+      unit_timer_.Continue();
+      Send(frame);
+      return;
     }
+    // The server runs complete autocommit units only: this one is routed on
+    // its own (a write behind a replica's read must not follow it there).
+    collecting_ = true;
+  } else if (starts_unit && state_ == State::kWaiting) {
+    collecting_ = true;  // behind a unit still waiting for its server
   }
-  if (frame.first) {
-    if (unit_end) {
-      open_batch_ = false;
-    } else if (IsExtended(frame.type)) {
-      open_batch_ = true;
-    }
+  to_server_.append(frame.bytes);
+  if (!collecting_) dispatched_bytes_ = to_server_.size();
+  // A unit is routed as a whole: wait for its Sync (or Flush); a batch
+  // that grows too large is routed with what is known (fail closed).
+  bool ready = unit_end || (frame.first && frame.type == 'H') || to_server_.size() > kHighWater;
+  if (!ready) return;
+  if (collecting_) {
+    collected_ready_ = true;
+    if (server_ != nullptr && !held_) RouteCollected();
+  } else if (state_ == State::kIdle) {
+    BeginUnit();
+  }
+}
+
+void ClientSession::Send(const p::Frame& frame) {
+  WriteToServer(frame);
+  if (!frame.first) return;
+  if (EndsUnit(frame.type)) {
+    open_batch_ = false;
+  } else if (IsExtended(frame.type)) {
+    open_batch_ = true;
   }
 }
 
@@ -222,7 +240,15 @@ Pool* ClientSession::PoolFor(int node) {
   return pool;
 }
 
-void ClientSession::BeginUnit() { Dispatch(UnitRouteContext()); }
+void ClientSession::BeginUnit() { StartUnit(UnitRouteContext()); }
+
+// A new unit from the client (not a retry of the last one).
+void ClientSession::StartUnit(const routing::RouteContext& ctx) {
+  retry_.attempts = 0;
+  retry_.seen = 0;
+  retry_.delivered.clear();
+  Dispatch(ctx);
+}
 
 void ClientSession::Dispatch(const routing::RouteContext& ctx) {
   routing::Route route = app_->router().Decide(ctx);
@@ -241,6 +267,11 @@ void ClientSession::Dispatch(const routing::RouteContext& ctx) {
   }
   waiting_route_ = false;
   unit_timer_.Routed(app_->metrics(), route, app_->node_views());
+  retry_.ctx = ctx;
+  retry_.node = route.node;
+  retry_.armed = RetryEligible(ctx, route);
+  bound_autocommit_ = app_->config().pool.mode == PoolMode::kTransaction &&
+                      !ctx.begins_transaction && !ctx.pinned && !unit_open_;
   waiting_pool_ = pool;
   pool->Acquire(this);  // usually calls OnServerAssigned right away
   if (state_ == State::kWaiting) ArmTimer(app_->config().pool.acquire_timeout_ms);
@@ -276,23 +307,63 @@ void ClientSession::OnServerAssigned(ServerConnection* server) {
     server->tracker().Expect(p::ReplyTracker::Owner::kProxy);
     server->set_unnamed_owner(0);  // a simple Query destroys the unnamed statement
   }
-  // The messages that waited were complete when queued; re-frame them to
-  // rewrite statement names for this particular server connection.
-  p::MessageDecoder decoder(~0u, ~0u);
-  std::string_view rest = to_server_;
-  while (!rest.empty()) {
-    p::DecodeResult r = decoder.Next(rest);
-    if (r.status != p::DecodeStatus::kFrame) break;
-    WriteToServer(r.frame);
-    rest.remove_prefix(r.consumed);
-  }
-  to_server_.clear();
-  if (to_server_.capacity() > 64 * 1024) std::string().swap(to_server_);
+  SendDispatched();
+  if (server_ == nullptr) return;  // closed while sending (a retried read answered differently)
   server->Flush();
-  if (paused_ && server->pending_write_bytes() <= kHighWater) {
+  if (collecting_ && collected_ready_ && !held_) RouteCollected();
+  if (server_ == nullptr) return;
+  if (paused_ && server_->pending_write_bytes() <= kHighWater && to_server_.size() <= kHighWater) {
     paused_ = false;
     stream_->StartRead();
   }
+}
+
+void ClientSession::SendDispatched() {
+  std::string_view unit(to_server_.data(), std::min(dispatched_bytes_, to_server_.size()));
+  if (retry_.armed) {
+    retry_.bytes.assign(unit.data(), unit.size());
+    retry_.sent = true;
+  }
+  // The messages that waited were complete when queued; re-frame them to
+  // rewrite statement names for this particular server connection.
+  p::MessageDecoder decoder(~0u, ~0u);
+  std::string_view rest = unit;
+  while (!rest.empty() && server_ != nullptr) {
+    p::DecodeResult r = decoder.Next(rest);
+    if (r.status != p::DecodeStatus::kFrame) break;
+    Send(r.frame);
+    rest.remove_prefix(r.consumed);
+  }
+  to_server_.erase(0, unit.size());
+  dispatched_bytes_ = 0;
+  if (to_server_.empty() && to_server_.capacity() > 64 * 1024) std::string().swap(to_server_);
+}
+
+void ClientSession::RouteCollected() {
+  routing::RouteContext ctx = UnitRouteContext();
+  routing::Route route = app_->router().Decide(ctx);
+  const std::vector<routing::NodeView>& views = app_->node_views();
+  int here = server_->pool()->node();
+  auto is_replica = [&](int n) {
+    return n >= 0 && static_cast<size_t>(n) < views.size() && views[n].up && !views[n].primary;
+  };
+  // A read may stay on the replica that is already bound (keeps a pipeline flowing).
+  bool same = route.node == here ||
+              (route.reason == routing::RouteReason::kRead && is_replica(route.node) &&
+               is_replica(here));
+  if (!same) {
+    held_ = true;  // dispatched once the bound server has finished (ReleaseServer)
+    held_ctx_ = ctx;
+    return;
+  }
+  unit_timer_.RoutedWhileBound(app_->metrics(), {here, route.reason}, views);
+  collecting_ = false;
+  collected_ready_ = false;
+  retry_.armed = false;  // two units in flight: neither may be retried
+  bound_autocommit_ = bound_autocommit_ && !ctx.begins_transaction && !ctx.pinned && !unit_open_;
+  dispatched_bytes_ = to_server_.size();
+  SendDispatched();
+  if (server_ != nullptr) server_->Flush();
 }
 
 std::string ClientSession::ParameterReplay(ServerConnection* server) {
@@ -323,6 +394,7 @@ std::string ClientSession::ParameterReplay(ServerConnection* server) {
 }
 
 void ClientSession::ForwardToClient(std::string_view bytes) {
+  if ((retry_.armed || retry_.pending) && !MayDeliver(bytes)) return;
   stream_->Write(bytes);
   if (server_ != nullptr && stream_->pending_bytes() > kHighWater) {
     stream_->Flush();
@@ -351,9 +423,15 @@ void ClientSession::OnServerUnitDone() {
   unit_timer_.Done();
   stream_->Flush();
   if (server_ == nullptr) return;
+  if (retry_.pending) {
+    RetryRead("retryable error");
+    return;
+  }
+  retry_.armed = false;
   ApplySessionEvents(server_->tx_status());
   if (app_->config().pool.mode == PoolMode::kSession) return;
-  if (server_->clean() && !open_batch_ && !pinned()) ReleaseServer();
+  // A held unit's pins are its own (it has not run): they do not keep this server.
+  if (server_->clean() && !open_batch_ && (!pinned() || held_)) ReleaseServer();
 }
 
 void ClientSession::ReleaseServer() {
@@ -362,13 +440,38 @@ void ClientSession::ReleaseServer() {
   server->Unbind();
   TransitionTo(State::kIdle);
   server->pool()->Release(server);
-  if (paused_) {
+  if (collecting_) {
+    // The unit that came in behind is now the one to route.
+    collecting_ = false;
+    collected_ready_ = false;
+    dispatched_bytes_ = to_server_.size();
+    if (held_) {
+      held_ = false;
+      StartUnit(held_ctx_);
+      if (state_ == State::kClosed) return;
+      if (!in_.empty()) {
+        // What the client sent behind the held unit (see Process).
+        std::string pending;
+        pending.swap(in_);
+        OnStreamRead(pending);
+        if (state_ == State::kClosed) return;
+      }
+    }
+  }
+  if (paused_ && state_ != State::kClosed && to_server_.size() <= kHighWater) {
     paused_ = false;
     stream_->StartRead();
   }
 }
 
 void ClientSession::OnServerLost(std::string_view why) {
+  // Counted against the node, but one lost connection (pg_terminate_backend)
+  // does not take it out of service.
+  if (server_ != nullptr) app_->ReportDataPathFailure(server_->pool()->node(), /*certain=*/false);
+  if (retry_.armed || retry_.pending) {
+    RetryRead(why);
+    return;
+  }
   server_ = nullptr;
   app_->metrics().Error(ErrorKind::kServerLost);
   LogWarn("server_lost").Kv("user", user_name_).Kv("client", peer_).Kv("reason", why);
@@ -376,8 +479,12 @@ void ClientSession::OnServerLost(std::string_view why) {
         StrCat("pgregion: server connection lost: ", why));
 }
 
-void ClientSession::OnServerFailed(const std::string& error_response) {
+void ClientSession::OnServerFailed(const std::string& error_response, bool node_failure) {
   waiting_pool_ = nullptr;
+  if (node_failure && retry_.armed) {
+    RetryRead("cannot connect");
+    return;
+  }
   app_->metrics().Error(ErrorKind::kServerLoginFailed);
   stream_->Write(error_response);
   Close("server login failed");

@@ -65,12 +65,15 @@ class ClientSession : public Stream::Handler {
   void RetryRoute();
   // From the pool.
   void OnServerAssigned(ServerConnection* server);
-  void OnServerFailed(const std::string& error_response);
+  // `node_failure`: the node failed (not this login); a read may go elsewhere.
+  void OnServerFailed(const std::string& error_response, bool node_failure);
   // From the bound server connection.
   void ForwardToClient(std::string_view bytes);
   void OnServerParameter(std::string_view name, std::string_view value);
   void OnServerUnitDone();
-  void OnServerError() { unit_failed_ = true; }
+  // An ErrorResponse for the client's unit (its body); a retryable failure of
+  // an autocommit read is swallowed and the read retried (client_session_retry.cc).
+  void OnServerError(std::string_view body);
   void OnServerLost(std::string_view why);
   void OnServerDrained();
   void FlushToClient();
@@ -109,7 +112,18 @@ class ClientSession : public Stream::Handler {
   // Data path.
   void HandleFrame(const protocol::Frame& frame);
   void BeginUnit();
+  void StartUnit(const routing::RouteContext& ctx);
   void Dispatch(const routing::RouteContext& ctx);
+  // Writes the dispatched unit's bytes (the front of to_server_) to the bound server.
+  void SendDispatched();
+  // A complete new unit was collected while a server is bound: send it there
+  // or hold it until that server is released.
+  void RouteCollected();
+  void Send(const protocol::Frame& frame);
+  // Read retry (client_session_retry.cc).
+  bool RetryEligible(const routing::RouteContext& ctx, const routing::Route& route) const;
+  bool MayDeliver(std::string_view bytes);
+  void RetryRead(std::string_view why);
   void ReleaseServer();
   void DetachServer();
   std::string ParameterReplay(ServerConnection* server);
@@ -159,8 +173,19 @@ class ClientSession : public Stream::Handler {
   std::vector<Pool*> pools_;  // by node index, filled lazily
   ServerConnection* server_ = nullptr;
   Pool* waiting_pool_ = nullptr;
-  std::string to_server_;     // bytes waiting for a server connection
-  bool open_batch_ = false;   // extended-protocol messages sent since the last Sync
+  // Client messages not yet written to a server: first the dispatched unit's
+  // (`dispatched_bytes_` of them), then those of units that came after it.
+  std::string to_server_;
+  size_t dispatched_bytes_ = 0;
+  bool unit_open_ = false;    // the client is inside a unit: saw its first message, not its end
+  bool open_batch_ = false;   // extended-protocol messages written since the last Sync
+  // The bound server runs only complete autocommit units (transaction pooling):
+  // a new unit is collected and routed on its own instead of following them.
+  bool bound_autocommit_ = false;
+  bool collecting_ = false;   // to_server_ holds a new unit behind a bound server's
+  bool collected_ready_ = false;  // ...which is complete (or must be routed as it is)
+  bool held_ = false;         // ...routed elsewhere: waits for the bound server to finish
+  routing::RouteContext held_ctx_;
   bool paused_ = false;       // client reads stopped for backpressure
   std::string peer_;
   UnitTimer unit_timer_;  // query_duration_seconds, pool_wait_seconds
@@ -178,6 +203,23 @@ class ClientSession : public Stream::Handler {
   bool waiting_route_ = false;      // parked until a node can serve the unit
   routing::RouteContext parked_ctx_;
   bool unit_failed_ = false;  // an ErrorResponse went to the client in the current unit
+  // Transparent retry of an autocommit read that failed on a replica before
+  // any of its result reached the client: once on another replica, then on the
+  // primary. Replies of the failed attempt that already reached the client
+  // (ParseComplete, BindComplete, RowDescription, ...) are expected again and
+  // dropped on the next attempt.
+  struct ReadRetry {
+    bool armed = false;    // the running unit may still be retried
+    bool pending = false;  // it failed: its remaining replies are dropped, then it is re-sent
+    bool sent = false;     // `bytes` holds the unit (written to a server)
+    int node = -1;         // where it runs
+    uint8_t attempts = 0;
+    size_t seen = 0;        // replies of this attempt so far
+    std::string delivered;  // types of the unit's replies the client has (acknowledgements only)
+    std::string bytes;
+    routing::RouteContext ctx;
+  };
+  ReadRetry retry_;
   std::vector<routing::SessionEvent> unit_events_;  // applied when the unit succeeds
   std::vector<routing::SessionEvent> txn_events_;   // applied when the transaction commits
   ClientStatement unnamed_statement_;

@@ -585,9 +585,9 @@ void HealthChecker::Stop() {
   probes_.clear();
 }
 
-void HealthChecker::ReportDataPathFailure(int node) {
+void HealthChecker::ReportDataPathFailure(int node, bool certain) {
   if (stopped_ || node < 0 || static_cast<size_t>(node) >= targets_.size()) return;
-  OnProbeFailure(static_cast<size_t>(node), Failure::kDataPath);
+  OnProbeFailure(static_cast<size_t>(node), certain ? Failure::kDataPath : Failure::kProbeError);
 }
 
 void HealthChecker::OnProbeSuccess(size_t node, const routing::ProbeResult& result) {

@@ -91,9 +91,12 @@ class HealthChecker {
   // checker, its topology or its observer. Idempotent.
   void Stop();
 
-  // The proxy's own traffic to `node` failed (connect refused, reset, 57P0x):
-  // feeds a kDataPath failure to the topology now, which quarantines the node.
-  void ReportDataPathFailure(int node);
+  // The proxy's own traffic to `node` failed. `certain` (a new connection was
+  // refused, timed out, or told "cannot connect now"): a kDataPath failure that
+  // quarantines the node at once. Otherwise (an open connection was reset or
+  // terminated, which pg_terminate_backend of one backend also does): counted
+  // like one failed probe.
+  void ReportDataPathFailure(int node, bool certain);
 
   const HealthCheckerOptions& options() const { return options_; }
   size_t size() const { return targets_.size(); }

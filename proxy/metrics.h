@@ -187,7 +187,8 @@ class Metrics {
 // routing decision to a server connection). A unit that runs on an already
 // bound server (inside a transaction, session pooling) starts at its first
 // message and counts for the node of the decision that bound it. Pipelined
-// units count as one. Does nothing unless Metrics::timing().
+// units are timed as one; a retried unit from its last routing decision.
+// Clocks are read only when Metrics::timing().
 class UnitTimer {
  public:
   void Routed(Metrics& m, const routing::Route& route,
@@ -199,6 +200,15 @@ class UnitTimer {
     query_ = m.QueryHistogram(route.node, primary);
     wait_ = m.PoolWaitHistogram(route.node);
     start_ns_ = uv_hrtime();
+  }
+  // A unit routed to the server already bound (pipelined behind another one):
+  // counted; timed from here unless a unit is already being timed.
+  void RoutedWhileBound(Metrics& m, const routing::Route& route,
+                        const std::vector<routing::NodeView>& nodes) {
+    bool primary = route.node >= 0 && static_cast<size_t>(route.node) < nodes.size() &&
+                   nodes[static_cast<size_t>(route.node)].primary;
+    m.Routed(route.node, primary, route.reason);
+    Continue();
   }
   void Assigned() {
     if (wait_ == nullptr || start_ns_ == 0) return;

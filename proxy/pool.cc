@@ -62,15 +62,17 @@ void Pool::OnLoginDone(ServerConnection* server) {
   Release(server);
 }
 
-void Pool::OnLoginFailed(ServerConnection* server, const std::string& error_response) {
+void Pool::OnLoginFailed(ServerConnection* server, const std::string& error_response,
+                         bool node_failure) {
   --connecting_;
   all_.erase(server);
+  if (node_failure) app_->ReportDataPathFailure(node_, /*certain=*/true);
   // The oldest waiter sees the backend's own reason (wrong database, auth,
   // refused); the others keep waiting for their own attempts.
   if (!waiters_.empty()) {
     ClientSession* client = waiters_.front();
     waiters_.pop_front();
-    client->OnServerFailed(error_response);
+    client->OnServerFailed(error_response, node_failure);
   }
 }
 

@@ -38,7 +38,9 @@ class Pool {
   void Remove(ServerConnection* server);
   void OnLoginDone(ServerConnection* server);
   // `error_response`: an ErrorResponse to show the waiting client.
-  void OnLoginFailed(ServerConnection* server, const std::string& error_response);
+  // `node_failure`: the node failed (reported to the health checker at once).
+  void OnLoginFailed(ServerConnection* server, const std::string& error_response,
+                     bool node_failure);
   // Idle timeout and min_idle upkeep; called by the janitor.
   void Sweep(uint64_t now_ms);
   // Closes every connection (shutdown).

@@ -172,8 +172,8 @@ void ProxyApp::StartHealthChecker() {
   health_->Start();
 }
 
-void ProxyApp::ReportDataPathFailure(int node) {
-  if (health_ != nullptr) health_->ReportDataPathFailure(node);
+void ProxyApp::ReportDataPathFailure(int node, bool certain) {
+  if (health_ != nullptr) health_->ReportDataPathFailure(node, certain);
 }
 
 void ProxyApp::OnTopologyUpdate(size_t node, const routing::TopologyUpdate& update) {

@@ -69,9 +69,9 @@ class ProxyApp : private HealthChecker::Observer {
   // False until the topology has had a single primary once: node_views() then
   // still says "first configured node is the primary".
   bool roles_discovered() const { return roles_discovered_; }
-  // The proxy's own traffic to `node` failed (connect refused, reset, 57P0x):
-  // the node is quarantined at once (node_views() is rebuilt before this returns).
-  void ReportDataPathFailure(int node);
+  // The proxy's own traffic to `node` failed (HealthChecker::ReportDataPathFailure);
+  // node_views() is rebuilt before this returns.
+  void ReportDataPathFailure(int node, bool certain);
   const routing::Router& router() const { return router_; }
   routing::StatementClassifier& classifier() { return *classifier_; }
   // Round-robin position for spreading reads (until nearest-replica choice).

@@ -73,7 +73,8 @@ void ServerConnection::Connect() {
   int rc = stream_->Connect(reinterpret_cast<const sockaddr*>(&node.addr));
   if (rc != 0) {
     LoginFailed(ConnectError(StrCat("pgregion: cannot connect to node \"", node.config.name,
-                                          "\": ", uv_strerror(rc))));
+                                    "\": ", uv_strerror(rc))),
+                /*node_failure=*/true);
   }
 }
 
@@ -81,8 +82,9 @@ void ServerConnection::OnTimer(uv_timer_t* t) {
   auto* self = static_cast<ServerConnection*>(t->data);
   if (self->state_ == State::kClosed) return;
   const NodeRuntime& node = self->pool_->app()->node(self->pool_->node());
-  self->LoginFailed(ConnectError(StrCat("pgregion: timed out connecting to node \"",
-                                              node.config.name, "\"")));
+  self->LoginFailed(
+      ConnectError(StrCat("pgregion: timed out connecting to node \"", node.config.name, "\"")),
+      /*node_failure=*/true);
 }
 
 void ServerConnection::OnStreamConnected(absl::Status status) {
@@ -90,7 +92,8 @@ void ServerConnection::OnStreamConnected(absl::Status status) {
   const NodeRuntime& node = pool_->app()->node(pool_->node());
   if (!status.ok()) {
     LoginFailed(ConnectError(StrCat("pgregion: cannot connect to node \"", node.config.name,
-                                          "\": ", status.message())));
+                                    "\": ", status.message())),
+                /*node_failure=*/true);
     return;
   }
   stream_->StartRead();
@@ -202,9 +205,15 @@ void ServerConnection::HandleLoginMessage(const p::Frame& frame) {
       TransitionTo(State::kIdle);
       pool_->OnLoginDone(this);
       return;
-    case 'E':
-      LoginFailed(std::string(frame.bytes));
+    case 'E': {
+      // "the database system is starting up / shutting down": the node cannot
+      // serve now. Anything else (auth, unknown database, too many
+      // connections) is about this login, not the node.
+      absl::StatusOr<p::ErrorNotice> err = p::ParseErrorNotice(frame.body);
+      bool node_failure = err.ok() && err->sqlstate() == p::sqlstate::kCannotConnectNow;
+      LoginFailed(std::string(frame.bytes), node_failure);
       return;
+    }
     case 'N':
     case 'v':  // NegotiateProtocolVersion: we ask for 3.0, nothing to adjust
       return;
@@ -319,7 +328,7 @@ void ServerConnection::HandleMessage(const p::Frame& frame) {
         break;
       }
       case 'E':
-        if (to_client) client_->OnServerError();
+        if (to_client) client_->OnServerError(frame.body);  // may swallow it (read retry)
         if (d.owner == p::ReplyTracker::Owner::kProxy) {
           absl::StatusOr<p::ErrorNotice> err = p::ParseErrorNotice(frame.body);
           LogWarn("server_reset_error")
@@ -435,7 +444,7 @@ void ServerConnection::OnStreamDrained() {
 
 void ServerConnection::OnStreamError(absl::Status status) { Lost(ToStd(status.message())); }
 
-void ServerConnection::LoginFailed(std::string error_response) {
+void ServerConnection::LoginFailed(std::string error_response, bool node_failure) {
   if (state_ == State::kClosed) return;
   const NodeRuntime& node = pool_->app()->node(pool_->node());
   LogWarn("server_login_failed").Kv("node", node.config.name).Kv("server", id_);
@@ -443,14 +452,15 @@ void ServerConnection::LoginFailed(std::string error_response) {
   stream_->Close();
   Pool* pool = pool_;
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), OnClosed);
-  pool->OnLoginFailed(this, error_response);
+  pool->OnLoginFailed(this, error_response, node_failure);
 }
 
 void ServerConnection::Lost(std::string_view why) {
   if (state_ == State::kClosed) return;
   if (state_ == State::kConnecting || state_ == State::kLogin || state_ == State::kSslRequest ||
       state_ == State::kTlsHandshake) {
-    LoginFailed(ConnectError(StrCat("pgregion: backend connection failed: ", why)));
+    LoginFailed(ConnectError(StrCat("pgregion: backend connection failed: ", why)),
+                /*node_failure=*/true);
     return;
   }
   ClientSession* client = client_;

@@ -117,7 +117,9 @@ class ServerConnection : public Stream::Handler {
   void HandleLoginMessage(const protocol::Frame& frame);
   void HandleAuthRequest(std::string_view body);
   void HandleMessage(const protocol::Frame& frame);
-  void LoginFailed(std::string error_response);
+  // `node_failure`: the node itself failed (refused, timed out, reset, cannot
+  // connect now), as opposed to this login (auth, unknown database).
+  void LoginFailed(std::string error_response, bool node_failure = false);
   void Lost(std::string_view why);
 
   Pool* pool_;

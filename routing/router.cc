@@ -48,12 +48,16 @@ Route Router::Decide(const RouteContext& ctx) const {
   }
   // A read: any healthy replica, round robin (counted, then picked: no
   // allocation on the hot path).
+  auto usable = [&](size_t i) {
+    bool avoided = i < 64 && (ctx.avoid_nodes >> i & 1) != 0;
+    return nodes[i].up && !nodes[i].primary && !avoided;
+  };
   size_t replicas = 0;
-  for (const NodeView& n : nodes) replicas += (n.up && !n.primary) ? 1 : 0;
+  for (size_t i = 0; i < nodes.size(); ++i) replicas += usable(i) ? 1 : 0;
   if (replicas == 0) return on_primary(RouteReason::kNoReplica);
   size_t pick = ctx.spread % replicas;
   for (size_t i = 0; i < nodes.size(); ++i) {
-    if (!nodes[i].up || nodes[i].primary) continue;
+    if (!usable(i)) continue;
     if (pick-- == 0) {
       route.node = static_cast<int>(i);
       break;

@@ -45,6 +45,9 @@ struct RouteContext {
   bool preference_from_hint = false;
   // Spreads reads over replicas (round robin until the regions issue).
   uint64_t spread = 0;
+  // Nodes a read must not use (bit i = node i): a retried read avoids the
+  // replicas it already failed on. Nodes past 63 cannot be avoided.
+  uint64_t avoid_nodes = 0;
 };
 
 struct Route {

@@ -1,6 +1,10 @@
 # Sourced by scripts/test.sh and scripts/quickstart.sh: installs the Debian
 # packages a script lists in PACKAGES that are not installed yet. The caller
-# defines PACKAGES (array) and say().
+# defines PACKAGES (array) and say(), and may define COMMAND_PACKAGES (array of
+# COMMAND=PACKAGE): PACKAGE is installed only when COMMAND is not on PATH. That
+# is for tools another package may already provide: Node.js from another
+# source bundles npm and conflicts with Debian's npm package, and any JDK
+# provides javac.
 
 as_root() {
   if [[ $(id -u) == 0 ]]; then
@@ -22,6 +26,12 @@ install_missing() {
   for p in "${PACKAGES[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
       missing+=("$p")
+    fi
+  done
+  local entry
+  for entry in ${COMMAND_PACKAGES[@]+"${COMMAND_PACKAGES[@]}"}; do
+    if ! command -v "${entry%%=*}" >/dev/null 2>&1; then
+      missing+=("${entry#*=}")
     fi
   done
   if ((${#missing[@]} == 0)); then
