@@ -15,6 +15,9 @@ namespace pgregion::proxy {
 // callback. Loop thread.
 class AdminServer::Connection : public Stream::Handler {
  public:
+  static constexpr uint64_t kLingerMs = 1000;
+  static constexpr size_t kMaxLingerBytes = 1 << 20;
+
   Connection(AdminServer* server, Stream* stream) : server_(server), stream_(stream) {
     uv_timer_init(server->loop_, &timer_);
     timer_.data = this;
@@ -35,14 +38,20 @@ class AdminServer::Connection : public Stream::Handler {
   }
 
   void OnStreamRead(std::string_view data) override {
-    if (responded_) return;  // a body or a pipelined request: never read
+    if (responded_) {
+      // Lingering after an error: discard what the client still sends, so
+      // closing does not reset the connection before it read the answer.
+      lingered_bytes_ += data.size();
+      if (lingered_bytes_ > kMaxLingerBytes) Close();
+      return;
+    }
     in_.append(data);
     HttpParseResult r = ParseHttpRequestHead(in_, kMaxHeadBytes);
     switch (r.status) {
       case HttpParseStatus::kNeedMore:
         return;
       case HttpParseStatus::kError:
-        Respond(TextResponse(r.error_status, r.error), /*head_only=*/false);
+        RespondAndLinger(TextResponse(r.error_status, r.error));
         return;
       case HttpParseStatus::kComplete:
         Respond(server_->handler_->Handle(r.request), r.request.method == "HEAD");
@@ -50,15 +59,17 @@ class AdminServer::Connection : public Stream::Handler {
     }
   }
 
+  // EOF (the client is done, also after lingering), reset, write failure.
   void OnStreamError(absl::Status) override { Close(); }
 
   void OnStreamDrained() override {
-    if (responded_) Close();
+    if (responded_ && !lingering_) Close();
   }
 
  private:
   ~Connection() override = default;
 
+  // A complete request was read: answer, close once the kernel has the answer.
   void Respond(const HttpResponse& response, bool head_only) {
     responded_ = true;
     in_.clear();
@@ -70,14 +81,24 @@ class AdminServer::Connection : public Stream::Handler {
     if (!closed_ && stream_->pending_bytes() == 0) Close();
   }
 
+  // A bad request may still be arriving (an oversized head): answer, then
+  // read and discard until the client closes, for at most kLingerMs.
+  void RespondAndLinger(const HttpResponse& response) {
+    responded_ = true;
+    lingering_ = true;
+    in_.clear();
+    stream_->Write(SerializeHttpResponse(response, false));
+    stream_->Flush();
+    if (!closed_) uv_timer_start(&timer_, OnTimeout, kLingerMs, 0);
+  }
+
   static void OnTimeout(uv_timer_t* t) {
     auto* self = static_cast<Connection*>(t->data);
     if (self->responded_) {
       self->Close();
       return;
     }
-    self->Respond(TextResponse(408, "no complete request within 10 s"), false);
-    if (!self->closed_) self->Close();  // a peer that does not read gets nothing more
+    self->RespondAndLinger(TextResponse(408, "no complete request within 10 s"));
   }
 
   static void OnClosed(uv_handle_t* h) { delete static_cast<Connection*>(h->data); }
@@ -86,7 +107,9 @@ class AdminServer::Connection : public Stream::Handler {
   Stream* stream_;
   uv_timer_t timer_;
   std::string in_;
+  size_t lingered_bytes_ = 0;
   bool responded_ = false;
+  bool lingering_ = false;
   bool closed_ = false;
 };
 

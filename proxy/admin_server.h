@@ -4,7 +4,9 @@
 //
 // Bounded: at most kMaxConnections at once (more are closed at once), a head
 // of at most kMaxHeadBytes, kRequestTimeoutMs to send it. Malformed requests
-// get 400/431/505 from here; the handler sees only well-formed ones. Running
+// get 400/431/505 (and a slow one 408) from here, then the connection lingers
+// briefly so the client reads the answer before the close; the handler sees
+// only well-formed requests. Running
 // on the loop thread means the handler reads the proxy's state (topology,
 // pools, metrics) without locks. Owned by AdminEndpoints; Close() before
 // destruction, and the loop must run once more for the close callbacks.
