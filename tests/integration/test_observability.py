@@ -419,10 +419,62 @@ def test_ready_follows_failover(start_proxy):
         p.stop()
 
 
-def test_alert_rules_are_valid():
+ALERT_TESTS = """
+rule_files: [{rules}]
+evaluation_interval: 15s
+tests:
+  - interval: 15s
+    input_series:
+      - series: 'pgregion_node_up{{instance="p1",node="a",region="eu"}}'
+        values: '1 1 0 0 0 0 0 0'
+      - series: 'pgregion_node_is_primary{{instance="p1",node="a",region="eu"}}'
+        values: '1 1 0 0 0 0 0 0'
+      - series: 'pgregion_node_is_primary{{instance="p1",node="b",region="us"}}'
+        values: '0 0 0 0 0 0 0 0'
+      - series: 'pgregion_replica_lag_seconds{{instance="p1",node="b",region="us"}}'
+        values: '0 1 9 9 9 9 9 9'
+      - series: 'pgregion_client_connections{{instance="p1",state="waiting"}}'
+        values: '0 0 0 0 0 0 0 0'
+    alert_rule_test:
+      - eval_time: 105s
+        alertname: PgregionNodeDown
+        exp_alerts:
+          - exp_labels: {{severity: critical, instance: p1, node: a, region: eu}}
+            exp_annotations:
+              summary: "Node a (eu) is down for p1"
+              description: >-
+                pgregion's health checks of a fail (health.failures_to_down
+                consecutive failures). No traffic is routed to it until it recovers.
+      - eval_time: 105s
+        alertname: PgregionNoPrimary
+        exp_alerts:
+          - exp_labels: {{severity: critical, instance: p1}}
+            exp_annotations:
+              summary: "pgregion p1 knows no primary"
+              description: >-
+                No node reports pg_is_in_recovery() = false (or more than one does). Writes
+                wait failover.write_wait_ms and then fail until one primary remains.
+                /ready returns 503 meanwhile.
+      - eval_time: 105s
+        alertname: PgregionPoolWaiters
+        exp_alerts: []
+      - eval_time: 15s
+        alertname: PgregionReplicaLagHigh
+        exp_alerts: []
+"""
+
+
+def test_alert_rules_are_valid(tmp_path):
     if not Path(PROMTOOL).exists():
         pytest.fail("promtool not installed (Debian package `prometheus`)", pytrace=False)
-    cp = subprocess.run([PROMTOOL, "check", "rules", str(REPO / "conf" / "prometheus-alerts.yml")],
+    rules = REPO / "conf" / "prometheus-alerts.yml"
+    cp = subprocess.run([PROMTOOL, "check", "rules", str(rules)],
+                        capture_output=True, text=True, timeout=60)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    # The rules fire on the series pgregion exports, with the labels it gives them.
+    test = tmp_path / "alerts_test.yml"
+    test.write_text(ALERT_TESTS.format(rules=json.dumps(str(rules))))
+    cp = subprocess.run([PROMTOOL, "test", "rules", str(test)],
                         capture_output=True, text=True, timeout=60)
     assert cp.returncode == 0, cp.stdout + cp.stderr
 
