@@ -132,7 +132,8 @@ HttpResponse AdminEndpoints::MetricsPage() const {
 }
 
 HttpResponse AdminEndpoints::ReadyPage() const {
-  Readiness ready = ComputeReadiness(*app_->topology(), app_->shutting_down());
+  Readiness ready =
+      ComputeReadiness(*app_->topology(), app_->shutting_down() || app_->draining());
   if (ready.ready) return HttpResponse{.status = 200, .body = "ready\n"};
   return TextResponse(503, ready.reason);
 }
@@ -142,7 +143,7 @@ HttpResponse AdminEndpoints::StatusPage() const {
   StatusInput in;
   in.config = &app_->config();
   in.topology = snap.get();
-  in.readiness = ComputeReadiness(*snap, app_->shutting_down());
+  in.readiness = ComputeReadiness(*snap, app_->shutting_down() || app_->draining());
   in.roles_discovered = app_->roles_discovered();
   in.clients = CountConnections().clients;
   in.pools = PoolStatuses();

@@ -251,6 +251,7 @@ void ClientSession::StartUnit(const routing::RouteContext& ctx) {
 }
 
 void ClientSession::Dispatch(const routing::RouteContext& ctx) {
+  if (app_->draining()) return Shutdown();  // no new units during a graceful shutdown
   routing::Route route = app_->router().Decide(ctx);
   TransitionTo(State::kWaiting);
   Pool* pool = PoolFor(route.node);

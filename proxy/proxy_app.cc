@@ -10,6 +10,7 @@
 #include "protocol/message_builder.h"
 #include "proxy/admin_endpoints.h"
 #include "proxy/client_session.h"
+#include "proxy/graceful_shutdown.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
 #include "proxy/server_connection.h"
@@ -424,6 +425,14 @@ void ProxyApp::OnSignal(uv_signal_t* s, int signum) {
     LogInfo("reload_unsupported").Kv("detail", "configuration reload arrives with a later release");
     return;
   }
+  if (signum == SIGTERM && !self->draining_ && !self->shutting_down_ &&
+      self->config_->proxy.shutdown_timeout_s > 0) {
+    self->draining_ = true;
+    LogInfo("shutdown_requested").Kv("reason", "SIGTERM");
+    uv_close(reinterpret_cast<uv_handle_t*>(&self->listener_), nullptr);
+    GracefulShutdown::Start(self, uint64_t{self->config_->proxy.shutdown_timeout_s} * 1000);
+    return;
+  }
   self->Shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
@@ -433,7 +442,9 @@ void ProxyApp::Shutdown(std::string_view why) {
   LogInfo("shutdown").Kv("reason", why);
   if (health_ != nullptr) health_->Stop();
   if (admin_ != nullptr) admin_->Stop();
-  uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+  if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&listener_))) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+  }
   uv_close(reinterpret_cast<uv_handle_t*>(&janitor_), nullptr);
   for (uv_signal_t* s : {&sigterm_, &sigint_, &sighup_}) {
     uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);

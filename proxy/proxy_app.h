@@ -103,6 +103,8 @@ class ProxyApp : private HealthChecker::Observer {
   const absl::flat_hash_set<ClientSession*>& sessions() const { return sessions_; }
   const auto& pools() const { return pools_; }
   bool shutting_down() const { return shutting_down_; }
+  // SIGTERM: no new clients; running units finish (graceful_shutdown.h).
+  bool draining() const { return draining_; }
 
  private:
   static void OnConnection(uv_stream_t* server, int status);
@@ -127,6 +129,7 @@ class ProxyApp : private HealthChecker::Observer {
   uv_signal_t sighup_;
   bool started_ = false;
   bool shutting_down_ = false;
+  bool draining_ = false;
   std::vector<NodeRuntime> nodes_;
   std::vector<routing::NodeView> node_views_;
   routing::Topology topology_;
