@@ -77,8 +77,6 @@ void GracefulShutdown::Finish() {
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), OnClosed);
 }
 
-void GracefulShutdown::OnClosed(uv_handle_t* h) {
-  delete static_cast<GracefulShutdown*>(h->data);
-}
+void GracefulShutdown::OnClosed(uv_handle_t* h) { delete static_cast<GracefulShutdown*>(h->data); }
 
 }  // namespace pgregion::proxy
