@@ -4,6 +4,7 @@
 
 #include <utility>
 
+#include "routing/shape_memo.h"
 #include "routing/sql_normalizer.h"
 #include "routing/statement_analyzer.h"
 
@@ -47,12 +48,22 @@ StatementClassifier::StatementClassifier(ClassifierOptions options)
 ClassifyResult StatementClassifier::Classify(std::string_view sql) {
   if (size_t nul = sql.find('\0'); nul != std::string_view::npos) sql = sql.substr(0, nul);
   ClassifyResult result;
+  const bool memo = cache_.capacity() > 0;
+  if (memo) {
+    if (const auto* hit = memo_.Find(sql)) {
+      ++stats_.hits;  // no comments in a memoized text, so no hints either
+      result.classification = *hit;
+      result.cache_hit = true;
+      return result;
+    }
+  }
   const bool key_ok = SqlNormalizer::Normalize(sql, &key_, &result.hints);
   const bool use_cache =
       key_ok && cache_.capacity() > 0 && key_.size() <= options_.max_cached_key_bytes;
   if (use_cache) {
     if (const auto* hit = cache_.Find(key_)) {
       ++stats_.hits;
+      memo_.Store(sql, *hit);
       result.classification = *hit;
       result.cache_hit = true;
       return result;
@@ -62,6 +73,7 @@ ClassifyResult StatementClassifier::Classify(std::string_view sql) {
   ++stats_.misses;
   if (use_cache && classification->cacheable) {
     cache_.Insert(key_, classification);
+    memo_.Store(sql, classification);
   } else {
     ++stats_.uncacheable;
   }

@@ -27,6 +27,7 @@
 #include "routing/classification_cache.h"
 #include "routing/function_catalog.h"
 #include "routing/json_tree.h"
+#include "routing/shape_memo.h"
 #include "routing/statement_hints.h"
 
 namespace pgregion::routing {
@@ -83,6 +84,7 @@ class StatementClassifier {
   const ClassifierOptions options_;
   const FunctionCatalog catalog_;
   ClassificationCache cache_;
+  ShapeMemo memo_;  // in front of cache_: texts that differ only in numbers
   std::string key_;   // reused normalization buffer
   std::string text_;  // reused NUL-terminated copy for libpg_query
   JsonTree tree_;     // reused parse-tree buffer
