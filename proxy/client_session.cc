@@ -6,6 +6,7 @@
 #include "protocol/message_builder.h"
 #include "protocol/messages.h"
 #include "protocol/sqlstate.h"
+#include "proxy/admin_console.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
 #include "proxy/proxy_app.h"
@@ -186,6 +187,11 @@ void ClientSession::HandleFrame(const p::Frame& frame) {
       Close("client terminated");
       return;
     }
+  }
+  if (console_ != nullptr) {  // the admin console answers everything itself
+    stream_->Write(console_->Handle(frame));
+    stream_->Flush();
+    return;
   }
   if (frame.first && !InspectFrame(frame)) return;  // answered by the proxy
   bool unit_end = frame.first && EndsUnit(frame.type);

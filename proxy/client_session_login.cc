@@ -10,6 +10,7 @@
 #include "protocol/message_builder.h"
 #include "protocol/messages.h"
 #include "protocol/sqlstate.h"
+#include "proxy/admin_console.h"
 #include "proxy/client_session.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
@@ -269,6 +270,16 @@ void ClientSession::OnLoggedIn() {
   auth_.reset();
   uv_timer_stop(&timer_);
   LogDebug("client_login").Kv("user", user_name_).Kv("database", database_).Kv("client", peer_);
+  if (database_ == AdminConsole::kDatabase) {
+    std::string error;
+    console_ = AdminConsole::Open(app_, user_, &error);
+    if (console_ == nullptr) return Fatal(p::sqlstate::kInvalidAuthorizationSpecification, error);
+    app_->RegisterClient(this, &pid_, &secret_);
+    stream_->Write(console_->Welcome(pid_, secret_));
+    stream_->Flush();
+    TransitionTo(State::kIdle);
+    return;
+  }
   Pool* pool = PoolFor(0);
   for (size_t i = 0; i < app_->node_views().size(); ++i) {
     if (app_->node_views()[i].primary) pool = PoolFor(static_cast<int>(i));
