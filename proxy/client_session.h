@@ -244,6 +244,8 @@ class ClientSession : public Stream::Handler {
   bool default_read_only_ = false;
   // pgregion.* settings, answered by the proxy.
   routing::RoutePreference route_pref_ = routing::RoutePreference::kAuto;
+  routing::RoutePreference default_route_ = routing::RoutePreference::kAuto;  // from the config
+  std::string default_consistency_;
   std::string consistency_ = "causal";
   std::string max_staleness_;
   std::string ryw_token_;

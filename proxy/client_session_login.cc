@@ -301,7 +301,20 @@ void ClientSession::OnLoggedIn() {
 }
 
 void ClientSession::SendWelcome(Pool* pool) {
-  consistency_ = app_->config().routing.consistency;
+  // Session defaults from the config (user, then database, then [routing]);
+  // startup options (-c pgregion.route=...) override them.
+  const Config& config = app_->config();
+  std::optional<routing::StatementHints::Route> route =
+      routing::StatementHints::ParseRoute(config.DefaultRoute(user_, database_));
+  default_route_ = routing::RoutePreference::kAuto;
+  if (route == routing::StatementHints::Route::kPrimary) {
+    default_route_ = routing::RoutePreference::kPrimary;
+  } else if (route == routing::StatementHints::Route::kReplica) {
+    default_route_ = routing::RoutePreference::kReplica;
+  }
+  route_pref_ = default_route_;
+  default_consistency_ = std::string(config.DefaultConsistency(user_, database_));
+  consistency_ = default_consistency_;
   TakeProxySettings(&startup_params_);
   // What the client sees: the backend's defaults, overridden by its own startup values.
   for (const SessionParams::Entry& e : pool->params().entries()) params_.Set(e.name, e.value);

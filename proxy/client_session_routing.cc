@@ -342,8 +342,8 @@ bool ClientSession::AnswerProxyStatements(const r::Classification& c) {
 bool ClientSession::SetProxySetting(std::string_view name, std::string_view value,
                                     std::string* error) {
   if (name == "pgregion.route") {
-    if (value.empty()) {
-      route_pref_ = r::RoutePreference::kAuto;
+    if (value.empty()) {  // RESET
+      route_pref_ = default_route_;
       return true;
     }
     std::optional<r::StatementHints::Route> route = r::StatementHints::ParseRoute(value);
@@ -356,8 +356,8 @@ bool ClientSession::SetProxySetting(std::string_view name, std::string_view valu
     return true;
   }
   if (name == "pgregion.consistency") {
-    if (value.empty()) {
-      consistency_ = app_->config().routing.consistency;
+    if (value.empty()) {  // RESET
+      consistency_ = default_consistency_;
       return true;
     }
     std::optional<r::StatementHints::Consistency> level = r::StatementHints::ParseConsistency(value);

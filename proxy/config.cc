@@ -23,6 +23,28 @@ const UserConfig* Config::FindUser(std::string_view name) const {
   return nullptr;
 }
 
+const DatabaseConfig* Config::FindDatabase(std::string_view name) const {
+  for (const DatabaseConfig& db : databases) {
+    if (db.name == name) return &db;
+  }
+  return nullptr;
+}
+
+std::string_view Config::DefaultRoute(const UserConfig* user, std::string_view database) const {
+  if (user != nullptr && !user->route.empty()) return user->route;
+  const DatabaseConfig* db = FindDatabase(database);
+  if (db != nullptr && !db->route.empty()) return db->route;
+  return routing.route;
+}
+
+std::string_view Config::DefaultConsistency(const UserConfig* user,
+                                            std::string_view database) const {
+  if (user != nullptr && !user->consistency.empty()) return user->consistency;
+  const DatabaseConfig* db = FindDatabase(database);
+  if (db != nullptr && !db->consistency.empty()) return db->consistency;
+  return routing.consistency;
+}
+
 absl::StatusOr<ListenAddress> ParseListenAddress(std::string_view text) {
   auto bad = [text](std::string_view why) {
     return absl::InvalidArgumentError("\"" + std::string(text) + "\": " + std::string(why) +

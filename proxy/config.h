@@ -66,6 +66,17 @@ struct UserConfig {
   std::string server_user;
   std::string server_password;
   bool admin = false;
+  // Session defaults for this user ("" = the database's, else [routing]'s);
+  // a client's startup options and SET override them.
+  std::string route;        // auto | primary | replica
+  std::string consistency;  // strong | causal | bounded | eventual
+};
+
+// Per-database session defaults ([[databases]]); a user's own beat these.
+struct DatabaseConfig {
+  std::string name;
+  std::string route;
+  std::string consistency;
 };
 
 struct PoolSection {
@@ -78,6 +89,7 @@ struct PoolSection {
 };
 
 struct RoutingSection {
+  std::string route = "auto";  // session default for pgregion.route
   std::string consistency = "causal";
   uint32_t max_staleness_ms = 1000;
   uint32_t max_replica_lag_ms = 5000;
@@ -124,6 +136,7 @@ struct Config {
   TlsSection tls;
   ServerTlsSection server_tls;
   std::vector<UserConfig> users;
+  std::vector<DatabaseConfig> databases;
   PoolSection pool;
   RoutingSection routing;
   HealthSection health;
@@ -133,6 +146,11 @@ struct Config {
   std::string source_path;  // file it was loaded from
 
   const UserConfig* FindUser(std::string_view name) const;
+  const DatabaseConfig* FindDatabase(std::string_view name) const;
+  // The session defaults for `user` in `database`: the user's, else the
+  // database's, else [routing]'s.
+  std::string_view DefaultRoute(const UserConfig* user, std::string_view database) const;
+  std::string_view DefaultConsistency(const UserConfig* user, std::string_view database) const;
 };
 
 // "host:port" or "[ipv6]:port"; host is a numeric IPv4 or IPv6 address

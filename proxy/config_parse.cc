@@ -336,12 +336,19 @@ void ReadPool(Section& s, PoolSection* p) {
   }
 }
 
-void ReadRouting(Section& s, RoutingSection* r) {
-  s.Enum<std::string>("consistency", &r->consistency,
+// pgregion.route and pgregion.consistency values, as session defaults.
+void ReadSessionDefaults(Section& s, std::string* route, std::string* consistency) {
+  s.Enum<std::string>("route", route,
+                      {{"auto", "auto"}, {"primary", "primary"}, {"replica", "replica"}});
+  s.Enum<std::string>("consistency", consistency,
                       {{"strong", "strong"},
                        {"causal", "causal"},
                        {"bounded", "bounded"},
                        {"eventual", "eventual"}});
+}
+
+void ReadRouting(Section& s, RoutingSection* r) {
+  ReadSessionDefaults(s, &r->route, &r->consistency);
   s.Uint("max_staleness_ms", &r->max_staleness_ms, 0);
   s.Uint("max_replica_lag_ms", &r->max_replica_lag_ms, 0);
   s.Uint("ryw_wait_ms", &r->ryw_wait_ms, 0);
@@ -395,6 +402,7 @@ void ReadUser(Section& s, UserConfig* u) {
   s.String("server_user", &u->server_user, Presence::kNonEmpty);
   bool has_server_password = s.String("server_password", &u->server_password);
   s.Bool("admin", &u->admin);
+  ReadSessionDefaults(s, &u->route, &u->consistency);
 
   const toml::value* at = s.Find("password");
   bool verifier = IsScramVerifier(u->password);
@@ -443,6 +451,11 @@ void ReadNode(Section& s, NodeConfig* n) {
     s.Error(s.Find("host"), "host", StrCat("must not contain spaces (got ", Quoted(n->host), ")"));
   }
   s.Uint("port", &n->port, 1);
+}
+
+void ReadDatabase(Section& s, DatabaseConfig* d) {
+  s.String("name", &d->name, Presence::kRequired);
+  ReadSessionDefaults(s, &d->route, &d->consistency);
 }
 
 // Reads every element of an array of tables and checks that `name` is unique.
@@ -504,6 +517,9 @@ absl::StatusOr<std::shared_ptr<const Config>> Build(const toml::value& root,
   std::vector<const toml::value*> node_tables;
   config->users = ReadEntries<UserConfig>(&errors, top, "users", ReadUser, &user_tables);
   config->nodes = ReadEntries<NodeConfig>(&errors, top, "nodes", ReadNode, &node_tables);
+  std::vector<const toml::value*> database_tables;
+  config->databases =
+      ReadEntries<DatabaseConfig>(&errors, top, "databases", ReadDatabase, &database_tables);
   top.Finish(/*top_level=*/true);
 
   if (top.Find("users") == nullptr || (config->users.empty() && errors.empty())) {

@@ -40,7 +40,7 @@ SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime
 # Sections whose values are one table; [[users]] and [[nodes]] are arrays of tables.
 TABLE_SECTIONS = ("proxy", "admin", "tls", "server_tls", "pool", "routing", "health",
                   "failover", "log")
-ARRAY_SECTIONS = ("users", "nodes")
+ARRAY_SECTIONS = ("users", "nodes", "databases")
 
 
 class PgregionCrashed(AssertionError):

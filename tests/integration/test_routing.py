@@ -15,11 +15,11 @@ from conftest import connect as _connect
 CLUSTER_KW = {"replicas": 2}
 
 
-def connect(p):
+def connect(p, **kw):
     # Protocol-level named statements (psycopg prepares a query after 5 runs)
     # stay on the primary until they are re-created per server connection;
     # these tests are about where plain statements go.
-    conn = _connect(p)
+    conn = _connect(p, **kw)
     conn.prepare_threshold = None
     return conn
 
@@ -42,7 +42,8 @@ def _wait_topology(p, cluster, timeout=10.0):
     want = {r.port for r in cluster.replicas}
     seen = set()
     deadline = time.monotonic() + timeout
-    with connect(p) as c:
+    # Whatever route the config makes the default, `auto` sends reads to replicas.
+    with connect(p, options="-c pgregion.route=auto") as c:
         while seen != want:
             assert time.monotonic() < deadline, f"replicas never used: saw {seen}"
             port = _port(c)
@@ -137,6 +138,32 @@ def test_hints_and_pgregion_settings(cluster, start_proxy):
                          prepare_threshold=None) as c:
         assert c.execute("show pgregion.route").fetchone()[0] == "primary"
         assert c.execute("select pg_is_in_recovery()").fetchone()[0] is False
+
+
+def test_route_defaults_from_config(cluster, start_proxy):
+    """[[databases]] and [[users]] set the session's default route (the user's beats
+    the database's); startup options and SET override it; RESET returns to it."""
+    app = {"name": "app", "password": "secret", "auth": "scram-sha-256"}
+    p = start_proxy(cluster, users=[app], databases=[{"name": "appdb", "route": "primary"}])
+    with connect(p) as c:
+        assert c.execute("show pgregion.route").fetchone()[0] == "primary"
+        assert c.execute("select pg_is_in_recovery()").fetchone()[0] is False
+        c.execute("set pgregion.route = auto")
+        assert c.execute("select pg_is_in_recovery()").fetchone()[0] is True
+        c.execute("reset pgregion.route")
+        assert c.execute("show pgregion.route").fetchone()[0] == "primary"
+    with connect(p, options="-c pgregion.route=replica") as c:
+        assert c.execute("select pg_is_in_recovery()").fetchone()[0] is True
+    p2 = start_proxy(cluster, users=[dict(app, route="replica", consistency="eventual")],
+                     databases=[{"name": "appdb", "route": "primary", "consistency": "strong"}])
+    with connect(p2) as c:
+        assert c.execute("show pgregion.route").fetchone()[0] == "replica"
+        assert c.execute("show pgregion.consistency").fetchone()[0] == "eventual"
+        assert c.execute("select pg_is_in_recovery()").fetchone()[0] is True
+        # A write still goes to the primary whatever the preference.
+        c.execute("create table if not exists route_default_t(x int)")
+        assert _port(c, "insert into route_default_t values (1) returning inet_server_port()"
+                     ) == cluster.primary.port
 
 
 def test_set_is_replayed_on_every_node(cluster, start_proxy):

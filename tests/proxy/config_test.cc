@@ -245,6 +245,60 @@ TEST_CASE("config: defaults apply when only users and nodes are given") {
   CHECK(c.nodes[0].port == 5432);
 }
 
+TEST_CASE("config: session defaults per user and per database") {
+  auto loaded = Load(R"(
+[routing]
+route = "replica"
+consistency = "bounded"
+
+[[users]]
+name = "app"
+password = "secret"
+
+[[users]]
+name = "reporting"
+password = "secret"
+route = "auto"
+consistency = "eventual"
+
+[[databases]]
+name = "ledger"
+route = "primary"
+consistency = "strong"
+
+[[databases]]
+name = "analytics"
+
+[[nodes]]
+name = "n1"
+region = "r1"
+host = "127.0.0.1"
+)");
+  REQUIRE_MESSAGE(loaded.ok(), loaded.status().ToString());
+  const Config& c = **loaded;
+  const UserConfig* app = c.FindUser("app");
+  const UserConfig* reporting = c.FindUser("reporting");
+  REQUIRE(app != nullptr);
+  REQUIRE(reporting != nullptr);
+  CHECK(c.DefaultRoute(app, "appdb") == "replica");  // [routing]
+  CHECK(c.DefaultConsistency(app, "appdb") == "bounded");
+  CHECK(c.DefaultRoute(app, "ledger") == "primary");  // the database's
+  CHECK(c.DefaultConsistency(app, "ledger") == "strong");
+  CHECK(c.DefaultRoute(app, "analytics") == "replica");  // listed without defaults
+  CHECK(c.DefaultRoute(reporting, "ledger") == "auto");  // the user's beat the database's
+  CHECK(c.DefaultConsistency(reporting, "ledger") == "eventual");
+  CHECK(c.FindDatabase("nope") == nullptr);
+
+  auto bad = Load(std::string("[[databases]]\nname = \"x\"\nroute = \"sideways\"\n") +
+                  std::string(kUserAndNode));
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().message().find("databases[0].route") != std::string_view::npos);
+  auto dup = Load(std::string("[[databases]]\nname = \"x\"\n[[databases]]\nname = \"x\"\n") +
+                  std::string(kUserAndNode));
+  REQUIRE_FALSE(dup.ok());
+  CHECK(dup.status().message().find("duplicate name") != std::string_view::npos);
+}
+
 TEST_CASE("config: [admin] without listen stays disabled") {
   auto loaded = Load(std::string("[admin]\nbearer_token = \"t\"\n") + std::string(kUserAndNode));
   REQUIRE(loaded.ok());
