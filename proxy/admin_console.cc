@@ -190,7 +190,15 @@ std::string AdminConsole::Execute(const ConsoleCommand& cmd, ConsoleTable* table
   switch (cmd.verb) {
     case ConsoleCommand::Verb::kShow:
       break;
-    case ConsoleCommand::Verb::kReload:
+    case ConsoleCommand::Verb::kReload: {
+      absl::Status st = app_->Reload("RELOAD");
+      if (!st.ok()) {
+        *sqlstate = p::sqlstate::kInvalidParameterValue;
+        return std::string(ToStd(st.message()));
+      }
+      table->tag = "RELOAD";
+      return "";
+    }
     case ConsoleCommand::Verb::kPause:
     case ConsoleCommand::Verb::kResume:
       *sqlstate = p::sqlstate::kFeatureNotSupported;

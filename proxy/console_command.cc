@@ -117,6 +117,10 @@ absl::StatusOr<ConsoleCommand> ParseConsoleCommand(std::string_view text) {
 }
 
 void AppendConsoleTable(std::string* out, const ConsoleTable& table) {
+  if (table.columns.empty()) {  // a command without rows, such as RELOAD
+    protocol::AppendCommandComplete(out, table.tag);
+    return;
+  }
   std::vector<std::string_view> columns(table.columns.begin(), table.columns.end());
   protocol::AppendRowDescription(out, columns);
   std::vector<std::pair<bool, std::string_view>> values;

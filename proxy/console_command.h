@@ -38,7 +38,8 @@ struct ConsoleTable {
   void AddRow(std::vector<std::optional<std::string>> row) { rows.push_back(std::move(row)); }
 };
 
-// RowDescription (text columns), one DataRow per row, CommandComplete.
+// RowDescription (text columns), one DataRow per row, CommandComplete; only
+// CommandComplete when there are no columns.
 void AppendConsoleTable(std::string* out, const ConsoleTable& table);
 
 // SHOW CONFIG: one row per setting ("proxy.listen", "127.0.0.1:6432"), every

@@ -10,6 +10,7 @@
 #include "protocol/message_builder.h"
 #include "proxy/admin_endpoints.h"
 #include "proxy/client_session.h"
+#include "proxy/config_reload.h"
 #include "proxy/graceful_shutdown.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
@@ -89,16 +90,6 @@ class CancelSender : public Stream::Handler {
 }  // namespace
 
 namespace {
-routing::ClassifierOptions ClassifierOptionsFrom(const RoutingSection& r) {
-  routing::ClassifierOptions o;
-  o.cache_capacity = r.statement_cache_size;
-  o.unknown_functions = r.unknown_functions == "replica" ? routing::UnknownFunctionPolicy::kReplica
-                                                         : routing::UnknownFunctionPolicy::kPrimary;
-  o.write_functions = r.write_functions;
-  o.read_only_functions = r.read_only_functions;
-  return o;
-}
-
 std::vector<routing::NodeSpec> NodeSpecsFrom(const Config& config) {
   std::vector<routing::NodeSpec> specs;
   for (const NodeConfig& n : config.nodes) specs.push_back(routing::NodeSpec{n.name, n.region});
@@ -422,7 +413,7 @@ void ProxyApp::OnJanitor(uv_timer_t* t) {
 void ProxyApp::OnSignal(uv_signal_t* s, int signum) {
   auto* self = static_cast<ProxyApp*>(s->data);
   if (signum == SIGHUP) {
-    LogInfo("reload_unsupported").Kv("detail", "configuration reload arrives with a later release");
+    (void)self->Reload("SIGHUP");  // logs the outcome
     return;
   }
   if (signum == SIGTERM && !self->draining_ && !self->shutting_down_ &&

@@ -55,6 +55,9 @@ class ProxyApp : private HealthChecker::Observer {
   absl::Status Start();
   // Stops accepting and closes everything; the loop then runs dry.
   void Shutdown(std::string_view why);
+  // Re-reads the config file and applies what can change live (config_reload.h);
+  // an unreadable, invalid or not applicable file changes nothing. Logs either way.
+  absl::Status Reload(std::string_view trigger);
 
   uv_loop_t* loop() const { return loop_; }
   const Config& config() const { return *config_; }
@@ -122,6 +125,9 @@ class ProxyApp : private HealthChecker::Observer {
 
   uv_loop_t* loop_;
   std::shared_ptr<const Config> config_;
+  // Configs replaced by reloads: sessions keep pointers into the one they logged
+  // in with (their [[users]] entry). Reloads are rare; they are kept for good.
+  std::vector<std::shared_ptr<const Config>> retired_configs_;
   uv_tcp_t listener_;
   uv_timer_t janitor_;
   uv_signal_t sigterm_;

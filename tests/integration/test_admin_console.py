@@ -136,7 +136,8 @@ def test_help_version_and_errors(cluster, proxy):
         # The session goes on after an error.
         assert c.execute("SHOW VERSION").fetchone()[0].startswith("pgregion ")
         with pytest.raises(psycopg.errors.FeatureNotSupported):
-            c.execute("RELOAD")
+            c.execute("PAUSE replica1")
+        c.execute("RELOAD")  # the file is unchanged: nothing to do, no error
         assert len(c.execute("SHOW NODES").fetchall()) == 2
         c.execute("")  # empty query
     # The extended protocol is refused, the connection stays usable.
