@@ -213,7 +213,9 @@ int main(int argc, char** argv) {
                 s.p99_ns);
   }
   std::printf(
-      "\nPer Classify() call; each call sees new literals. Cached: normalize + LRU hit.\n"
+      "\nPer Classify() call; each call sees new literals. Cached: a shape-memo hit (texts that\n"
+      "differ only in numbers), else normalize + LRU hit (texts with strings, quoted names or\n"
+      "comments).\n"
       "Uncached: cache_capacity = 0 (normalize + libpg_query parse + analysis).\n"
       "Times include one steady_clock::now() pair (median %.0f ns).\n",
       ClockOverheadNs());

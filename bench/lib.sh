@@ -207,8 +207,11 @@ EOF
   log "pgbouncer $(pgbouncer --version | sed -n 1p | awk '{print $2}') on 127.0.0.1:$PGB_PORT (pid $PGB_PID)"
 }
 
+# start_pgregion [NAME [EXTRA_TOML]]: NAME (default pgregion) names its work
+# directory; EXTRA_TOML is appended to the generated config.
 start_pgregion() {
-  local dir=$BENCH_WORK/pgregion
+  local name=${1:-pgregion} extra=${2:-}
+  local dir=$BENCH_WORK/$name
   mkdir -p "$dir"
   PGR_PORT=$(free_port)
   {
@@ -241,6 +244,7 @@ EOF
       printf '\n[[nodes]]\nname = "replica%d"\nregion = "local"\nhost = "%s"\nport = %s\n' "$n" "$PG_HOST" "$p"
       n=$((n + 1))
     done
+    if [[ -n $extra ]]; then printf '\n%s\n' "$extra"; fi
   } >"$dir/pgregion.toml"
   "$PGREGION_BIN" --check "$dir/pgregion.toml" >"$dir/check.log" 2>&1 ||
     { cat "$dir/check.log" >&2; die "pgregion --check rejected $dir/pgregion.toml"; }

@@ -246,7 +246,10 @@ Pool* ClientSession::PoolFor(int node) {
   return pool;
 }
 
-void ClientSession::BeginUnit() { StartUnit(UnitRouteContext()); }
+void ClientSession::BeginUnit() {
+  if (unit_.plain_begin && DeferExtendedBegin()) return;
+  StartUnit(UnitRouteContext());
+}
 
 // A new unit from the client (not a retry of the last one).
 void ClientSession::StartUnit(const routing::RouteContext& ctx) {
@@ -310,6 +313,14 @@ void ClientSession::OnServerAssigned(ServerConnection* server) {
   if (!replay.empty()) {
     std::string q;
     p::AppendQuery(&q, replay);
+    server->Write(q);
+    server->tracker().Expect(p::ReplyTracker::Owner::kProxy);
+    server->set_unnamed_owner(0);  // a simple Query destroys the unnamed statement
+  }
+  if (prepend_begin_) {
+    prepend_begin_ = false;
+    std::string q;
+    p::AppendQuery(&q, begin_text_);
     server->Write(q);
     server->tracker().Expect(p::ReplyTracker::Owner::kProxy);
     server->set_unnamed_owner(0);  // a simple Query destroys the unnamed statement

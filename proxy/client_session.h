@@ -148,6 +148,14 @@ class ClientSession : public Stream::Handler {
   bool InspectFrame(const protocol::Frame& frame);
   void Accumulate(const routing::Classification& c, const routing::StatementHints& hints);
   bool AnswerProxyStatements(const routing::Classification& c);
+  // A lone BEGIN or, after one, a lone COMMIT/ROLLBACK: answered here.
+  bool DeferBegin(const routing::Classification& c, const routing::StatementHints& hints,
+                  std::string_view text);
+  bool EndDeferredBegin(const routing::Classification& c);
+  // The same for a BEGIN sent with the extended protocol (psycopg, libpq's
+  // PQexecParams): Parse/Bind/Describe/Execute/Sync of the unnamed statement.
+  bool DeferExtendedBegin();
+  bool MayDeferBegin() const;
   routing::RouteContext UnitRouteContext();
   void ApplySessionEvents(char tx_status);
   void ApplyEvent(const routing::SessionEvent& e, bool committed);
@@ -207,8 +215,17 @@ class ClientSession : public Stream::Handler {
     bool read_only_transaction = false;
     bool pins = false;
     routing::RoutePreference hint = routing::RoutePreference::kAuto;
+    uint32_t statements = 0;  // statements accumulated so far
+    bool after_begin = false;  // the last one was a BEGIN (SET TRANSACTION may follow)
+    bool plain_begin = false;  // the first was a BEGIN without access mode or hints
   };
   Unit unit_;
+  // A lone BEGIN answered by the proxy (transaction pooling): the transaction
+  // starts on the node its first statement needs (a replica after SET
+  // TRANSACTION READ ONLY), with the BEGIN sent in front of that statement.
+  bool deferred_begin_ = false;
+  bool prepend_begin_ = false;  // the dispatched unit carries the deferred BEGIN
+  std::string begin_text_;      // the client's BEGIN, sent as it was written
   bool waiting_route_ = false;      // parked until a node can serve the unit
   routing::RouteContext parked_ctx_;
   bool unit_failed_ = false;  // an ErrorResponse went to the client in the current unit

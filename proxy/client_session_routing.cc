@@ -64,6 +64,8 @@ bool ClientSession::InspectFrame(const p::Frame& frame) {
     case 'Q': {
       r::ClassifyResult res = classifier.Classify(QueryText(frame.body));
       if (res->proxy_handled) return !AnswerProxyStatements(*res);
+      if (DeferBegin(*res, res.hints, QueryText(frame.body))) return false;
+      if (deferred_begin_ && EndDeferredBegin(*res)) return false;
       Accumulate(*res, res.hints);
       return true;
     }
@@ -134,12 +136,28 @@ void ClientSession::Accumulate(const r::Classification& c, const r::StatementHin
   unit_.parse_error |= c.parse_error;
   if (hints.route) unit_.hint = ToPreference(*hints.route);
   for (const r::StatementInfo& s : c.statements) {
+    const bool set_read_only =
+        s.txn == r::TransactionControl::kSetTransaction && s.access == r::AccessMode::kReadOnly;
+    if (unit_.statements == 0 && deferred_begin_) {
+      // The first statement after a deferred BEGIN opens the transaction.
+      unit_.begins_transaction = true;
+      unit_.read_only_transaction = default_read_only_ || set_read_only;
+    }
     if (s.txn == r::TransactionControl::kBegin) {
       unit_.begins_transaction = true;
       unit_.read_only_transaction =
           s.access == r::AccessMode::kReadOnly ||
           (s.access == r::AccessMode::kUnspecified && default_read_only_);
+    } else if (unit_.after_begin && set_read_only) {
+      unit_.read_only_transaction = true;  // BEGIN; SET TRANSACTION READ ONLY; ...
     }
+    unit_.after_begin = s.txn == r::TransactionControl::kBegin;
+    if (unit_.statements == 0) {
+      unit_.plain_begin = s.txn == r::TransactionControl::kBegin &&
+                          s.access == r::AccessMode::kUnspecified && s.events.empty() &&
+                          !hints.route;
+    }
+    ++unit_.statements;
     for (const r::SessionEvent& e : s.events) {
       // Pin as soon as the state may exist; unpin only once it is gone for sure.
       if (IsPinEvent(e.type)) {
@@ -168,8 +186,117 @@ r::RouteContext ClientSession::UnitRouteContext() {
   ctx.preference = unit_.hint != r::RoutePreference::kAuto ? unit_.hint : route_pref_;
   ctx.preference_from_hint = unit_.hint != r::RoutePreference::kAuto;
   ctx.spread = app_->NextSpread();
+  if (deferred_begin_) {
+    // Units without a Bind (Parse/Describe only) accumulate no statements.
+    ctx.begins_transaction = true;
+    if (unit_.statements == 0) ctx.read_only_transaction = default_read_only_;
+    deferred_begin_ = false;
+    prepend_begin_ = true;
+  }
   unit_ = Unit();
   return ctx;
+}
+
+bool ClientSession::MayDeferBegin() const {
+  return app_->config().pool.mode == PoolMode::kTransaction && server_ == nullptr &&
+         state_ == State::kIdle && !collecting_ && !deferred_begin_ && !pinned();
+}
+
+bool ClientSession::DeferBegin(const r::Classification& c, const r::StatementHints& hints,
+                               std::string_view text) {
+  if (!MayDeferBegin() || !to_server_.empty() || hints.route || c.statements.size() != 1) {
+    return false;
+  }
+  const r::StatementInfo& s = c.statements[0];
+  if (s.txn != r::TransactionControl::kBegin || s.access != r::AccessMode::kUnspecified ||
+      !s.events.empty()) {
+    return false;
+  }
+  deferred_begin_ = true;
+  begin_text_.assign(text.data(), text.size());
+  std::string out;
+  p::AppendCommandComplete(&out, "BEGIN");
+  p::AppendReadyForQuery(&out, 'T');
+  stream_->Write(out);
+  stream_->Flush();
+  return true;
+}
+
+bool ClientSession::DeferExtendedBegin() {
+  if (!MayDeferBegin() || unit_open_ || unit_.statements != 1 || !unit_.plain_begin ||
+      unit_.hint != r::RoutePreference::kAuto) {
+    return false;
+  }
+  // Only the unnamed statement and portal, one Execute, ending with the Sync:
+  // the replies are then fixed, and nothing is left on a server to find later.
+  std::string out;
+  int executes = 0;
+  std::string_view rest = to_server_;
+  while (rest.size() >= 5) {
+    const char type = rest[0];
+    const uint32_t len = (uint32_t{static_cast<uint8_t>(rest[1])} << 24) |
+                         (uint32_t{static_cast<uint8_t>(rest[2])} << 16) |
+                         (uint32_t{static_cast<uint8_t>(rest[3])} << 8) |
+                         uint32_t{static_cast<uint8_t>(rest[4])};
+    if (len < 4 || size_t{len} + 1 > rest.size()) return false;
+    const std::string_view body = rest.substr(5, len - 4);
+    rest.remove_prefix(size_t{len} + 1);
+    switch (type) {
+      case 'P':
+        if (body.empty() || body[0] != '\0') return false;
+        p::MessageWriter(&out).Begin('1').End();
+        break;
+      case 'B':
+        if (body.size() < 2 || body[0] != '\0' || body[1] != '\0') return false;
+        p::MessageWriter(&out).Begin('2').End();
+        break;
+      case 'D':
+        if (body.size() != 2 || body[1] != '\0') return false;
+        if (body[0] == 'S') {
+          p::MessageWriter(&out).Begin('t').AddInt16(0).End();
+        } else if (body[0] != 'P') {
+          return false;
+        }
+        p::MessageWriter(&out).Begin('n').End();
+        break;
+      case 'E':
+        if (++executes > 1) return false;
+        p::AppendCommandComplete(&out, "BEGIN");
+        break;
+      case 'S':
+        if (!rest.empty() || executes != 1) return false;
+        p::AppendReadyForQuery(&out, 'T');
+        break;
+      default:
+        return false;
+    }
+  }
+  if (!rest.empty()) return false;
+  std::string_view tail = unnamed_statement_.parse_tail;
+  begin_text_.assign(tail.substr(0, tail.find('\0')));
+  deferred_begin_ = true;
+  to_server_.clear();
+  dispatched_bytes_ = 0;
+  unit_ = Unit();
+  stream_->Write(out);
+  stream_->Flush();
+  return true;
+}
+
+bool ClientSession::EndDeferredBegin(const r::Classification& c) {
+  if (c.statements.size() != 1 || c.statements[0].chain) return false;
+  const r::TransactionControl txn = c.statements[0].txn;
+  if (txn != r::TransactionControl::kCommit && txn != r::TransactionControl::kRollback) {
+    return false;
+  }
+  // Nothing ran: the transaction ends where it never started.
+  deferred_begin_ = false;
+  std::string out;
+  p::AppendCommandComplete(&out, txn == r::TransactionControl::kCommit ? "COMMIT" : "ROLLBACK");
+  p::AppendReadyForQuery(&out, 'I');
+  stream_->Write(out);
+  stream_->Flush();
+  return true;
 }
 
 bool ClientSession::pinned() const {
@@ -293,7 +420,7 @@ void ClientSession::ApplyEvent(const r::SessionEvent& e, bool committed) {
 // SET / RESET / SHOW of pgregion.* settings never reach Postgres.
 bool ClientSession::AnswerProxyStatements(const r::Classification& c) {
   if (server_ != nullptr && !server_->tracker().empty()) return false;  // keep reply order
-  char status = server_ != nullptr ? server_->tx_status() : 'I';
+  char status = server_ != nullptr ? server_->tx_status() : (deferred_begin_ ? 'T' : 'I');
   std::string out;
   if (c.mixed_proxy) {
     p::AppendErrorResponse(&out, {.sqlstate = p::sqlstate::kFeatureNotSupported,
@@ -328,7 +455,8 @@ bool ClientSession::AnswerProxyStatements(const r::Classification& c) {
             &out, {.sqlstate = unknown ? p::sqlstate::kUndefinedObject
                                        : p::sqlstate::kInvalidParameterValue,
                    .message = error});
-        if (status == 'T') status = 'E';
+        // (A deferred BEGIN has no server transaction to abort: it stays 'T'.)
+        if (status == 'T' && !deferred_begin_) status = 'E';
         break;
       }
     }

@@ -116,6 +116,57 @@ def test_transactions(cluster, start_proxy):
         c.execute("commit")
 
 
+def test_deferred_begin(cluster, start_proxy):
+    """A lone BEGIN is answered by pgregion and sent in front of the transaction's
+    first statement, so BEGIN then SET TRANSACTION READ ONLY (separate queries)
+    may run on a replica, and an empty transaction costs no server at all."""
+    p = start_proxy(cluster)
+    replicas = {r.port for r in cluster.replicas}
+    with connect(p) as c:
+        c.execute("begin")
+        c.execute("set transaction read only")
+        assert c.execute("select pg_is_in_recovery()").fetchone()[0] is True
+        port = _port(c)
+        assert port in replicas and _port(c) == port, "one replica for the whole transaction"
+        assert c.execute("show transaction_read_only").fetchone()[0] == "on"
+        c.execute("commit")
+        # The same in one query.
+        cur = c.execute("begin; set transaction read only; select pg_is_in_recovery()")
+        assert cur.nextset() and cur.nextset()  # BEGIN, SET, then the SELECT's rows
+        assert cur.fetchone()[0] is True
+        c.execute("commit")
+        # A read-write transaction: on the primary, with the client's own BEGIN options.
+        c.execute("create table if not exists deferred_t(x int)")
+        c.execute("begin isolation level serializable")
+        assert c.execute("show transaction_isolation").fetchone()[0] == "serializable"
+        c.execute("insert into deferred_t values (5)")
+        assert c.execute("select count(*) from deferred_t where x = 5").fetchone()[0] >= 1
+        assert _port(c) == cluster.primary.port
+        c.execute("commit")
+        # Nothing ran: BEGIN/COMMIT and BEGIN/ROLLBACK are answered without a server.
+        for end in ("commit", "rollback", "end", "abort"):
+            c.execute("begin")
+            assert c.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+            c.execute(end)
+            assert c.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        # An error inside the transaction behaves as on Postgres.
+        c.execute("begin")
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            c.execute("select 1/0")
+        with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+            c.execute("select 1")
+        c.execute("rollback")
+        # Extended protocol after a deferred BEGIN (psycopg sends parameters so).
+        c.execute("begin")
+        assert c.execute("select %s::int + 1, pg_is_in_recovery()", [1]).fetchone() == (2, False)
+        c.execute("rollback")
+    # psycopg's non-autocommit connection sends BEGIN itself before the first statement.
+    with psycopg.connect(p.dsn(), autocommit=False, prepare_threshold=None) as c:
+        c.execute("set transaction read only")
+        assert c.execute("select pg_is_in_recovery()").fetchone()[0] is True
+        c.rollback()
+
+
 def test_hints_and_pgregion_settings(cluster, start_proxy):
     p = start_proxy(cluster)
     with connect(p) as c:
