@@ -132,8 +132,7 @@ HttpResponse AdminEndpoints::MetricsPage() const {
 }
 
 HttpResponse AdminEndpoints::ReadyPage() const {
-  Readiness ready =
-      ComputeReadiness(*app_->topology(), app_->shutting_down() || app_->draining());
+  Readiness ready = ComputeReadiness(*app_->topology(), app_->shutting_down() || app_->draining());
   if (ready.ready) return HttpResponse{.status = 200, .body = "ready\n"};
   return TextResponse(503, ready.reason);
 }
