@@ -200,6 +200,7 @@ void ClientSession::HandleFrame(const p::Frame& frame) {
   if (frame.first && !IsCopyIn(frame.type)) unit_open_ = !unit_end;
   if (server_ != nullptr && !collecting_) {
     if (!starts_unit || !bound_autocommit_) {
+      sending_.Add(unit_);
       unit_ = Unit();  // bound: the route is already chosen
       retry_.armed = false;  // the server runs more than the unit that may be retried
       unit_timer_.Continue();
@@ -230,6 +231,7 @@ void ClientSession::Send(const p::Frame& frame) {
   WriteToServer(frame);
   if (!frame.first) return;
   if (EndsUnit(frame.type)) {
+    AfterUnitSent();
     open_batch_ = false;
   } else if (IsExtended(frame.type)) {
     open_batch_ = true;
@@ -309,6 +311,11 @@ void ClientSession::OnServerAssigned(ServerConnection* server) {
   server_ = server;
   server->Bind(this);
   TransitionTo(State::kActive);
+  // Nothing of this client's is in flight on a newly bound server.
+  units_sent_ = units_answered_ = 0;
+  probe_units_.clear();
+  copy_probe_unit_ = 0;
+  held_ready_.clear();
   std::string replay = ParameterReplay(server);
   if (!replay.empty()) {
     std::string q;

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -29,6 +30,7 @@
 #include "proxy/stream.h"
 #include "routing/classification.h"
 #include "routing/router.h"
+#include "routing/ryw_token.h"
 #include "routing/statement_hints.h"
 
 namespace pgregion::proxy {
@@ -77,6 +79,11 @@ class ClientSession : public Stream::Handler {
   void OnServerFailed(const std::string& error_response, bool node_failure);
   // From the bound server connection.
   void ForwardToClient(std::string_view bytes);
+  // Read-your-writes capture (client_session_ryw.cc). True when the client's
+  // ReadyForQuery is held until an LSN probe answers.
+  bool HoldReadyForQuery(std::string_view bytes);
+  void OnLsnProbe(std::string_view function_call_response_body);
+  void OnLsnProbeDone();
   void OnServerParameter(std::string_view name, std::string_view value);
   void OnServerUnitDone();
   // An ErrorResponse for the client's unit (its body); a retryable failure of
@@ -132,6 +139,13 @@ class ClientSession : public Stream::Handler {
   bool RetryEligible(const routing::RouteContext& ctx, const routing::Route& route) const;
   bool MayDeliver(std::string_view bytes);
   void RetryRead(std::string_view why);
+  // Read-your-writes (client_session_ryw.cc).
+  void AfterUnitSent();
+  void SendLsnProbe();
+  routing::RywToken EffectiveToken() const {
+    return routing::RywToken::Max(own_token_, presented_token_);
+  }
+  bool PresentToken(std::string_view text, std::string* error);
   void ReleaseServer();
   void DetachServer();
   std::string ParameterReplay(ServerConnection* server);
@@ -218,7 +232,23 @@ class ClientSession : public Stream::Handler {
     uint32_t statements = 0;  // statements accumulated so far
     bool after_begin = false;  // the last one was a BEGIN (SET TRANSACTION may follow)
     bool plain_begin = false;  // the first was a BEGIN without access mode or hints
+    bool ends_transaction = false;  // COMMIT/ROLLBACK/END/PREPARE TRANSACTION
+    bool copy_in = false;           // COPY ... FROM STDIN
   };
+  // What the statements being written to the server do (for the LSN probe).
+  struct Sending {
+    bool write = false;
+    bool begins_transaction = false;
+    bool ends_transaction = false;
+    bool copy_in = false;
+    void Add(const Unit& u) {
+      write |= u.write;
+      begins_transaction |= u.begins_transaction;
+      ends_transaction |= u.ends_transaction;
+      copy_in |= u.copy_in;
+    }
+  };
+  Sending sending_;
   Unit unit_;
   // A lone BEGIN answered by the proxy (transaction pooling): the transaction
   // starts on the node its first statement needs (a replica after SET
@@ -265,7 +295,19 @@ class ClientSession : public Stream::Handler {
   std::string default_consistency_;
   std::string consistency_ = "causal";
   std::string max_staleness_;
-  std::string ryw_token_;
+  // Read-your-writes: the session's own token (its writes) and the latest one
+  // it presented; reads must see the later of the two.
+  routing::RywToken own_token_;
+  routing::RywToken presented_token_;
+  bool wrote_ = false;        // a write went to the primary since the last token
+  // Units written to / answered by the bound server (counted from its binding),
+  // and the units with an LSN probe behind them, whose ReadyForQuery is held.
+  uint64_t units_sent_ = 0;
+  uint64_t units_answered_ = 0;
+  std::deque<uint64_t> probe_units_;
+  uint64_t copy_probe_unit_ = 0;  // COPY FROM STDIN: probe once this unit's ReadyForQuery arrives
+  routing::Lsn probe_lsn_;        // the current probe's answer
+  std::string held_ready_;        // the held ReadyForQuery
 };
 
 }  // namespace pgregion::proxy

@@ -152,6 +152,10 @@ void ClientSession::Accumulate(const r::Classification& c, const r::StatementHin
       unit_.read_only_transaction = true;  // BEGIN; SET TRANSACTION READ ONLY; ...
     }
     unit_.after_begin = s.txn == r::TransactionControl::kBegin;
+    unit_.ends_transaction |= s.txn == r::TransactionControl::kCommit ||
+                              s.txn == r::TransactionControl::kRollback ||
+                              s.txn == r::TransactionControl::kPrepareTransaction;
+    unit_.copy_in |= s.copy_in;
     if (unit_.statements == 0) {
       unit_.plain_begin = s.txn == r::TransactionControl::kBegin &&
                           s.access == r::AccessMode::kUnspecified && s.events.empty() &&
@@ -186,6 +190,7 @@ r::RouteContext ClientSession::UnitRouteContext() {
   ctx.preference = unit_.hint != r::RoutePreference::kAuto ? unit_.hint : route_pref_;
   ctx.preference_from_hint = unit_.hint != r::RoutePreference::kAuto;
   ctx.spread = app_->NextSpread();
+  sending_.Add(unit_);
   if (deferred_begin_) {
     // Units without a Bind (Parse/Describe only) accumulate no statements.
     ctx.begins_transaction = true;
@@ -505,10 +510,7 @@ bool ClientSession::SetProxySetting(std::string_view name, std::string_view valu
     max_staleness_ = std::string(value);
     return true;
   }
-  if (name == "pgregion.ryw_token") {
-    ryw_token_ = std::string(value);
-    return true;
-  }
+  if (name == "pgregion.ryw_token") return PresentToken(value, error);
   *error = StrCat("unrecognized configuration parameter \"", name, "\"");
   return false;
 }
@@ -517,7 +519,7 @@ std::string ClientSession::ProxySetting(std::string_view name) const {
   if (name == "pgregion.route") return std::string(PreferenceName(route_pref_));
   if (name == "pgregion.consistency") return consistency_;
   if (name == "pgregion.max_staleness") return max_staleness_;
-  if (name == "pgregion.ryw_token") return ryw_token_;
+  if (name == "pgregion.ryw_token") return EffectiveToken().ToString();
   return "";
 }
 

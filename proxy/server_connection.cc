@@ -313,8 +313,16 @@ void ServerConnection::HandleMessage(const p::Frame& frame) {
       case 'Z': {
         absl::StatusOr<char> st = p::ParseReadyForQuery(frame.body);
         if (st.ok()) tx_status_ = *st;
+        // Held back while the LSN probe behind it answers (read-your-writes).
+        if (to_client && client_->HoldReadyForQuery(frame.bytes)) to_client = false;
         break;
       }
+      case 'V':
+        if (d.owner == p::ReplyTracker::Owner::kProxy && d.tag == kLsnProbeTag &&
+            client_ != nullptr) {
+          client_->OnLsnProbe(frame.body);
+        }
+        break;
       case 'S': {
         // Values the client set are recorded on both sides; our own replays
         // were recorded when we sent them (in the form the client used).
@@ -346,6 +354,8 @@ void ServerConnection::HandleMessage(const p::Frame& frame) {
   if (d.unit_done) {
     if (d.owner == p::ReplyTracker::Owner::kClient) {
       if (client_ != nullptr) client_->OnServerUnitDone();
+    } else if (d.tag == kLsnProbeTag && client_ != nullptr) {
+      client_->OnLsnProbeDone();
     } else if (state_ == State::kResetting && tracker_.empty()) {
       if (tx_status_ == 'I') {
         TransitionTo(State::kIdle);

@@ -33,6 +33,9 @@ class Pool;
 
 class ServerConnection : public Stream::Handler {
  public:
+  // Tracker tag of the proxy's read-your-writes LSN probe (a FunctionCall).
+  static constexpr uint32_t kLsnProbeTag = 2;
+
   enum class State {
     kConnecting,    // TCP connect in progress
     kSslRequest,    // waiting for the 'S'/'N' answer

@@ -257,6 +257,13 @@ class Node:
     def terminate_backend(self, pid: int) -> bool:
         return self.psql(f"select pg_terminate_backend({int(pid)})") == "t"
 
+    def log_text(self) -> str:
+        """The whole server log ("" if there is none yet)."""
+        try:
+            return self.logfile.read_text(errors="replace")
+        except OSError:
+            return ""
+
     def log_tail(self, n: int = 40) -> str:
         try:
             lines = self.logfile.read_text(errors="replace").splitlines()

@@ -282,7 +282,7 @@ def test_pgbench_routing(cluster, start_proxy):
             assert r.returncode == 0 and "number of failed transactions: 0" in r.stdout, out
             assert "25006" not in out and "read-only transaction" not in out
     for n in cluster.nodes:
-        log = n.log_text() if hasattr(n, "log_text") else ""
+        log = n.log_text()
         assert not re.search(r"cannot execute .* in a read-only transaction", log), n.name
 
 

@@ -1,0 +1,135 @@
+// ClientSession: read-your-writes capture and tokens.
+//
+// When a batch sent to the primary may end a transaction that wrote, a
+// FunctionCall of pg_current_wal_insert_lsn() is pipelined right behind the
+// client's Sync/Query on the same server connection (no extra round trip), the
+// client's ReadyForQuery is held until the probe answers, and if that
+// ReadyForQuery says idle the session's token moves to the probe's LSN and is
+// sent as ParameterStatus pgregion.ryw_token before the ReadyForQuery. The
+// tracker swallows the probe's reply or error. Never a simple Query (it would
+// destroy the client's unnamed statement), and never behind COPY FROM STDIN
+// (the copy would abort): such a batch is probed after its ReadyForQuery.
+// Sessions that never write pay nothing. See DESIGN.md "Consistency levels
+// and read-your-writes tokens".
+
+#include "protocol/message_builder.h"
+#include "protocol/messages.h"
+#include "protocol/str_util.h"
+#include "proxy/client_session.h"
+#include "proxy/pool.h"
+#include "proxy/proxy_app.h"
+#include "proxy/server_connection.h"
+
+namespace pgregion::proxy {
+
+namespace p = ::pgregion::protocol;
+
+namespace {
+// pg_current_wal_insert_lsn()'s OID (pg_proc.dat; built-in OIDs are fixed).
+// The insert LSN is at or after the end of the commit record even with
+// synchronous_commit = off (the write and flush LSNs are not).
+constexpr uint32_t kCurrentWalInsertLsnOid = 2852;
+}  // namespace
+
+// Called as the message that ends a unit (Sync, Query, FunctionCall) has been
+// written to the bound server.
+void ClientSession::AfterUnitSent() {
+  const Sending sent = sending_;
+  sending_ = Sending();
+  ServerConnection* server = server_;
+  if (server == nullptr) return;
+  ++units_sent_;
+  const std::vector<routing::NodeView>& views = app_->node_views();
+  const size_t node = static_cast<size_t>(server->pool()->node());
+  if (node >= views.size() || !views[node].primary) return;
+  if (sent.write) wrote_ = true;
+  if (!wrote_) return;
+  // Only where the transaction may end here: an autocommit unit, or one
+  // that commits. Inside a transaction the writes are not visible yet.
+  const bool may_end =
+      sent.ends_transaction || (server->tx_status() == 'I' && !sent.begins_transaction);
+  if (!may_end) return;
+  if (sent.copy_in) {
+    copy_probe_unit_ = units_sent_;  // anything behind COPY FROM STDIN would abort it
+    return;
+  }
+  SendLsnProbe();
+}
+
+void ClientSession::SendLsnProbe() {
+  ServerConnection* server = server_;
+  std::string out;
+  p::AppendFunctionCall(&out, kCurrentWalInsertLsnOid);
+  server->Write(out);
+  server->tracker().Expect('F', p::ReplyTracker::Owner::kProxy, ServerConnection::kLsnProbeTag);
+  probe_units_.push_back(units_sent_);
+}
+
+bool ClientSession::HoldReadyForQuery(std::string_view bytes) {
+  ++units_answered_;
+  if (copy_probe_unit_ != 0 && copy_probe_unit_ == units_answered_) {
+    copy_probe_unit_ = 0;
+    // The copy is over: the probe can go now (one round trip, COPY only).
+    std::string out;
+    p::AppendFunctionCall(&out, kCurrentWalInsertLsnOid);
+    server_->Write(out);
+    server_->tracker().Expect('F', p::ReplyTracker::Owner::kProxy, ServerConnection::kLsnProbeTag);
+    server_->Flush();
+    probe_units_.push_back(units_answered_);
+  }
+  if (probe_units_.empty() || probe_units_.front() != units_answered_) return false;
+  held_ready_.assign(bytes.data(), bytes.size());
+  return true;
+}
+
+void ClientSession::OnLsnProbe(std::string_view body) {
+  absl::StatusOr<p::DataRowColumn> value = p::ParseFunctionCallResponse(body);
+  probe_lsn_ = routing::Lsn();
+  if (!value.ok() || value->is_null) return;
+  absl::StatusOr<routing::Lsn> lsn = routing::Lsn::Parse(value->value);
+  if (lsn.ok()) probe_lsn_ = *lsn;
+}
+
+void ClientSession::OnLsnProbeDone() {
+  if (!probe_units_.empty()) probe_units_.pop_front();
+  // Only a ReadyForQuery that says idle proves the writes committed.
+  const bool idle = held_ready_.size() == 6 && held_ready_[5] == 'I';
+  routing::TopologySnapshotPtr topo = app_->topology();
+  if (idle && probe_lsn_.valid() && topo->system_identifier != 0) {
+    routing::RywToken token{topo->system_identifier, topo->timeline, probe_lsn_};
+    own_token_ = routing::RywToken::Max(own_token_, token);
+    wrote_ = false;
+    std::string out;
+    p::AppendParameterStatus(&out, "pgregion.ryw_token", EffectiveToken().ToString());
+    stream_->Write(out);
+  }
+  probe_lsn_ = routing::Lsn();
+  if (!held_ready_.empty()) {
+    stream_->Write(held_ready_);
+    held_ready_.clear();
+  }
+  stream_->Flush();
+  if (probe_units_.empty()) OnServerUnitDone();  // the server may go back to its pool now
+}
+
+bool ClientSession::PresentToken(std::string_view text, std::string* error) {
+  if (text.empty()) {  // RESET: forget presented tokens (the session's own stay)
+    presented_token_ = routing::RywToken();
+    return true;
+  }
+  absl::StatusOr<routing::RywToken> token = routing::RywToken::Parse(text);
+  if (!token.ok()) {
+    *error = ToStd(token.status().message());
+    return false;
+  }
+  routing::TopologySnapshotPtr topo = app_->topology();
+  if (topo->system_identifier != 0 && token->system_identifier != topo->system_identifier) {
+    *error = StrCat("invalid pgregion.ryw_token: it is from another cluster (system identifier ",
+                    token->system_identifier, ", this cluster is ", topo->system_identifier, ")");
+    return false;
+  }
+  presented_token_ = routing::RywToken::Max(presented_token_, *token);
+  return true;
+}
+
+}  // namespace pgregion::proxy
