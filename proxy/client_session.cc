@@ -6,6 +6,7 @@
 #include "protocol/message_builder.h"
 #include "protocol/messages.h"
 #include "protocol/sqlstate.h"
+#include "proxy/admin_console.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
 #include "proxy/proxy_app.h"
@@ -89,12 +90,14 @@ void ClientSession::OnTimer(uv_timer_t* t) {
       return;
     case State::kWaiting:
       if (self->waiting_route_) {
+        self->app_->metrics().Error(ErrorKind::kNoPrimary);
         self->Fatal(p::sqlstate::kConnectionFailure,
                     self->app_->NoRouteMessage(routing::RouteBlock::kNoPrimary));
         return;
       }
       [[fallthrough]];
     case State::kLoginWait:
+      self->app_->metrics().Error(ErrorKind::kPoolTimeout);
       self->Fatal(p::sqlstate::kTooManyConnections,
                   StrCat("pgregion: no server connection available within "
                                "pool.acquire_timeout_ms (",
@@ -183,6 +186,11 @@ void ClientSession::HandleFrame(const p::Frame& frame) {
       return;
     }
   }
+  if (console_ != nullptr) {  // the admin console answers everything itself
+    stream_->Write(console_->Handle(frame));
+    stream_->Flush();
+    return;
+  }
   if (frame.first && !InspectFrame(frame)) return;  // answered by the proxy
   bool unit_end = frame.first && EndsUnit(frame.type);
   // COPY data belongs to the unit that started the copy.
@@ -193,6 +201,7 @@ void ClientSession::HandleFrame(const p::Frame& frame) {
       sending_.Add(unit_);
       unit_ = Unit();  // bound: the route is already chosen
       retry_.armed = false;  // the server runs more than the unit that may be retried
+      unit_timer_.Continue();
       Send(frame);
       return;
     }
@@ -251,6 +260,7 @@ void ClientSession::StartUnit(const routing::RouteContext& ctx) {
 }
 
 void ClientSession::Dispatch(const routing::RouteContext& ctx) {
+  if (app_->draining()) return Shutdown();  // no new units during a graceful shutdown
   routing::Route route = app_->router().Decide(ctx);
   TransitionTo(State::kWaiting);
   Pool* pool = PoolFor(route.node);
@@ -271,6 +281,7 @@ void ClientSession::Dispatch(const routing::RouteContext& ctx) {
     return;
   }
   waiting_route_ = false;
+  unit_timer_.Routed(app_->metrics(), route, app_->node_views());
   retry_.ctx = ctx;
   retry_.node = route.node;
   retry_.armed = RetryEligible(ctx, route);
@@ -299,6 +310,7 @@ void ClientSession::OnServerAssigned(ServerConnection* server) {
     }
     return;
   }
+  unit_timer_.Assigned();
   server_ = server;
   server->Bind(this);
   TransitionTo(State::kActive);
@@ -378,6 +390,7 @@ void ClientSession::RouteCollected() {
     held_ctx_ = ctx;
     return;
   }
+  unit_timer_.RoutedWhileBound(app_->metrics(), {here, route.reason}, views);
   collecting_ = false;
   collected_ready_ = false;
   retry_.armed = false;  // two units in flight: neither may be retried
@@ -441,6 +454,7 @@ void ClientSession::OnServerParameter(std::string_view name, std::string_view va
 }
 
 void ClientSession::OnServerUnitDone() {
+  unit_timer_.Done();
   stream_->Flush();
   if (server_ == nullptr) return;
   if (retry_.pending) {
@@ -493,6 +507,7 @@ void ClientSession::OnServerLost(std::string_view why) {
     return;
   }
   server_ = nullptr;
+  app_->metrics().Error(ErrorKind::kServerLost);
   LogWarn("server_lost").Kv("user", user_name_).Kv("client", peer_).Kv("reason", why);
   Fatal(p::sqlstate::kConnectionFailure,
         StrCat("pgregion: server connection lost: ", why));
@@ -504,6 +519,7 @@ void ClientSession::OnServerFailed(const std::string& error_response, bool node_
     RetryRead("cannot connect");
     return;
   }
+  app_->metrics().Error(ErrorKind::kServerLoginFailed);
   stream_->Write(error_response);
   Close("server login failed");
 }
@@ -534,6 +550,7 @@ void ClientSession::DetachServer() {
 
 void ClientSession::Fatal(std::string_view sqlstate, std::string_view message) {
   if (state_ == State::kClosed) return;
+  if (sqlstate == p::sqlstate::kProtocolViolation) app_->metrics().Error(ErrorKind::kProtocol);
   std::string out;
   p::AppendErrorResponse(&out, {.severity = "FATAL", .sqlstate = sqlstate, .message = message});
   stream_->Write(out);

@@ -25,6 +25,7 @@
 #include "protocol/reply_tracker.h"
 #include "proxy/client_auth.h"
 #include "proxy/config.h"
+#include "proxy/metrics.h"
 #include "proxy/session_params.h"
 #include "proxy/stream.h"
 #include "routing/classification.h"
@@ -34,6 +35,7 @@
 
 namespace pgregion::proxy {
 
+class AdminConsole;
 class Pool;
 class ProxyApp;
 class ServerConnection;
@@ -61,6 +63,13 @@ class ClientSession : public Stream::Handler {
   State state() const { return state_; }
   ServerConnection* server() const { return server_; }
   uint32_t secret() const { return secret_; }
+  // For the admin console's SHOW CLIENTS.
+  const std::string& user_name() const { return user_name_; }
+  const std::string& database() const { return database_; }
+  const std::string& peer() const { return peer_; }
+  bool tls() const { return tls_; }
+  uint32_t pid() const { return pid_; }
+  const std::string* application_name() const { return params_.Get("application_name"); }
 
   // From the ProxyApp: the topology changed while no node could serve our unit.
   void RetryRoute();
@@ -209,6 +218,8 @@ class ClientSession : public Stream::Handler {
   routing::RouteContext held_ctx_;
   bool paused_ = false;       // client reads stopped for backpressure
   std::string peer_;
+  UnitTimer unit_timer_;  // query_duration_seconds, pool_wait_seconds
+  std::unique_ptr<AdminConsole> console_;  // set: this client uses the admin console
 
   // Routing state of the unit being collected while no server is bound.
   struct Unit {

@@ -10,6 +10,7 @@
 #include "protocol/message_builder.h"
 #include "protocol/messages.h"
 #include "protocol/sqlstate.h"
+#include "proxy/admin_console.h"
 #include "proxy/client_session.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
@@ -209,6 +210,7 @@ void ClientSession::HandleStartupMessage(std::string_view body, bool* stop) {
     return;
   }
   if (app_->client_count() > cfg.proxy.max_client_connections) {
+    app_->metrics().Error(ErrorKind::kClientLimit);
     Fatal(p::sqlstate::kTooManyConnections, "sorry, too many clients already");
     *stop = true;
     return;
@@ -238,6 +240,7 @@ void ClientSession::HandleAuthMessage(const p::Frame& frame) {
       stream_->Flush();
       return;
     case ClientAuth::Result::kFail:
+      app_->metrics().Error(ErrorKind::kAuthFailed);
       LogWarn("auth_failed").Kv("user", user_name_).Kv("client", peer_);
       Close("authentication failed");
       return;
@@ -267,6 +270,16 @@ void ClientSession::OnLoggedIn() {
   auth_.reset();
   uv_timer_stop(&timer_);
   LogDebug("client_login").Kv("user", user_name_).Kv("database", database_).Kv("client", peer_);
+  if (database_ == AdminConsole::kDatabase) {
+    std::string error;
+    console_ = AdminConsole::Open(app_, user_, &error);
+    if (console_ == nullptr) return Fatal(p::sqlstate::kInvalidAuthorizationSpecification, error);
+    app_->RegisterClient(this, &pid_, &secret_);
+    stream_->Write(console_->Welcome(pid_, secret_));
+    stream_->Flush();
+    TransitionTo(State::kIdle);
+    return;
+  }
   Pool* pool = PoolFor(app_->WelcomeNode());
   if (pool == nullptr) {
     Fatal(p::sqlstate::kConnectionFailure, "pgregion: no node configured");

@@ -8,7 +8,10 @@
 #include "protocol/md5.h"
 #include "protocol/message_builder.h"
 #include "protocol/str_util.h"
+#include "proxy/admin_endpoints.h"
 #include "proxy/client_session.h"
+#include "proxy/config_reload.h"
+#include "proxy/graceful_shutdown.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
 #include "proxy/server_connection.h"
@@ -87,16 +90,6 @@ class CancelSender : public Stream::Handler {
 }  // namespace
 
 namespace {
-routing::ClassifierOptions ClassifierOptionsFrom(const RoutingSection& r) {
-  routing::ClassifierOptions o;
-  o.cache_capacity = r.statement_cache_size;
-  o.unknown_functions = r.unknown_functions == "replica" ? routing::UnknownFunctionPolicy::kReplica
-                                                         : routing::UnknownFunctionPolicy::kPrimary;
-  o.write_functions = r.write_functions;
-  o.read_only_functions = r.read_only_functions;
-  return o;
-}
-
 std::vector<routing::NodeSpec> NodeSpecsFrom(const Config& config) {
   std::vector<routing::NodeSpec> specs;
   for (const NodeConfig& n : config.nodes) specs.push_back(routing::NodeSpec{n.name, n.region});
@@ -129,12 +122,17 @@ ProxyApp::ProxyApp(uv_loop_t* loop, std::shared_ptr<const Config> config)
       latency_(config_->nodes.size()),
       router_(uv_hrtime()),
       classifier_(
-          std::make_unique<routing::StatementClassifier>(ClassifierOptionsFrom(config_->routing))) {
+          std::make_unique<routing::StatementClassifier>(ClassifierOptionsFrom(config_->routing))),
+      metrics_(*config_) {
   routed_topology_ = topology_.snapshot();
   cluster_view_.topology = routed_topology_.get();
+  cluster_view_.latency = &latency_;
+  ApplyRoutingConfig();
+}
+
+void ProxyApp::ApplyRoutingConfig() {
   cluster_view_.local_region = config_->proxy.region;
   cluster_view_.max_replica_lag_ms = config_->routing.max_replica_lag_ms;
-  cluster_view_.latency = &latency_;
 }
 
 ProxyApp::~ProxyApp() = default;
@@ -187,6 +185,7 @@ void ProxyApp::OnTopologyUpdate(size_t node, const routing::TopologyUpdate& upda
   routed_topology_ = topology_.snapshot();
   const routing::TopologySnapshot& snap = *routed_topology_;
   LogTopologyUpdate(node, update, snap);
+  metrics_.OnTopologyUpdate(node, update, snap, UnixNowMs());
   cluster_view_.topology = &snap;
   if (!roles_discovered_ && snap.primary_state == routing::PrimaryState::kOne) {
     roles_discovered_ = true;
@@ -392,6 +391,10 @@ absl::Status ProxyApp::Start() {
     server_tls_ = *std::move(tls);
   }
 
+  if (config_->admin.enabled) {
+    admin_ = std::make_unique<AdminEndpoints>(this);
+    if (absl::Status st = admin_->Start(); !st.ok()) return st;
+  }
   sockaddr_storage addr;
   const ListenAddress& listen = config_->proxy.listen;
   if (absl::Status st = ResolveAddress(listen.host, listen.port, &addr); !st.ok()) return st;
@@ -401,6 +404,7 @@ absl::Status ProxyApp::Start() {
   if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 1024, OnConnection);
   if (rc != 0) {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+    if (admin_ != nullptr) admin_->Stop();
     return absl::UnavailableError(StrCat("cannot listen on ", listen.host, ":", listen.port,
                                                ": ", uv_strerror(rc)));
   }
@@ -436,6 +440,7 @@ void ProxyApp::OnConnection(uv_stream_t* server, int status) {
   // Hard cap well above max_client_connections: past it we cannot even afford
   // to read a startup packet to answer politely.
   if (self->sessions_.size() >= 2 * uint64_t{self->config_->proxy.max_client_connections} + 64) {
+    self->metrics_.Error(ErrorKind::kClientLimit);
     stream->Close();
     return;
   }
@@ -492,7 +497,15 @@ void ProxyApp::OnJanitor(uv_timer_t* t) {
 void ProxyApp::OnSignal(uv_signal_t* s, int signum) {
   auto* self = static_cast<ProxyApp*>(s->data);
   if (signum == SIGHUP) {
-    LogInfo("reload_unsupported").Kv("detail", "configuration reload arrives with a later release");
+    (void)self->Reload("SIGHUP");  // logs the outcome
+    return;
+  }
+  if (signum == SIGTERM && !self->draining_ && !self->shutting_down_ &&
+      self->config_->proxy.shutdown_timeout_s > 0) {
+    self->draining_ = true;
+    LogInfo("shutdown_requested").Kv("reason", "SIGTERM");
+    uv_close(reinterpret_cast<uv_handle_t*>(&self->listener_), nullptr);
+    GracefulShutdown::Start(self, uint64_t{self->config_->proxy.shutdown_timeout_s} * 1000);
     return;
   }
   self->Shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -503,7 +516,10 @@ void ProxyApp::Shutdown(std::string_view why) {
   shutting_down_ = true;
   LogInfo("shutdown").Kv("reason", why);
   if (health_ != nullptr) health_->Stop();
-  uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+  if (admin_ != nullptr) admin_->Stop();
+  if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&listener_))) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+  }
   uv_close(reinterpret_cast<uv_handle_t*>(&janitor_), nullptr);
   for (uv_signal_t* s : {&sigterm_, &sigint_, &sighup_}) {
     uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);

@@ -32,6 +32,7 @@
 #include "protocol/scram.h"
 #include "proxy/config.h"
 #include "proxy/health_checker.h"
+#include "proxy/metrics.h"
 #include "proxy/tls_context.h"
 #include "routing/latency_tracker.h"
 #include "routing/router.h"
@@ -41,6 +42,7 @@
 
 namespace pgregion::proxy {
 
+class AdminEndpoints;
 class ClientSession;
 class Pool;
 
@@ -59,6 +61,9 @@ class ProxyApp : private HealthChecker::Observer {
   absl::Status Start();
   // Stops accepting and closes everything; the loop then runs dry.
   void Shutdown(std::string_view why);
+  // Re-reads the config file and applies what can change live (config_reload.h);
+  // an unreadable, invalid or not applicable file changes nothing. Logs either way.
+  absl::Status Reload(std::string_view trigger);
 
   uv_loop_t* loop() const { return loop_; }
   const Config& config() const { return *config_; }
@@ -114,6 +119,14 @@ class ProxyApp : private HealthChecker::Observer {
   void CancelRouteWait(ClientSession* client) { route_waiters_.erase(client); }
   uint64_t NextServerId() { return ++next_server_id_; }
 
+  // Observability (metrics.h, admin_endpoints.h).
+  Metrics& metrics() { return metrics_; }
+  const absl::flat_hash_set<ClientSession*>& sessions() const { return sessions_; }
+  const auto& pools() const { return pools_; }
+  bool shutting_down() const { return shutting_down_; }
+  // SIGTERM: no new clients; running units finish (graceful_shutdown.h).
+  bool draining() const { return draining_; }
+
  private:
   static void OnConnection(uv_stream_t* server, int status);
   static void OnJanitor(uv_timer_t* t);
@@ -128,9 +141,14 @@ class ProxyApp : private HealthChecker::Observer {
                          const routing::TopologySnapshot& snap);
   // Closes the idle server connections to `node` and those in use once released.
   void DrainNode(size_t node, std::string_view why);
+  // cluster_view_'s settings from config_ (at startup and after a reload).
+  void ApplyRoutingConfig();
 
   uv_loop_t* loop_;
   std::shared_ptr<const Config> config_;
+  // Configs replaced by reloads: sessions keep pointers into the one they logged
+  // in with (their [[users]] entry). Reloads are rare; they are kept for good.
+  std::vector<std::shared_ptr<const Config>> retired_configs_;
   uv_tcp_t listener_;
   uv_timer_t janitor_;
   uv_signal_t sigterm_;
@@ -138,6 +156,7 @@ class ProxyApp : private HealthChecker::Observer {
   uv_signal_t sighup_;
   bool started_ = false;
   bool shutting_down_ = false;
+  bool draining_ = false;
   std::vector<NodeRuntime> nodes_;
   routing::Topology topology_;
   std::unique_ptr<HealthChecker> health_;
@@ -161,6 +180,8 @@ class ProxyApp : private HealthChecker::Observer {
   absl::flat_hash_map<uint32_t, ClientSession*> clients_;  // by proxy pid, logged in
   uint32_t next_pid_ = 0;
   uint64_t next_server_id_ = 0;
+  Metrics metrics_;
+  std::unique_ptr<AdminEndpoints> admin_;
 };
 
 }  // namespace pgregion::proxy

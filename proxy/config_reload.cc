@@ -1,0 +1,91 @@
+#include "proxy/config_reload.h"
+
+#include <algorithm>
+#include <map>
+#include <string_view>
+
+#include "protocol/str_util.h"
+#include "proxy/console_command.h"
+#include "proxy/health_checker.h"
+
+namespace pgregion::proxy {
+
+namespace {
+
+// Keys (as SHOW CONFIG names them) a running proxy cannot change: sockets and
+// TLS contexts made at startup, and the node list that pools, topology and
+// metrics are indexed by.
+bool NeedsRestart(std::string_view key) {
+  static constexpr std::string_view kExact[] = {
+      "proxy.listen",           "proxy.region",          "admin.listen", "health.failures_to_down",
+      "health.successes_to_up", "health.recover_hold_s",
+  };
+  for (std::string_view k : kExact) {
+    if (key == k) return true;
+  }
+  return StartsWith(key, "tls.") || StartsWith(key, "server_tls.") || StartsWith(key, "nodes.") ||
+         key == "nodes";
+}
+
+std::map<std::string, std::string> Settings(const Config& c) {
+  std::map<std::string, std::string> out;
+  for (const auto& row : ConfigTable(c).rows) out[*row[0]] = row[1].value_or("");
+  // SHOW CONFIG hides secrets; a reload must still notice them change.
+  for (const UserConfig& u : c.users) {
+    out[StrCat("users.", u.name, ".password")] = u.password;
+    out[StrCat("users.", u.name, ".server_password")] = u.server_password;
+  }
+  out["health.password"] = c.health.password;
+  out["admin.bearer_token"] = c.admin.bearer_token;
+  // Node order matters (indices), not only each node's settings.
+  std::string order;
+  for (const NodeConfig& n : c.nodes) StrAppend(&order, n.name, ",");
+  out["nodes"] = order;
+  return out;
+}
+
+}  // namespace
+
+routing::ClassifierOptions ClassifierOptionsFrom(const RoutingSection& r) {
+  routing::ClassifierOptions o;
+  o.cache_capacity = r.statement_cache_size;
+  o.unknown_functions = r.unknown_functions == "replica" ? routing::UnknownFunctionPolicy::kReplica
+                                                         : routing::UnknownFunctionPolicy::kPrimary;
+  o.write_functions = r.write_functions;
+  o.read_only_functions = r.read_only_functions;
+  return o;
+}
+
+ReloadPlan PlanReload(const Config& current, const Config& next) {
+  std::map<std::string, std::string> a = Settings(current);
+  std::map<std::string, std::string> b = Settings(next);
+  ReloadPlan plan;
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : a) {
+    auto it = b.find(k);
+    if (it == b.end() || it->second != v) keys.push_back(k);
+  }
+  for (const auto& [k, v] : b) {
+    if (!a.contains(k)) keys.push_back(k);
+  }
+  std::sort(keys.begin(), keys.end());
+  for (const std::string& k : keys) {
+    plan.changed.push_back(k);
+    if (NeedsRestart(k)) plan.need_restart.push_back(k);
+    if (StartsWith(k, "users.")) plan.users_changed = true;
+    if (StartsWith(k, "routing.") && k != "routing.consistency" &&
+        k != "routing.max_staleness_ms" && k != "routing.max_replica_lag_ms" &&
+        k != "routing.ryw_wait_ms") {
+      plan.classifier_changed = true;
+    }
+    if (StartsWith(k, "log.")) plan.log_changed = true;
+  }
+  HealthCheckerOptions h1 = HealthOptionsFromConfig(current);
+  HealthCheckerOptions h2 = HealthOptionsFromConfig(next);
+  plan.health_changed = h1.interval_ms != h2.interval_ms || h1.timeout_ms != h2.timeout_ms ||
+                        h1.connect_timeout_ms != h2.connect_timeout_ms || h1.user != h2.user ||
+                        h1.password != h2.password || h1.database != h2.database;
+  return plan;
+}
+
+}  // namespace pgregion::proxy
