@@ -409,7 +409,8 @@ cmd_start() {
     pg-us-east   $(printf '%7s' "$d_us")  the tpcb-like transactions: 7 statements each, all on the primary
     pg-eu-west   $(printf '%7s' "$d_eu")  the select-only reads, 1 statement each: ${share}% of the reads stayed in eu-west
     pg-ap-south  $(printf '%7s' "$d_ap")  farther away: reads go there only when eu-west cannot serve them
-    (a node also counts the setting replays pgregion runs on each new server connection)
+    (a node also counts pgregion's own transactions: the setting replays on each new server
+     connection, and on the primary the read-your-writes LSN probe after each write transaction)
 
   read latency, pgbench -S -c 4 -T 5:
     through pgregion              ${lat_proxy:-?} ms average, $(printf "%.0f" "${tps_proxy:-0}") tps
