@@ -1,5 +1,7 @@
 #include "routing/router.h"
 
+#include <algorithm>
+
 namespace pgregion::routing {
 
 std::string_view RouteReasonName(RouteReason reason) {
@@ -24,6 +26,8 @@ std::string_view RouteReasonName(RouteReason reason) {
       return "ryw_fallback";
     case RouteReason::kParseError:
       return "parse_error";
+    case RouteReason::kConsistency:
+      return "consistency";
   }
   return "unknown";
 }
@@ -59,6 +63,16 @@ RouteReason FallbackReason(ReadChoice choice) {
 
 }  // namespace
 
+uint64_t RywWaitBudgetMs(const TopologySnapshot& topology, int wait_node, uint64_t ryw_wait_ms) {
+  if (wait_node < 0 || static_cast<size_t>(wait_node) >= topology.nodes.size()) return 0;
+  const NodeStatus& replica = topology.nodes[static_cast<size_t>(wait_node)];
+  if (replica.replay_paused || !replica.rtt_known) return 0;
+  const NodeStatus* primary = topology.PrimaryNode();
+  if (primary == nullptr) return ryw_wait_ms;
+  if (!primary->rtt_known || primary->rtt_us <= replica.rtt_us) return 0;
+  return std::min(ryw_wait_ms, (primary->rtt_us - replica.rtt_us) / 1000);
+}
+
 Route Router::Decide(const RouteContext& ctx) {
   Route route;
   if (ctx.cluster == nullptr || ctx.cluster->node_count == 0) {
@@ -92,7 +106,9 @@ Route Router::Decide(const RouteContext& ctx) {
     return on_primary(RouteReason::kTransaction);
   }
 
-  // A read. Before roles are known there is no replica to speak of.
+  // A read: its consistency level says which replicas may serve it.
+  if (ctx.consistency == Consistency::kStrong) return on_primary(RouteReason::kConsistency);
+  // Before roles are known there is no replica to speak of.
   if (topo == nullptr) return on_primary(RouteReason::kNoReplica);
   ReadRequest req;
   req.topology = topo;
@@ -102,6 +118,31 @@ Route Router::Decide(const RouteContext& ctx) {
   req.latency = cluster.latency;
   req.now_ms = ctx.now_ms;
   req.avoid_nodes = ctx.avoid_nodes;
+  switch (ctx.consistency) {
+    case Consistency::kCausal: {
+      // Only the primary surely has a write whose position is not known yet.
+      if (ctx.write_pending) return on_primary(RouteReason::kRywFallback);
+      for (const RywToken* t : {&ctx.session_token, &ctx.hint_token}) {
+        // A token of another cluster cannot be compared with these replicas.
+        if (t->valid() && topo->system_identifier != 0 &&
+            t->system_identifier != topo->system_identifier) {
+          return on_primary(RouteReason::kConsistency);
+        }
+      }
+      const RywToken token = RywToken::Max(ctx.session_token, ctx.hint_token);
+      req.token = token.lsn;
+      req.token_timeline = token.timeline;
+      break;
+    }
+    case Consistency::kBounded:
+      req.max_staleness_ms = ctx.max_staleness_ms;
+      break;
+    case Consistency::kEventual:
+      req.max_replica_lag_ms = kNoLagLimit;
+      break;
+    case Consistency::kStrong:
+      break;
+  }
   const ReadSelection sel = selector_.Select(req);
   if (sel.choice == ReadChoice::kReplica) {
     route.node = sel.node;
@@ -110,7 +151,12 @@ Route Router::Decide(const RouteContext& ctx) {
                        : RouteReason::kRead;
     return route;
   }
-  return on_primary(FallbackReason(sel.choice));
+  on_primary(FallbackReason(sel.choice));
+  if (sel.choice == ReadChoice::kRywFallback) {
+    route.wait_node = sel.wait_node;
+    if (!ctx.ryw_wait_over) route.wait_ms = RywWaitBudgetMs(*topo, sel.wait_node, cluster.ryw_wait_ms);
+  }
+  return route;
 }
 
 }  // namespace pgregion::routing

@@ -8,9 +8,18 @@
 // - Anything that writes, may write, or holds server state goes to the primary:
 //   parse errors, session pooling, pins, writes, the primary hint, read-write
 //   transactions.
-// - Reads (autocommit, read-only transactions, the replica hint) go to the
-//   replica the ReplicaSelector picks; with no usable replica, to the primary
-//   with reason no_replica or lag_fallback.
+// - Reads (autocommit, read-only transactions, the replica hint) go where
+//   their consistency level allows (DESIGN.md "Consistency levels and
+//   read-your-writes tokens"): `strong` to the primary (reason consistency);
+//   `causal` to a replica that has replayed the read's token, `bounded` to one
+//   within max_staleness_ms, `eventual` to any up replica, each picked by the
+//   ReplicaSelector; with no usable replica, to the primary with reason
+//   no_replica, lag_fallback or ryw_fallback.
+// - A causal read no replica has replayed may first wait on the nearest one
+//   that is getting there (Route::wait_node), for Route::wait_ms =
+//   RywWaitBudgetMs(): the proxy polls that replica and decides again. A token
+//   from a newer timeline than every replica, or of another cluster, goes to
+//   the primary at once: such a read never waits for what may never come.
 // - Until roles are discovered (ClusterView::roles_discovered false), the
 //   first configured node is the primary and serves everything.
 // - A unit that needs the primary when there is none gets node -1 and
@@ -26,6 +35,8 @@
 
 #include "routing/latency_tracker.h"
 #include "routing/replica_selector.h"
+#include "routing/ryw_token.h"
+#include "routing/statement_hints.h"
 #include "routing/topology_snapshot.h"
 
 namespace pgregion::routing {
@@ -41,6 +52,7 @@ enum class RouteReason : uint8_t {
   kLagFallback,  // a read, replicas are up but all beyond routing.max_replica_lag_ms
   kRywFallback,  // a read, no replica has replayed the session's token
   kParseError,   // the text does not parse: fail closed to the primary
+  kConsistency,  // a read under `strong` consistency (or with a token that cannot be judged)
 };
 
 std::string_view RouteReasonName(RouteReason reason);
@@ -71,6 +83,7 @@ struct ClusterView {
   std::span<const uint32_t> outstanding;
   // Null: each replica scores its probe RTT.
   const LatencyTracker* latency = nullptr;
+  uint64_t ryw_wait_ms = 50;  // [routing] ryw_wait_ms
 };
 
 // The proxy's one-line summary of a node, for the session's own checks (may a
@@ -83,6 +96,8 @@ struct NodeView {
 };
 
 enum class RoutePreference : uint8_t { kAuto, kPrimary, kReplica };
+
+using Consistency = StatementHints::Consistency;
 
 struct RouteContext {
   const ClusterView* cluster = nullptr;
@@ -99,13 +114,39 @@ struct RouteContext {
   // Nodes a read must not use (bit i = node i): a retried read avoids the
   // replicas it already failed on. Nodes past 63 cannot be avoided.
   uint64_t avoid_nodes = 0;
+
+  // What a read must see (the session's level, or the unit's hint).
+  Consistency consistency = Consistency::kCausal;
+  // causal: the read sees the later of the two tokens (the session's own and
+  // presented ones, refreshed at each decision; the unit's comment hint).
+  RywToken session_token;
+  RywToken hint_token;
+  // causal: a write reached the primary and its token is not known yet (the
+  // LSN probe has not answered, or failed): only the primary has it for sure.
+  bool write_pending = false;
+  // bounded: how far behind the primary a replica may be.
+  uint64_t max_staleness_ms = 1000;
+  // causal: the read already waited for a replica; no second wait.
+  bool ryw_wait_over = false;
 };
 
 struct Route {
   int node = -1;  // configuration index; -1: no node can serve this (see `blocked`)
   RouteReason reason = RouteReason::kWrite;
   RouteBlock blocked = RouteBlock::kNone;
+  // kRywFallback: the nearest replica still replaying towards the token (-1:
+  // none worth waiting on), and how long the read may wait for it before it
+  // goes to `node` (0: do not wait; too far, or the wait is over).
+  int wait_node = -1;
+  uint64_t wait_ms = 0;
 };
+
+// How long a causal read may wait for `wait_node` to replay its token:
+// min(ryw_wait_ms, RTT(primary) - RTT(wait_node)), so the wait never costs
+// more than the detour to the primary. 0 (do not wait) when that is not
+// positive, when either RTT is unknown, or when replay on the node is paused.
+// With no primary (a failover) the detour is unbounded: ryw_wait_ms.
+uint64_t RywWaitBudgetMs(const TopologySnapshot& topology, int wait_node, uint64_t ryw_wait_ms);
 
 class Router {
  public:
