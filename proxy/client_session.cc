@@ -89,6 +89,10 @@ void ClientSession::OnTimer(uv_timer_t* t) {
       self->Fatal(p::sqlstate::kProtocolViolation, "pgregion: login timeout");
       return;
     case State::kWaiting:
+      if (self->replay_wait_.active) {
+        self->ReplayWaitTimedOut();
+        return;
+      }
       if (self->waiting_route_) {
         self->app_->metrics().Error(ErrorKind::kNoPrimary);
         self->Fatal(p::sqlstate::kConnectionFailure,
@@ -261,7 +265,8 @@ void ClientSession::StartUnit(const routing::RouteContext& ctx) {
 
 void ClientSession::Dispatch(const routing::RouteContext& ctx) {
   if (app_->draining()) return Shutdown();  // no new units during a graceful shutdown
-  routing::Route route = app_->router().Decide(ctx);
+  routing::Route route = DecideRoute(ctx);
+  if (replay_wait_.active) return;  // a causal read waits for a replica to catch up
   TransitionTo(State::kWaiting);
   Pool* pool = PoolFor(route.node);
   if (pool == nullptr && route.blocked == routing::RouteBlock::kPrimaryConflict) {
@@ -375,16 +380,19 @@ void ClientSession::SendDispatched() {
 
 void ClientSession::RouteCollected() {
   routing::RouteContext ctx = UnitRouteContext();
+  RefreshConsistency(&ctx);
   routing::Route route = app_->router().Decide(ctx);
   const std::vector<routing::NodeView>& views = app_->node_views();
   int here = server_->pool()->node();
   auto is_replica = [&](int n) {
     return n >= 0 && static_cast<size_t>(n) < views.size() && views[n].up && !views[n].primary;
   };
-  // A read may stay on the replica that is already bound (keeps a pipeline flowing).
+  // A read may stay on the replica that is already bound (keeps a pipeline
+  // flowing) when that replica is fresh enough for it.
   bool same = route.node == here ||
               (route.reason == routing::RouteReason::kRead && is_replica(route.node) &&
-               is_replica(here));
+               is_replica(here) && BoundReplicaServes(here, ctx));
+  if (same && route.reason == routing::RouteReason::kRywFallback) CountRywFallback(ctx, route);
   if (!same) {
     held_ = true;  // dispatched once the bound server has finished (ReleaseServer)
     held_ctx_ = ctx;
@@ -560,6 +568,7 @@ void ClientSession::Fatal(std::string_view sqlstate, std::string_view message) {
 void ClientSession::Close(std::string_view reason) {
   if (state_ == State::kClosed) return;
   LogDebug("client_closed").Kv("client", peer_).Kv("reason", reason);
+  EndReplayWait();
   DetachServer();
   TransitionTo(State::kClosed);
   if (pid_ != 0) app_->UnregisterClient(this, pid_);

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +27,7 @@
 #include "proxy/client_auth.h"
 #include "proxy/config.h"
 #include "proxy/metrics.h"
+#include "proxy/replay_poller.h"
 #include "proxy/session_params.h"
 #include "proxy/stream.h"
 #include "routing/classification.h"
@@ -40,7 +42,7 @@ class Pool;
 class ProxyApp;
 class ServerConnection;
 
-class ClientSession : public Stream::Handler {
+class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
  public:
   enum class State {
     kStartup,       // waiting for SSLRequest / GSSENCRequest / CancelRequest / StartupMessage
@@ -92,6 +94,9 @@ class ClientSession : public Stream::Handler {
   void OnServerLost(std::string_view why);
   void OnServerDrained();
   void FlushToClient();
+
+  // ReplayPoller::Waiter: a causal read waits for a replica (client_session_consistency.cc).
+  void OnReplayPolled(size_t node, bool ok, bool paused) override;
 
   // Stream::Handler
   void OnStreamRead(std::string_view data) override;
@@ -146,6 +151,21 @@ class ClientSession : public Stream::Handler {
     return routing::RywToken::Max(own_token_, presented_token_);
   }
   bool PresentToken(std::string_view text, std::string* error);
+  // Consistency levels and read-your-writes waits (client_session_consistency.cc).
+  void AddConsistencyHints(const routing::StatementHints& hints);
+  void ApplyConsistency(routing::RouteContext* ctx);
+  // What the read must see as of now (tokens move while a unit waits or is held).
+  void RefreshConsistency(routing::RouteContext* ctx) const;
+  // Router::Decide for a unit about to be dispatched; a causal read that no
+  // replica has replayed may park here waiting for one (replay_wait_.active).
+  routing::Route DecideRoute(const routing::RouteContext& ctx);
+  // False (and the fallback counted) when the replica cannot be polled now.
+  bool StartReplayWait(const routing::RouteContext& ctx, const routing::Route& route);
+  void EndReplayWait();
+  void ReplayWaitTimedOut();
+  // May the next read stay on the bound replica `node` (a pipelined read)?
+  bool BoundReplicaServes(int node, const routing::RouteContext& ctx) const;
+  void CountRywFallback(const routing::RouteContext& ctx, const routing::Route& route);
   void ReleaseServer();
   void DetachServer();
   std::string ParameterReplay(ServerConnection* server);
@@ -234,6 +254,10 @@ class ClientSession : public Stream::Handler {
     bool plain_begin = false;  // the first was a BEGIN without access mode or hints
     bool ends_transaction = false;  // COMMIT/ROLLBACK/END/PREPARE TRANSACTION
     bool copy_in = false;           // COPY ... FROM STDIN
+    // Comment hints for this unit only: /* pgregion: consistency=... */.
+    std::optional<routing::Consistency> consistency;
+    std::optional<int64_t> max_staleness_ms;
+    std::string ryw_token;
   };
   // What the statements being written to the server do (for the LSN probe).
   struct Sending {
@@ -308,6 +332,15 @@ class ClientSession : public Stream::Handler {
   uint64_t copy_probe_unit_ = 0;  // COPY FROM STDIN: probe once this unit's ReadyForQuery arrives
   routing::Lsn probe_lsn_;        // the current probe's answer
   std::string held_ready_;        // the held ReadyForQuery
+  // A causal read waiting (state kWaiting, the timer its deadline) for `node`
+  // to replay its token before it goes to the primary.
+  struct ReplayWait {
+    bool active = false;
+    size_t node = 0;
+    uint64_t start_ns = 0;
+    routing::RouteContext ctx;
+  };
+  ReplayWait replay_wait_;
 };
 
 }  // namespace pgregion::proxy

@@ -135,6 +135,7 @@ void ClientSession::Accumulate(const r::Classification& c, const r::StatementHin
   unit_.write |= c.write;
   unit_.parse_error |= c.parse_error;
   if (hints.route) unit_.hint = ToPreference(*hints.route);
+  AddConsistencyHints(hints);
   for (const r::StatementInfo& s : c.statements) {
     const bool set_read_only =
         s.txn == r::TransactionControl::kSetTransaction && s.access == r::AccessMode::kReadOnly;
@@ -190,6 +191,7 @@ r::RouteContext ClientSession::UnitRouteContext() {
   ctx.session_pooling = app_->config().pool.mode == PoolMode::kSession;
   ctx.preference = unit_.hint != r::RoutePreference::kAuto ? unit_.hint : route_pref_;
   ctx.preference_from_hint = unit_.hint != r::RoutePreference::kAuto;
+  ApplyConsistency(&ctx);
   sending_.Add(unit_);
   if (deferred_begin_) {
     // Units without a Bind (Parse/Describe only) accumulate no statements.

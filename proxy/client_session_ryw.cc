@@ -49,6 +49,9 @@ void ClientSession::AfterUnitSent() {
   const bool may_end =
       sent.ends_transaction || (server->tx_status() == 'I' && !sent.begins_transaction);
   if (!may_end) return;
+  // A read pipelined behind a write (on the primary: its token is not known
+  // yet) ends nothing new: the probe already in flight covers that write.
+  if (!sent.write && !sent.ends_transaction && !probe_units_.empty()) return;
   if (sent.copy_in) {
     copy_probe_unit_ = units_sent_;  // anything behind COPY FROM STDIN would abort it
     return;

@@ -103,6 +103,8 @@ std::string_view RywFallbackReasonName(RywFallbackReason reason) {
       return "no_candidate";
     case RywFallbackReason::kTooFar:
       return "too_far";
+    case RywFallbackReason::kWritePending:
+      return "write_pending";
   }
   return "unknown";
 }

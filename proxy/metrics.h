@@ -81,8 +81,9 @@ enum class RywFallbackReason : uint8_t {
   kWaitTimeout,  // waited on a replica; it did not replay the token in time
   kNoCandidate,  // no replica fresh enough to wait on (lagging, paused, down)
   kTooFar,       // waiting would cost more than the detour to the primary
+  kWritePending,  // the session's last write has no token yet (its LSN probe failed)
 };
-inline constexpr size_t kRywFallbackReasons = 3;
+inline constexpr size_t kRywFallbackReasons = 4;
 std::string_view RywFallbackReasonName(RywFallbackReason reason);
 
 // client_connections{state}.

@@ -133,6 +133,7 @@ ProxyApp::ProxyApp(uv_loop_t* loop, std::shared_ptr<const Config> config)
 void ProxyApp::ApplyRoutingConfig() {
   cluster_view_.local_region = config_->proxy.region;
   cluster_view_.max_replica_lag_ms = config_->routing.max_replica_lag_ms;
+  cluster_view_.ryw_wait_ms = config_->routing.ryw_wait_ms;
 }
 
 ProxyApp::~ProxyApp() = default;
@@ -171,6 +172,8 @@ void ProxyApp::StartHealthChecker() {
     targets.push_back(
         HealthTarget{n.config.name, n.config.host, NumericHost(n.addr), n.config.port});
   }
+  replay_poller_ = std::make_unique<ReplayPoller>(loop_, options, targets, &topology_,
+                                                  static_cast<HealthChecker::Observer*>(this));
   health_ =
       std::make_unique<HealthChecker>(loop_, std::move(options), std::move(targets), &topology_,
                                       static_cast<HealthChecker::Observer*>(this));
@@ -516,6 +519,7 @@ void ProxyApp::Shutdown(std::string_view why) {
   shutting_down_ = true;
   LogInfo("shutdown").Kv("reason", why);
   if (health_ != nullptr) health_->Stop();
+  if (replay_poller_ != nullptr) replay_poller_->Stop();
   if (admin_ != nullptr) admin_->Stop();
   if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&listener_))) {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);

@@ -33,6 +33,7 @@
 #include "proxy/config.h"
 #include "proxy/health_checker.h"
 #include "proxy/metrics.h"
+#include "proxy/replay_poller.h"
 #include "proxy/tls_context.h"
 #include "routing/latency_tracker.h"
 #include "routing/router.h"
@@ -96,6 +97,8 @@ class ProxyApp : private HealthChecker::Observer {
   // (which nodes claim the primary role, or what each node is doing).
   std::string NoRouteMessage(routing::RouteBlock block) const;
   routing::Router& router() { return router_; }
+  // Polls replicas that causal reads wait on; null before Start.
+  ReplayPoller* replay_poller() { return replay_poller_.get(); }
   routing::StatementClassifier& classifier() { return *classifier_; }
 
   TlsContext* client_tls() const { return client_tls_.get(); }
@@ -160,6 +163,7 @@ class ProxyApp : private HealthChecker::Observer {
   std::vector<NodeRuntime> nodes_;
   routing::Topology topology_;
   std::unique_ptr<HealthChecker> health_;
+  std::unique_ptr<ReplayPoller> replay_poller_;
   bool roles_discovered_ = false;
   std::vector<routing::NodeRole> logged_roles_;  // last role logged per node
   // The snapshot cluster_view_ points into (kept alive until the next update).

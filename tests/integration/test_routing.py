@@ -53,9 +53,16 @@ def _wait_topology(p, cluster, timeout=10.0):
                 time.sleep(0.05)
 
 
+# Reads right after a session's own write go to the primary at `causal` (the default)
+# until a replica has replayed the write; these tests check where statements run, so
+# their sessions read at `eventual` (test_consistency.py covers the levels).
+ROUTING = {"consistency": "eventual"}
+
+
 @pytest.fixture
 def start_proxy(start_proxy, cluster):  # noqa: F811: wraps conftest's factory
     def start(*args, **kw):
+        kw.setdefault("routing", ROUTING)
         p = start_proxy(*args, **kw)
         _wait_topology(p, cluster)
         return p
