@@ -217,6 +217,23 @@ int main(int argc, char** argv) {
     }
     PQfinish(c);
   }
+  {
+    // Reads at a weak level may reach a replica that has not replayed the
+    // CREATE TABLE yet: wait (bounded) until the table is readable there.
+    PGconn* c = Connect(o.dsn, o, &t);
+    bool ready = false;
+    for (int i = 0; c != nullptr && i < 300 && !ready; ++i) {
+      PGresult* r = PQexec(c, "SELECT 1 FROM ryw_check LIMIT 0");
+      ready = PQresultStatus(r) == PGRES_TUPLES_OK;
+      PQclear(r);
+      if (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (c != nullptr) PQfinish(c);
+    if (!ready) {
+      std::fprintf(stderr, "setup failed: ryw_check not readable: %s\n", t.first_error.c_str());
+      return 1;
+    }
+  }
   auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<long>(o.seconds * 1000));
   std::vector<std::thread> threads;
   for (int i = 0; i < o.clients; ++i) threads.emplace_back(RunClient, i, std::cref(o), deadline, &t);

@@ -40,8 +40,8 @@ void ClientSession::ApplyConsistency(r::RouteContext* ctx) {
   if (!staleness && !max_staleness_.empty()) {
     staleness = r::StatementHints::ParseDurationMs(max_staleness_);
   }
-  ctx->max_staleness_ms = staleness ? static_cast<uint64_t>(*staleness)
-                                    : app_->config().routing.max_staleness_ms;
+  ctx->max_staleness_ms =
+      staleness ? static_cast<uint64_t>(*staleness) : app_->config().routing.max_staleness_ms;
   if (unit_.ryw_token.empty()) return;
   absl::StatusOr<r::RywToken> token = r::RywToken::Parse(unit_.ryw_token);
   const uint64_t cluster = app_->topology()->system_identifier;
@@ -49,8 +49,8 @@ void ClientSession::ApplyConsistency(r::RouteContext* ctx) {
     // A token this proxy cannot judge: fail closed, the primary has every write.
     LogDebug("ryw_token_hint_ignored")
         .Kv("client", peer_)
-        .Kv("error", token.ok() ? std::string("from another cluster")
-                                : ToStd(token.status().message()));
+        .Kv("error",
+            token.ok() ? std::string("from another cluster") : ToStd(token.status().message()));
     ctx->consistency = r::Consistency::kStrong;
     return;
   }
@@ -67,7 +67,9 @@ r::Route ClientSession::DecideRoute(const r::RouteContext& base) {
   RefreshConsistency(&ctx);
   r::Route route = app_->router().Decide(ctx);
   if (route.reason != r::RouteReason::kRywFallback || ctx.ryw_wait_over) return route;
-  if (route.wait_ms > 0) {
+  // A unit already parked for a route (no primary) has its timer running for
+  // failover.write_wait_ms: it does not start a wait of its own on top.
+  if (route.wait_ms > 0 && !waiting_route_) {
     StartReplayWait(ctx, route);  // parks the session, or counts the fallback
     return route;
   }

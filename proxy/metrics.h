@@ -78,9 +78,9 @@ std::string_view ErrorKindName(ErrorKind kind);
 
 // ryw_fallbacks_total{reason}: why a causal read went to the primary.
 enum class RywFallbackReason : uint8_t {
-  kWaitTimeout,  // waited on a replica; it did not replay the token in time
-  kNoCandidate,  // no replica fresh enough to wait on (lagging, paused, down)
-  kTooFar,       // waiting would cost more than the detour to the primary
+  kWaitTimeout,   // waited on a replica; it did not replay the token in time
+  kNoCandidate,   // no replica fresh enough to wait on (lagging, paused, down)
+  kTooFar,        // waiting would cost more than the detour to the primary
   kWritePending,  // the session's last write has no token yet (its LSN probe failed)
 };
 inline constexpr size_t kRywFallbackReasons = 4;

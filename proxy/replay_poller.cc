@@ -13,6 +13,9 @@ namespace pgregion::proxy {
 
 namespace {
 
+// How long a poll that found replay paused keeps new reads from waiting on the node.
+constexpr uint64_t kPausedHoldMs = 100;
+
 // The replay LSN and whether replay will move: paused (or pausing), or the
 // node has left recovery (promoted; the health probe will tell the topology).
 // pg_get_wal_replay_pause_state() raises an error outside recovery, hence the CASE.
@@ -53,6 +56,9 @@ class ReplayPoller::NodePoller {
 
   // False while backing off after a failure.
   bool available() const { return state_ != State::kBackoff && state_ != State::kClosed; }
+  // The last poll found replay paused, a moment ago: a new read would only wait
+  // for the next poll to say so again (the topology learns it at the next probe).
+  bool recently_paused() const { return paused_ && now_ms() < paused_seen_ms_ + kPausedHoldMs; }
 
   // A waiter arrived: connect, or poll now unless a poll is in flight or due.
   void Kick() {
@@ -133,8 +139,8 @@ class ReplayPoller::NodePoller {
     auto* self = static_cast<NodePoller*>(t->data);
     switch (self->state_) {
       case State::kConnecting:
-        self->Fail(StrCat("connect timed out after ", self->owner_->options_.connect_timeout_ms,
-                          " ms"));
+        self->Fail(
+            StrCat("connect timed out after ", self->owner_->options_.connect_timeout_ms, " ms"));
         return;
       case State::kPolling:
         self->Fail(StrCat("poll timed out after ", self->owner_->options_.timeout_ms, " ms"));
@@ -240,7 +246,9 @@ class ReplayPoller::NodePoller {
         // Between waits: the server closed the connection or said something
         // unprompted. A lost idle connection is no failure: reconnect on demand.
         if (PQconsumeInput(conn_) == 0 || PQstatus(conn_) != CONNECTION_OK) {
-          LogDebug("ryw_poll_connection_closed").Kv("node", target().name).Kv("error", PqError(conn_));
+          LogDebug("ryw_poll_connection_closed")
+              .Kv("node", target().name)
+              .Kv("error", PqError(conn_));
           DropConnection();
           uv_timer_stop(&timer_);
           poll_due_ = false;
@@ -299,6 +307,7 @@ class ReplayPoller::NodePoller {
       return;
     }
     state_ = State::kReady;
+    if (paused_) paused_seen_ms_ = now_ms();
     // The next poll one interval after this one was sent, while anyone waits.
     const uint64_t due = sent_ms_ + kPollIntervalMs;
     const uint64_t now = now_ms();
@@ -360,7 +369,8 @@ class ReplayPoller::NodePoller {
   uint64_t sent_ms_ = 0;
   bool have_row_ = false;
   routing::Lsn replay_;
-  bool paused_ = false;
+  bool paused_ = false;  // what the last poll said
+  uint64_t paused_seen_ms_ = 0;
   std::string error_;
 };
 
@@ -393,7 +403,7 @@ bool ReplayPoller::AddWaiter(size_t node, Waiter* waiter) {
   if (stopped_ || node >= pollers_.size() || node >= topology_->size()) return false;
   NodePoller*& p = pollers_[node];
   if (p == nullptr) p = new NodePoller(this, node);
-  if (!p->available()) return false;
+  if (!p->available() || p->recently_paused()) return false;
   std::vector<Waiter*>& w = waiters_[node];
   if (std::find(w.begin(), w.end(), waiter) == w.end()) w.push_back(waiter);
   // A connect can fail at once: then the caller hears it from the return

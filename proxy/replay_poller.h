@@ -13,8 +13,9 @@
 // back-off after a failure) and a watch on the connection's socket. A failed
 // connect or poll wakes the waiters with ok = false (they go to the primary)
 // and refuses new waiters for kBackoffMs, so reads do not wait on a node that
-// cannot be polled. Loop thread only; libpq only through its asynchronous API,
-// with numeric host addresses, so nothing here blocks the loop.
+// cannot be polled; a poll that finds replay paused refuses new waiters for
+// 100 ms (until the next health probe tells the topology). Loop thread only; libpq only through its
+// asynchronous API, with numeric host addresses, so nothing here blocks the loop.
 #pragma once
 
 #include <uv.h>
@@ -79,7 +80,7 @@ class ReplayPoller {
   std::vector<HealthTarget> targets_;
   routing::Topology* topology_;
   HealthChecker::Observer* observer_;
-  std::vector<NodePoller*> pollers_;  // by node; null until first used; each frees itself
+  std::vector<NodePoller*> pollers_;           // by node; null until first used; each frees itself
   std::vector<std::vector<Waiter*>> waiters_;  // by node, in arrival order
   uint64_t polls_ = 0;
   bool stopped_ = false;

@@ -154,7 +154,9 @@ Route Router::Decide(const RouteContext& ctx) {
   on_primary(FallbackReason(sel.choice));
   if (sel.choice == ReadChoice::kRywFallback) {
     route.wait_node = sel.wait_node;
-    if (!ctx.ryw_wait_over) route.wait_ms = RywWaitBudgetMs(*topo, sel.wait_node, cluster.ryw_wait_ms);
+    if (!ctx.ryw_wait_over) {
+      route.wait_ms = RywWaitBudgetMs(*topo, sel.wait_node, cluster.ryw_wait_ms);
+    }
   }
   return route;
 }
