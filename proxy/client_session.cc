@@ -381,10 +381,11 @@ void ClientSession::RouteCollected() {
   auto is_replica = [&](int n) {
     return n >= 0 && static_cast<size_t>(n) < views.size() && views[n].up && !views[n].primary;
   };
-  // A read may stay on the replica that is already bound (keeps a pipeline flowing).
+  // A read may stay on the replica that is already bound (keeps a pipeline
+  // flowing), unless that one was paused meanwhile.
   bool same = route.node == here ||
               (route.reason == routing::RouteReason::kRead && is_replica(route.node) &&
-               is_replica(here));
+               is_replica(here) && !app_->NodePaused(here));
   if (!same) {
     held_ = true;  // dispatched once the bound server has finished (ReleaseServer)
     held_ctx_ = ctx;
