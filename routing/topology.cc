@@ -209,7 +209,8 @@ void Topology::Rebuild(int probed_node, uint64_t now_ms, TopologyUpdate* update)
     s.last_success_ms = n.last_success_ms;
     if (n.role == NodeRole::kReplica && p != nullptr && !n.retired) {
       s.lag_known = true;
-      s.lag_bytes = Lsn::BytesBetween(n.lsn, p->lsn);
+      // Caught up across a page boundary counts as caught up (LagEstimator).
+      s.lag_bytes = ReplayCovers(n.lsn, p->lsn) ? 0 : Lsn::BytesBetween(n.lsn, p->lsn);
       s.lag_ms = s.lag_bytes == 0 ? 0 : lag_.LagMs(n.lsn, n.lsn_at_ms);
     }
   }

@@ -391,5 +391,17 @@ TEST_CASE("Topology: new health thresholds judge the next probes") {
   CHECK(topo.OnProbeFailure(3, Failure::kProbeError, 700).health == Change::kWentDown);
 }
 
+TEST_CASE("Topology: a replica at the page boundary an idle primary is past is caught up") {
+  Topology topo(ThreeNodes(), Options());
+  for (uint64_t t = 0; t <= 20'000; t += 500) {
+    topo.OnProbeSuccess(0, Primary(0x4000000 + 40), t);  // a segment's long header
+    topo.OnProbeSuccess(1, Replica(0x4000000), t);
+  }
+  const auto snap = topo.snapshot();
+  CHECK(snap->nodes[1].lag_known);
+  CHECK(snap->nodes[1].lag_bytes == 0);
+  CHECK(snap->nodes[1].lag_ms == 0);
+}
+
 }  // namespace
 }  // namespace pgregion::routing
