@@ -257,12 +257,15 @@ def test_reload_adds_a_replica_under_read_load(cluster, pgregion_bin, tmp_path):
             assert "nodes_added=replica2" in line, line
             assert "nodes_removed" not in line, line
             wait_log(p, r"event=node_added node=replica2 ")
-            # Probed, then used: reads start reaching the new replica.
-            before = readers.snapshot()
+            # Probed, then used: reads start reaching the new replica, and both
+            # replicas share them from then on.
             wait_until("reads on replica2",
                        lambda: readers.snapshot()[replica2.port] > 20, timeout=30)
+            before = readers.snapshot()
+            time.sleep(1.5)
             after = readers.snapshot()
-            assert after[replica1.port] > before[replica1.port]  # the old one still serves
+            assert after[replica1.port] > before[replica1.port] + 10, (before, after)
+            assert after[replica2.port] > before[replica2.port] + 10, (before, after)
         finally:
             readers.stop()
         assert readers.errors == [], readers.errors[:5]
