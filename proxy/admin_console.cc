@@ -248,9 +248,9 @@ std::string AdminConsole::Execute(const ConsoleCommand& cmd, ConsoleTable* table
 
 ConsoleTable AdminConsole::Nodes() const {
   ConsoleTable t;
-  t.columns = {"name",   "region",  "host",   "port",      "role",  "health",
-               "up",     "primary", "paused", "rtt_ms",    "lsn",   "lag_bytes",
-               "lag_s",  "replay_paused", "last_ok_ms_ago"};
+  t.columns = {"name",   "region",    "host",    "port",          "role",
+               "health", "up",        "primary", "paused",        "rtt_ms",
+               "lsn",    "lag_bytes", "lag_s",   "replay_paused", "last_ok_ms_ago"};
   routing::TopologySnapshotPtr snap = app_->topology();
   uint64_t now = app_->NowMs();
   for (const routing::NodeStatus& n : snap->nodes) {
@@ -294,10 +294,9 @@ ConsoleTable AdminConsole::Pools() const {
     uint64_t total = pool.total_count();
     uint64_t idle = pool.idle_count();
     uint64_t login = pool.connecting_count();
-    t.AddRow({app_->node(pool.node()).config.name, pool.database(),
-              pool.user(), StrCat(bound), StrCat(pool.waiter_count()),
-              StrCat(total >= idle + login ? total - idle - login : 0), StrCat(idle), StrCat(login),
-              StrCat(app_->config().pool.size),
+    t.AddRow({app_->node(pool.node()).config.name, pool.database(), pool.user(), StrCat(bound),
+              StrCat(pool.waiter_count()), StrCat(total >= idle + login ? total - idle - login : 0),
+              StrCat(idle), StrCat(login), StrCat(app_->config().pool.size),
               app_->config().pool.mode == PoolMode::kSession ? "session" : "transaction"});
   }
   return t;
@@ -314,13 +313,11 @@ ConsoleTable AdminConsole::Clients() const {
     auto [host, port] = SplitHostPort(c->peer());
     const ServerConnection* s = c->server();
     const std::string* app_name = c->application_name();
-    t.AddRow(
-        {"C", c->user_name(), c->database(), std::string(ClientStateName(c->state())), host, port,
-         c->tls() ? "yes" : "no", Opt(c->pid() != 0, StrCat(c->pid())),
-         Opt(s != nullptr,
-             s != nullptr ? app_->node(s->pool()->node()).config.name : ""),
-         Opt(s != nullptr, s != nullptr ? StrCat(s->id()) : ""),
-         Opt(app_name != nullptr, app_name != nullptr ? *app_name : "")});
+    t.AddRow({"C", c->user_name(), c->database(), std::string(ClientStateName(c->state())), host,
+              port, c->tls() ? "yes" : "no", Opt(c->pid() != 0, StrCat(c->pid())),
+              Opt(s != nullptr, s != nullptr ? app_->node(s->pool()->node()).config.name : ""),
+              Opt(s != nullptr, s != nullptr ? StrCat(s->id()) : ""),
+              Opt(app_name != nullptr, app_name != nullptr ? *app_name : "")});
   }
   return t;
 }

@@ -383,9 +383,9 @@ void ClientSession::RouteCollected() {
   };
   // A read may stay on the replica that is already bound (keeps a pipeline
   // flowing), unless that one was paused meanwhile.
-  bool same = route.node == here ||
-              (route.reason == routing::RouteReason::kRead && is_replica(route.node) &&
-               is_replica(here) && !app_->NodePaused(here));
+  bool same =
+      route.node == here || (route.reason == routing::RouteReason::kRead &&
+                             is_replica(route.node) && is_replica(here) && !app_->NodePaused(here));
   if (!same) {
     held_ = true;  // dispatched once the bound server has finished (ReleaseServer)
     held_ctx_ = ctx;

@@ -181,8 +181,8 @@ class Metrics {
 
   bool timing_;
   std::vector<NodeLabels> nodes_;
-  std::vector<std::string> regions_;           // distinct node regions, config order
-  std::vector<uint64_t> routed_;               // [node][primary][reason slot]
+  std::vector<std::string> regions_;  // distinct node regions, config order
+  std::vector<uint64_t> routed_;      // [node][primary][reason slot]
   // Deques: growing them (a reload adds a node or region) moves no histogram.
   std::deque<LoopHistogram> query_;            // [region][primary]
   std::vector<LoopHistogram*> query_by_node_;  // [node][primary] -> into query_

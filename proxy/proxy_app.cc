@@ -175,8 +175,8 @@ void ProxyApp::StartHealthChecker() {
   }
   std::vector<HealthTarget> targets;
   for (const NodeRuntime& n : nodes_) {
-    targets.push_back(HealthTarget{n.config.name, n.config.host, NumericHost(n.addr),
-                                   n.config.port, n.retired});
+    targets.push_back(
+        HealthTarget{n.config.name, n.config.host, NumericHost(n.addr), n.config.port, n.retired});
   }
   health_ =
       std::make_unique<HealthChecker>(loop_, std::move(options), std::move(targets), &topology_,
@@ -260,11 +260,12 @@ int ProxyApp::WelcomeNode() const {
 
 std::string ProxyApp::PausedMessage() const {
   const routing::TopologySnapshot& snap = *routed_topology_;
-  return StrCat("pgregion: the primary",
-                snap.primary >= 0 ? StrCat(" ", nodes_[static_cast<size_t>(snap.primary)].config.name) : "",
-                " is paused (PAUSE in the admin console) and was not resumed within "
-                "failover.write_wait_ms (",
-                config_->failover.write_wait_ms, " ms)");
+  return StrCat(
+      "pgregion: the primary",
+      snap.primary >= 0 ? StrCat(" ", nodes_[static_cast<size_t>(snap.primary)].config.name) : "",
+      " is paused (PAUSE in the admin console) and was not resumed within "
+      "failover.write_wait_ms (",
+      config_->failover.write_wait_ms, " ms)");
 }
 
 std::string ProxyApp::NoRouteMessage(routing::RouteBlock block) const {

@@ -56,8 +56,8 @@ absl::Status ProxyApp::Reload(std::string_view trigger) {
             .Kv("trigger", trigger)
             .Kv("error", ToStd(rt.status().message()))
             .Kv("detail", "the previous configuration stays in effect");
-        return absl::InvalidArgumentError(StrCat(ToStd(rt.status().message()),
-                                                 "; the previous configuration stays in effect"));
+        return absl::InvalidArgumentError(
+            StrCat(ToStd(rt.status().message()), "; the previous configuration stays in effect"));
       }
       added.push_back(*std::move(rt));
     }
@@ -96,7 +96,8 @@ absl::Status ProxyApp::Reload(std::string_view trigger) {
     if (i >= 0) RetireNode(static_cast<size_t>(i));
   }
   for (NodeRuntime& n : added) AddNode(std::move(n));
-  if (plan.health_policy_changed) topology_.SetHealthPolicy(HealthPolicyFromConfig(config_->health));
+  if (plan.health_policy_changed)
+    topology_.SetHealthPolicy(HealthPolicyFromConfig(config_->health));
   if ((plan.health_changed || plan.nodes_changed()) && health_ != nullptr) {
     // The topology stays: the new probes continue it (their new connections
     // reset only what each node's cached LSN state was). New nodes are probed

@@ -129,7 +129,7 @@ void PoolFields(Json& j, const PoolStatus& p) {
 }
 
 void NodeJson(Json& j, const StatusInput& in, const routing::NodeStatus& n) {
-  const NodeConfig* cfg = n.index < in.nodes.size()          ? in.nodes[n.index].config
+  const NodeConfig* cfg = n.index < in.nodes.size()           ? in.nodes[n.index].config
                           : n.index < in.config->nodes.size() ? &in.config->nodes[n.index]
                                                               : nullptr;
   const bool paused = n.index < in.nodes.size() && in.nodes[n.index].paused;

@@ -75,7 +75,7 @@ Route Router::Decide(const RouteContext& ctx) {
     route.reason = reason;
     const int primary = topo == nullptr ? 0  // static rule until roles are discovered
                         : topo->primary_state == PrimaryState::kOne ? topo->primary
-                                                                     : -1;
+                                                                    : -1;
     if (primary >= 0 && cluster.IsPaused(static_cast<size_t>(primary))) {
       route.node = -1;
       route.blocked = RouteBlock::kPaused;

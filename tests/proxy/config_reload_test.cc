@@ -139,9 +139,9 @@ TEST_CASE("reload: nodes are added and removed by name") {
   CHECK(plan.nodes_added.empty());
 
   // A new address or region: the same name is removed and added again.
-  for (auto change : {+[](NodeConfig* n) { n->port = 6000; },
-                      +[](NodeConfig* n) { n->host = "10.0.9.9"; },
-                      +[](NodeConfig* n) { n->region = "ap"; }}) {
+  for (auto change :
+       {+[](NodeConfig* n) { n->port = 6000; }, +[](NodeConfig* n) { n->host = "10.0.9.9"; },
+        +[](NodeConfig* n) { n->region = "ap"; }}) {
     next = Base();
     change(&next.nodes[1]);
     plan = PlanReload(Base(), next);
