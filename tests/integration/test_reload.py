@@ -283,7 +283,7 @@ def test_reload_removes_a_replica_under_pgbench(cluster, pgregion_bin, tmp_path)
         init = pgbench(p, "-i", "-s", "1", "-q")
         assert init.wait(timeout=120) == 0, init.stdout.read()
         cluster.wait_replay()
-        reads = pgbench(p, "-n", "-S", "-c", "4", "-j", "2", "-T", "10")
+        reads = pgbench(p, "-n", "-S", "-c", "4", "-j", "2", "-T", "25")
         # Both replicas serve before the reload.
         wait_until("pooled connections on replica2",
                    lambda: app_backends(replica2, probes=False) > 0)
