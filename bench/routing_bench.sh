@@ -9,6 +9,8 @@
 #             sent to the replica
 #   one-node  [routing] route = "primary": every statement is classified the
 #             same way and sent to the primary (the core proxy's behaviour)
+#   routed-metrics  routed with [admin] listen set: the per-unit metrics timing
+#             is on (issue 6: the cost of metrics on -S)
 # plus the primary and the replica directly (a standby answers -S somewhat
 # slower than a primary; that part of any difference is not the proxy's).
 # Rounds alternate the order. Prints TPS, average latency and the proxy's CPU
@@ -34,11 +36,16 @@ start_pgregion routed $'[routing]\nroute = "auto"'
 ROUTED_PORT=$PGR_PORT ROUTED_PID=$PGR_PID
 start_pgregion one-node $'[routing]\nroute = "primary"'
 ONE_PORT=$PGR_PORT ONE_PID=$PGR_PID
-declare -A PORT=([routed]=$ROUTED_PORT [one-node]=$ONE_PORT [direct-primary]=$PG_PORT)
-declare -A PID=([routed]=$ROUTED_PID [one-node]=$ONE_PID)
+# Issue 6: the same routed instance with the admin endpoint on (metrics timing per unit).
+ADMIN_PORT=$(free_port)
+start_pgregion routed-metrics $'[routing]\nroute = "auto"\n[admin]\nlisten = "127.0.0.1:'"$ADMIN_PORT"'"'
+METRICS_PORT=$PGR_PORT METRICS_PID=$PGR_PID
+declare -A PORT=([routed]=$ROUTED_PORT [one-node]=$ONE_PORT [routed-metrics]=$METRICS_PORT
+  [direct-primary]=$PG_PORT)
+declare -A PID=([routed]=$ROUTED_PID [one-node]=$ONE_PID [routed-metrics]=$METRICS_PID)
 # The two servers directly, without a proxy: a standby answers -S a little
 # slower than a primary, which is not the proxy's doing.
-TARGETS=(routed one-node direct-primary direct-replica)
+TARGETS=(routed one-node routed-metrics direct-primary direct-replica)
 CLK_TCK=$(getconf CLK_TCK)
 
 log "pgbench -i -s $SCALE (directly on the primary)"
@@ -65,7 +72,7 @@ idx_scans() { # idx_scans PORT: index scans on pgbench_accounts on that node
 declare -A TPS_SUM LAT_SUM RUNS CPU_SUM SCANS
 for ((round = 1; round <= ROUNDS; round++)); do
   order=("${TARGETS[@]}")
-  if ((round % 2 == 0)); then order=(direct-replica direct-primary one-node routed); fi
+  if ((round % 2 == 0)); then order=(direct-replica direct-primary routed-metrics one-node routed); fi
   for target in "${order[@]}"; do
     run_child "$BENCH_WORK/warmup_${target}_$round.log" env PGPASSWORD="$APP_PASSWORD" \
       timeout $((WARMUP + 60)) pgbench -n -S -c "$CLIENTS" -j "$THREADS" -T "$WARMUP" \
@@ -115,7 +122,8 @@ REPORT=$BENCH_WORK/routing_report.md
   done
   awk -v a="${TPS_SUM[routed]}" -v b="${TPS_SUM[one-node]}" \
     -v r="${TPS_SUM[direct-replica]}" -v p="${TPS_SUM[direct-primary]}" \
-    'BEGIN {printf "\nrouted / one-node TPS: **%.2f**; direct replica / direct primary: %.2f\n", a / b, r / p}'
+    -v m="${TPS_SUM[routed-metrics]}" \
+    'BEGIN {printf "\nrouted / one-node TPS: **%.2f**; direct replica / direct primary: %.2f; routed with metrics ([admin] on) / routed: %.2f\n", a / b, r / p, m / a}'
 } >"$REPORT"
 cat "$REPORT"
 if [[ -n ${BENCH_OUT:-} ]]; then cp "$REPORT" "$BENCH_OUT"; fi
