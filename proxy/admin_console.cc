@@ -200,9 +200,16 @@ std::string AdminConsole::Execute(const ConsoleCommand& cmd, ConsoleTable* table
       return "";
     }
     case ConsoleCommand::Verb::kPause:
-    case ConsoleCommand::Verb::kResume:
-      *sqlstate = p::sqlstate::kFeatureNotSupported;
-      return "not supported by this version of pgregion";
+    case ConsoleCommand::Verb::kResume: {
+      const bool pause = cmd.verb == ConsoleCommand::Verb::kPause;
+      absl::Status st = pause ? app_->Pause(cmd.argument) : app_->Resume(cmd.argument);
+      if (!st.ok()) {
+        *sqlstate = p::sqlstate::kInvalidParameterValue;
+        return std::string(ToStd(st.message()));
+      }
+      table->tag = pause ? "PAUSE" : "RESUME";
+      return "";
+    }
   }
   const std::string& what = cmd.argument;
   if (what == "nodes") {
@@ -229,6 +236,9 @@ std::string AdminConsole::Execute(const ConsoleCommand& cmd, ConsoleTable* table
     table->AddRow({"SHOW STATS", "units of work routed, by node, role and reason"});
     table->AddRow({"SHOW CONFIG", "the configuration in effect (no secrets)"});
     table->AddRow({"SHOW VERSION", "the pgregion version"});
+    table->AddRow({"RELOAD", "re-read the configuration file"});
+    table->AddRow({"PAUSE [node]", "no new units on the node (every node without a name)"});
+    table->AddRow({"RESUME [node]", "undo PAUSE (every node without a name)"});
   } else {
     return StrCat("unknown SHOW object \"", what, "\"");
   }
@@ -238,19 +248,21 @@ std::string AdminConsole::Execute(const ConsoleCommand& cmd, ConsoleTable* table
 
 ConsoleTable AdminConsole::Nodes() const {
   ConsoleTable t;
-  t.columns = {"name",      "region", "host",          "port",          "role",
-               "health",    "up",     "primary",       "rtt_ms",        "lsn",
-               "lag_bytes", "lag_s",  "replay_paused", "last_ok_ms_ago"};
+  t.columns = {"name",   "region",    "host",    "port",          "role",
+               "health", "up",        "primary", "paused",        "rtt_ms",
+               "lsn",    "lag_bytes", "lag_s",   "replay_paused", "last_ok_ms_ago"};
   routing::TopologySnapshotPtr snap = app_->topology();
   uint64_t now = app_->NowMs();
   for (const routing::NodeStatus& n : snap->nodes) {
-    const NodeConfig& cfg = app_->config().nodes[n.index];
+    if (n.retired || n.index >= app_->node_count()) continue;  // removed by a reload
+    const NodeRuntime& rt = app_->node(static_cast<int>(n.index));
+    const NodeConfig& cfg = rt.config;
     bool lag = n.is_replica() && n.lag_known;
     t.AddRow(
         {std::string(n.name), std::string(n.region), cfg.host, StrCat(cfg.port),
          std::string(routing::NodeRoleName(n.role)),
          std::string(routing::NodeHealthStateName(n.health)), n.up ? "yes" : "no",
-         snap->primary == static_cast<int>(n.index) ? "yes" : "no",
+         snap->primary == static_cast<int>(n.index) ? "yes" : "no", rt.paused ? "yes" : "no",
          Opt(n.rtt_known, Thousandths(n.rtt_us)), Opt(n.lsn.valid(), n.lsn.ToString()),
          Opt(lag, StrCat(n.lag_bytes)), Opt(lag, Thousandths(n.lag_ms)),
          n.replay_paused ? "yes" : "no",
@@ -282,10 +294,9 @@ ConsoleTable AdminConsole::Pools() const {
     uint64_t total = pool.total_count();
     uint64_t idle = pool.idle_count();
     uint64_t login = pool.connecting_count();
-    t.AddRow({app_->config().nodes[static_cast<size_t>(pool.node())].name, pool.database(),
-              pool.user(), StrCat(bound), StrCat(pool.waiter_count()),
-              StrCat(total >= idle + login ? total - idle - login : 0), StrCat(idle), StrCat(login),
-              StrCat(app_->config().pool.size),
+    t.AddRow({app_->node(pool.node()).config.name, pool.database(), pool.user(), StrCat(bound),
+              StrCat(pool.waiter_count()), StrCat(total >= idle + login ? total - idle - login : 0),
+              StrCat(idle), StrCat(login), StrCat(app_->config().pool.size),
               app_->config().pool.mode == PoolMode::kSession ? "session" : "transaction"});
   }
   return t;
@@ -302,13 +313,11 @@ ConsoleTable AdminConsole::Clients() const {
     auto [host, port] = SplitHostPort(c->peer());
     const ServerConnection* s = c->server();
     const std::string* app_name = c->application_name();
-    t.AddRow(
-        {"C", c->user_name(), c->database(), std::string(ClientStateName(c->state())), host, port,
-         c->tls() ? "yes" : "no", Opt(c->pid() != 0, StrCat(c->pid())),
-         Opt(s != nullptr,
-             s != nullptr ? app_->config().nodes[static_cast<size_t>(s->pool()->node())].name : ""),
-         Opt(s != nullptr, s != nullptr ? StrCat(s->id()) : ""),
-         Opt(app_name != nullptr, app_name != nullptr ? *app_name : "")});
+    t.AddRow({"C", c->user_name(), c->database(), std::string(ClientStateName(c->state())), host,
+              port, c->tls() ? "yes" : "no", Opt(c->pid() != 0, StrCat(c->pid())),
+              Opt(s != nullptr, s != nullptr ? app_->node(s->pool()->node()).config.name : ""),
+              Opt(s != nullptr, s != nullptr ? StrCat(s->id()) : ""),
+              Opt(app_name != nullptr, app_name != nullptr ? *app_name : "")});
   }
   return t;
 }
@@ -324,7 +333,7 @@ ConsoleTable AdminConsole::Servers() const {
   std::sort(servers.begin(), servers.end(),
             [](const ServerConnection* a, const ServerConnection* b) { return a->id() < b->id(); });
   for (const ServerConnection* s : servers) {
-    const NodeConfig& node = app_->config().nodes[static_cast<size_t>(s->pool()->node())];
+    const NodeConfig& node = app_->node(s->pool()->node()).config;
     const ClientSession* c = s->client();
     t.AddRow({"S", node.name, s->pool()->server_user(), s->pool()->database(),
               std::string(ServerStateName(s->state())), node.host, StrCat(node.port),
@@ -337,14 +346,15 @@ ConsoleTable AdminConsole::Servers() const {
 ConsoleTable AdminConsole::Stats() const {
   ConsoleTable t;
   t.columns = {"node", "region", "role", "reason", "units"};
-  const Config& config = app_->config();
-  for (size_t n = 0; n < config.nodes.size(); ++n) {
+  for (size_t n = 0; n < app_->node_count(); ++n) {
+    const NodeRuntime& node = app_->node(static_cast<int>(n));
+    if (node.retired) continue;  // removed by a reload
     for (bool primary : {true, false}) {
       for (size_t r = 0; r < Metrics::kReasonSlots; ++r) {
         auto reason = static_cast<routing::RouteReason>(r);
         uint64_t units = app_->metrics().routed_count(static_cast<int>(n), primary, reason);
         if (units == 0) continue;
-        t.AddRow({config.nodes[n].name, config.nodes[n].region, primary ? "primary" : "replica",
+        t.AddRow({node.config.name, node.config.region, primary ? "primary" : "replica",
                   std::string(routing::RouteReasonName(reason)), StrCat(units)});
       }
     }

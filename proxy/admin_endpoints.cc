@@ -52,7 +52,7 @@ ConnectionCounts AdminEndpoints::CountConnections() const {
     if (c->state() == ClientSession::State::kClosed) continue;
     ++counts.clients[static_cast<size_t>(GaugeState(c->state()))];
   }
-  counts.servers.resize(app_->config().nodes.size());
+  counts.servers.resize(app_->node_count());
   for (const PoolStatus& p : PoolStatuses()) {
     if (p.node < 0 || static_cast<size_t>(p.node) >= counts.servers.size()) continue;
     ConnectionCounts::Servers& s = counts.servers[static_cast<size_t>(p.node)];
@@ -142,6 +142,10 @@ HttpResponse AdminEndpoints::StatusPage() const {
   StatusInput in;
   in.config = &app_->config();
   in.topology = snap.get();
+  for (size_t i = 0; i < app_->node_count(); ++i) {
+    const NodeRuntime& n = app_->node(static_cast<int>(i));
+    in.nodes.push_back(StatusInput::Node{.config = &n.config, .paused = n.paused});
+  }
   in.readiness = ComputeReadiness(*snap, app_->shutting_down() || app_->draining());
   in.roles_discovered = app_->roles_discovered();
   in.clients = CountConnections().clients;

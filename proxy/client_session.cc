@@ -388,10 +388,10 @@ void ClientSession::RouteCollected() {
     return n >= 0 && static_cast<size_t>(n) < views.size() && views[n].up && !views[n].primary;
   };
   // A read may stay on the replica that is already bound (keeps a pipeline
-  // flowing) when that replica is fresh enough for it.
+  // flowing) when that replica is fresh enough for it, unless it was paused meanwhile.
   bool same = route.node == here ||
               (route.reason == routing::RouteReason::kRead && is_replica(route.node) &&
-               is_replica(here) && BoundReplicaServes(here, ctx));
+               is_replica(here) && !app_->NodePaused(here) && BoundReplicaServes(here, ctx));
   if (same && route.reason == routing::RouteReason::kRywFallback) CountRywFallback(ctx, route);
   if (!same) {
     held_ = true;  // dispatched once the bound server has finished (ReleaseServer)

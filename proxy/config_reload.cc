@@ -12,19 +12,22 @@ namespace pgregion::proxy {
 
 namespace {
 
-// Keys (as SHOW CONFIG names them) a running proxy cannot change: sockets and
-// TLS contexts made at startup, and the node list that pools, topology and
-// metrics are indexed by.
+// Keys (as SHOW CONFIG names them) a running proxy cannot change: the sockets
+// and TLS contexts made at startup.
 bool NeedsRestart(std::string_view key) {
-  static constexpr std::string_view kExact[] = {
-      "proxy.listen",           "proxy.region",          "admin.listen", "health.failures_to_down",
-      "health.successes_to_up", "health.recover_hold_s",
-  };
-  for (std::string_view k : kExact) {
-    if (key == k) return true;
+  return key == "proxy.listen" || key == "admin.listen" || StartsWith(key, "tls.") ||
+         StartsWith(key, "server_tls.");
+}
+
+const NodeConfig* FindNode(const Config& c, std::string_view name) {
+  for (const NodeConfig& n : c.nodes) {
+    if (n.name == name) return &n;
   }
-  return StartsWith(key, "tls.") || StartsWith(key, "server_tls.") || StartsWith(key, "nodes.") ||
-         key == "nodes";
+  return nullptr;
+}
+
+bool SameNode(const NodeConfig& a, const NodeConfig& b) {
+  return a.region == b.region && a.host == b.host && a.port == b.port;
 }
 
 std::map<std::string, std::string> Settings(const Config& c) {
@@ -37,10 +40,7 @@ std::map<std::string, std::string> Settings(const Config& c) {
   }
   out["health.password"] = c.health.password;
   out["admin.bearer_token"] = c.admin.bearer_token;
-  // Node order matters (indices), not only each node's settings.
-  std::string order;
-  for (const NodeConfig& n : c.nodes) StrAppend(&order, n.name, ",");
-  out["nodes"] = order;
+  // The order of [[nodes]] means nothing once running (a node is its name).
   return out;
 }
 
@@ -85,6 +85,19 @@ ReloadPlan PlanReload(const Config& current, const Config& next) {
   plan.health_changed = h1.interval_ms != h2.interval_ms || h1.timeout_ms != h2.timeout_ms ||
                         h1.connect_timeout_ms != h2.connect_timeout_ms || h1.user != h2.user ||
                         h1.password != h2.password || h1.database != h2.database;
+  const HealthSection& a1 = current.health;
+  const HealthSection& a2 = next.health;
+  plan.health_policy_changed = a1.failures_to_down != a2.failures_to_down ||
+                               a1.successes_to_up != a2.successes_to_up ||
+                               a1.recover_hold_s != a2.recover_hold_s;
+  for (const NodeConfig& n : current.nodes) {
+    const NodeConfig* m = FindNode(next, n.name);
+    if (m == nullptr || !SameNode(n, *m)) plan.nodes_removed.push_back(n.name);
+  }
+  for (const NodeConfig& n : next.nodes) {
+    const NodeConfig* m = FindNode(current, n.name);
+    if (m == nullptr || !SameNode(n, *m)) plan.nodes_added.push_back(n.name);
+  }
   return plan;
 }
 

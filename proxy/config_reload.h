@@ -3,12 +3,15 @@
 //
 // Applied live: users and their passwords (new logins; sessions already logged
 // in keep going), pool sizes and timeouts, routing settings (the classifier is
-// rebuilt when its function lists or cache size change), health-check interval,
-// timeout and login (the checker restarts; the topology it feeds is kept),
-// failover, log level and format, the admin bearer token, max_client_connections,
-// timeouts. Refused (the old configuration stays, and the log names the keys):
-// anything bound at startup: the listen addresses, the region, TLS on either
-// side, the node list, the health-state thresholds.
+// rebuilt when its function lists or cache size change), the region, every
+// [health] setting (interval, timeout and login restart the checker; the
+// topology it feeds is kept, and the up/down thresholds apply to the next
+// probe), failover, log level and format, the admin bearer token,
+// max_client_connections, timeouts, and the node list: a node is its name, so
+// a name that appears is added, one that disappears is removed, and one whose
+// region, host or port changed is removed and added again. Refused (the old
+// configuration stays, and the log names the keys): what is bound at startup:
+// the listen addresses and TLS on either side.
 #pragma once
 
 #include <memory>
@@ -26,8 +29,14 @@ struct ReloadPlan {
   bool users_changed = false;             // rebuild the SCRAM verifiers
   bool classifier_changed = false;        // rebuild the statement classifier
   bool health_changed = false;            // restart the health checker
+  bool health_policy_changed = false;     // failures_to_down, successes_to_up, recover_hold_s
   bool log_changed = false;               // apply level and format
+  // Node names, in the order of the file they come from. A node whose region,
+  // host or port changed is in both: removed, then added under a new index.
+  std::vector<std::string> nodes_removed;
+  std::vector<std::string> nodes_added;
 
+  bool nodes_changed() const { return !nodes_removed.empty() || !nodes_added.empty(); }
   bool empty() const { return changed.empty(); }
   bool applicable() const { return need_restart.empty(); }
 };

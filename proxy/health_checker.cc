@@ -130,6 +130,14 @@ std::string_view SslModeName(ServerTlsMode mode) {
 
 }  // namespace
 
+routing::HealthPolicy HealthPolicyFromConfig(const HealthSection& health) {
+  routing::HealthPolicy p;
+  p.failures_to_down = health.failures_to_down;
+  p.successes_to_up = health.successes_to_up;
+  p.recover_hold_ms = uint64_t{health.recover_hold_s} * 1000;
+  return p;
+}
+
 HealthCheckerOptions HealthOptionsFromConfig(const Config& config) {
   HealthCheckerOptions o;
   o.interval_ms = config.health.interval_ms;
@@ -572,6 +580,7 @@ void HealthChecker::Start() {
   if (started_ || stopped_) return;
   started_ = true;
   for (size_t i = 0; i < targets_.size(); ++i) {
+    if (targets_[i].retired) continue;
     auto* probe = new NodeProbe(this, i);
     probes_.push_back(probe);
     probe->Start();

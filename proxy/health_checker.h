@@ -34,12 +34,13 @@
 
 namespace pgregion::proxy {
 
-// Where one node is, in configuration order.
+// Where one node is, by node index (the Topology's).
 struct HealthTarget {
   std::string name;
   std::string host;      // as configured: the name the TLS certificate must match
   std::string hostaddr;  // numeric, resolved before the loop runs: libpq does no DNS
   uint16_t port = 5432;
+  bool retired = false;  // removed by a reload: keeps its index, is not probed
 };
 
 struct HealthCheckerOptions {
@@ -58,6 +59,9 @@ struct HealthCheckerOptions {
 // Connect deadline: the larger of health.timeout_ms and pool.connect_timeout_ms
 // (a TLS + SCRAM login to a distant region takes several round trips).
 HealthCheckerOptions HealthOptionsFromConfig(const Config& config);
+
+// The up/down thresholds of [health], as the Topology's NodeHealth takes them.
+routing::HealthPolicy HealthPolicyFromConfig(const HealthSection& health);
 
 // The libpq connection parameters (keyword, value) of the probe connection to
 // `target`, password included: host + hostaddr (no DNS lookup), sslmode from
@@ -85,7 +89,8 @@ class HealthChecker {
   HealthChecker(const HealthChecker&) = delete;
   HealthChecker& operator=(const HealthChecker&) = delete;
 
-  // The first probe round starts at once (on the next loop iteration).
+  // The first probe round starts at once (on the next loop iteration), for
+  // every target that is not retired.
   void Start();
   // Closes every connection and handle; after it no callback reaches the
   // checker, its topology or its observer. Idempotent.

@@ -124,23 +124,29 @@ std::string_view ClientGaugeStateName(ClientGaugeState state) {
 }
 
 Metrics::Metrics(const Config& config) : timing_(config.admin.enabled) {
-  for (const NodeConfig& n : config.nodes) {
-    nodes_.push_back(NodeLabels{n.name, n.region});
-    if (std::find(regions_.begin(), regions_.end(), n.region) == regions_.end()) {
-      regions_.push_back(n.region);
-    }
-  }
-  routed_.assign(nodes_.size() * 2 * kReasonSlots, 0);
+  for (const NodeConfig& n : config.nodes) AddNode(n.name, n.region);
+}
+
+size_t Metrics::RegionIndex(std::string_view region) {
+  auto it = std::find(regions_.begin(), regions_.end(), region);
+  if (it != regions_.end()) return static_cast<size_t>(it - regions_.begin());
+  regions_.emplace_back(region);
   query_.resize(regions_.size() * 2);
-  query_by_node_.resize(nodes_.size() * 2);
-  for (size_t n = 0; n < nodes_.size(); ++n) {
-    size_t region = static_cast<size_t>(
-        std::find(regions_.begin(), regions_.end(), nodes_[n].region) - regions_.begin());
-    for (size_t primary = 0; primary < 2; ++primary) {
-      query_by_node_[n * 2 + primary] = &query_[region * 2 + primary];
-    }
+  return regions_.size() - 1;
+}
+
+void Metrics::AddNode(std::string_view name, std::string_view region) {
+  const size_t r = RegionIndex(region);
+  nodes_.push_back(NodeLabels{std::string(name), std::string(region)});
+  routed_.resize(nodes_.size() * 2 * kReasonSlots, 0);
+  for (size_t primary = 0; primary < 2; ++primary) {
+    query_by_node_.push_back(&query_[r * 2 + primary]);
   }
-  pool_wait_.resize(nodes_.size());
+  pool_wait_.emplace_back();
+}
+
+void Metrics::RetireNode(size_t node) {
+  if (node < nodes_.size()) nodes_[node].retired = true;
 }
 
 uint64_t Metrics::routed_count(int node, bool primary, routing::RouteReason reason) const {
@@ -201,6 +207,7 @@ std::vector<MetricFamily> Metrics::Collect(const routing::TopologySnapshot& snap
   MetricFamily servers =
       Family("server_connections", "Server connections by node and state.", MetricType::Gauge);
   for (size_t n = 0; n < nodes_.size(); ++n) {
+    if (nodes_[n].retired) continue;
     ConnectionCounts::Servers s =
         n < conns.servers.size() ? conns.servers[n] : ConnectionCounts::Servers{};
     const NodeLabels& nl = nodes_[n];
@@ -218,6 +225,7 @@ std::vector<MetricFamily> Metrics::Collect(const routing::TopologySnapshot& snap
                                "reason of the decision.",
                                MetricType::Counter);
   for (size_t n = 0; n < nodes_.size(); ++n) {
+    if (nodes_[n].retired) continue;
     for (size_t primary = 0; primary < 2; ++primary) {
       for (size_t r = 0; r < kReasonSlots; ++r) {
         std::string_view reason = routing::RouteReasonName(static_cast<routing::RouteReason>(r));
@@ -248,6 +256,7 @@ std::vector<MetricFamily> Metrics::Collect(const routing::TopologySnapshot& snap
       Family("pool_wait_seconds", "Time from the routing decision to a server connection.",
              MetricType::Histogram);
   for (size_t n = 0; n < nodes_.size(); ++n) {
+    if (nodes_[n].retired) continue;
     ClientMetric m;
     m.label = {L("node", nodes_[n].name)};
     pool_wait_[n].CollectInto(&m);
@@ -267,6 +276,7 @@ std::vector<MetricFamily> Metrics::Collect(const routing::TopologySnapshot& snap
   MetricFamily lag_seconds =
       Family("replica_lag_seconds", "Estimated replication lag in seconds.", MetricType::Gauge);
   for (const routing::NodeStatus& s : snap.nodes) {
+    if (s.retired) continue;
     std::vector<ClientMetric::Label> labels = {L("node", s.name), L("region", s.region)};
     AddValue(&up, labels, s.up ? 1 : 0);
     AddValue(&primary, labels, snap.primary == static_cast<int>(s.index) ? 1 : 0);

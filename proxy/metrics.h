@@ -124,6 +124,13 @@ class Metrics {
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
 
+  // A node a reload added: the next index. Histograms never move (sessions
+  // hold pointers to them), so adding one invalidates nothing.
+  void AddNode(std::string_view name, std::string_view region);
+  // A node a reload removed: its series are no longer exported (its name may
+  // come back under a new index, whose series start from zero).
+  void RetireNode(size_t node);
+
   // Timing (clock reads) happens only when the admin endpoint is on.
   bool timing() const { return timing_; }
 
@@ -167,16 +174,20 @@ class Metrics {
   struct NodeLabels {
     std::string name;
     std::string region;
+    bool retired = false;
   };
   void AddEvent(TopologyEvent event);
+  // The index of `region` in regions_, added (with its histograms) if new.
+  size_t RegionIndex(std::string_view region);
 
   bool timing_;
   std::vector<NodeLabels> nodes_;
-  std::vector<std::string> regions_;           // distinct node regions, config order
-  std::vector<uint64_t> routed_;               // [node][primary][reason slot]
-  std::vector<LoopHistogram> query_;           // [region][primary]
+  std::vector<std::string> regions_;  // distinct node regions, config order
+  std::vector<uint64_t> routed_;      // [node][primary][reason slot]
+  // Deques: growing them (a reload adds a node or region) moves no histogram.
+  std::deque<LoopHistogram> query_;            // [region][primary]
   std::vector<LoopHistogram*> query_by_node_;  // [node][primary] -> into query_
-  std::vector<LoopHistogram> pool_wait_;       // [node]
+  std::deque<LoopHistogram> pool_wait_;        // [node]
   LoopHistogram ryw_wait_;
   std::array<uint64_t, kErrorKinds> errors_{};
   std::array<uint64_t, kRywFallbackReasons> ryw_fallbacks_{};

@@ -58,6 +58,10 @@ void Pool::Release(ServerConnection* server) {
     client->OnServerAssigned(server);
     return;
   }
+  if (app_->NodePaused(node_)) {
+    server->Close("node paused or removed");  // calls Remove(), which reports
+    return;
+  }
   idle_.push_back(server);
   ReportOutstanding();
 }
@@ -120,6 +124,7 @@ void Pool::Sweep(uint64_t now_ms) {
     ServerConnection* server = idle_.front();
     server->Close("idle timeout");  // calls Remove()
   }
+  if (app_->NodePaused(node_)) return;
   while (all_.size() < cfg.min_idle && all_.size() < cfg.size) Spawn();
 }
 
@@ -132,6 +137,14 @@ void Pool::CloseAll() {
   draining_.clear();
   connecting_ = 0;
   ReportOutstanding();
+}
+
+size_t Pool::CloseIdle(std::string_view why) {
+  std::vector<ServerConnection*> idle;
+  idle.swap(idle_);
+  for (ServerConnection* server : idle) server->Close(why);  // calls Remove()
+  ReportOutstanding();
+  return idle.size();
 }
 
 Pool::DrainResult Pool::Drain(std::string_view why) {

@@ -15,6 +15,11 @@
 // instead of going idle. (A set of the retired connections rather than a
 // generation number per connection: it is empty, and costs one branch per
 // release, except right after a role change.)
+//
+// A paused node (PAUSE, or removed by a reload: ProxyApp::NodePaused) keeps
+// no idle connection: one that comes back goes to a client already queued
+// here, else it closes; CloseIdle() closes the idle ones at the pause, and the
+// janitor does not open min_idle connections to it.
 #pragma once
 
 #include <cstdint>
@@ -61,6 +66,8 @@ class Pool {
     size_t draining = 0;  // in use or logging in: closed when released
   };
   DrainResult Drain(std::string_view why);
+  // Closes the idle connections now (the node was paused); returns how many.
+  size_t CloseIdle(std::string_view why);
 
   ProxyApp* app() const { return app_; }
   int node() const { return node_; }

@@ -33,7 +33,8 @@ absl::Status ResolveAddress(const std::string& host, uint16_t port, sockaddr_sto
   if (uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(out)) == 0) {
     return absl::OkStatus();
   }
-  // Names are resolved once, at startup (blocking is fine before the loop runs).
+  // Names are resolved at startup (blocking is fine before the loop runs) and for
+  // nodes a reload adds (rare; numeric addresses avoid the brief block).
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
@@ -98,9 +99,7 @@ std::vector<routing::NodeSpec> NodeSpecsFrom(const Config& config) {
 
 routing::TopologyOptions TopologyOptionsFrom(const HealthSection& h) {
   routing::TopologyOptions o;
-  o.health.failures_to_down = h.failures_to_down;
-  o.health.successes_to_up = h.successes_to_up;
-  o.health.recover_hold_ms = uint64_t{h.recover_hold_s} * 1000;
+  o.health = HealthPolicyFromConfig(h);
   return o;
 }
 
@@ -138,21 +137,29 @@ void ProxyApp::ApplyRoutingConfig() {
 
 ProxyApp::~ProxyApp() = default;
 
+absl::StatusOr<NodeRuntime> ProxyApp::ResolveNode(const NodeConfig& n) {
+  NodeRuntime rt;
+  rt.config = n;
+  absl::Status st = ResolveAddress(n.host, n.port, &rt.addr);
+  if (!st.ok()) return absl::InvalidArgumentError(StrCat("node ", n.name, ": ", st.message()));
+  return rt;
+}
+
 absl::Status ProxyApp::ResolveNodes() {
   nodes_.clear();
   for (const NodeConfig& n : config_->nodes) {
-    NodeRuntime rt;
-    rt.config = n;
-    absl::Status st = ResolveAddress(n.host, n.port, &rt.addr);
-    if (!st.ok()) return absl::InvalidArgumentError(StrCat("node ", n.name, ": ", st.message()));
-    nodes_.push_back(rt);
+    absl::StatusOr<NodeRuntime> rt = ResolveNode(n);
+    if (!rt.ok()) return rt.status();
+    nodes_.push_back(*std::move(rt));
   }
   logged_roles_.assign(nodes_.size(), routing::NodeRole::kUnknown);
   node_views_.assign(nodes_.size(), routing::NodeView{});
   if (!node_views_.empty()) node_views_[0].primary = true;  // until roles are discovered
-  // Sized once: cluster_view_ keeps a span of it.
+  // cluster_view_ keeps spans of these: reset them whenever they grow (AddNode).
   outstanding_.assign(nodes_.size(), 0);
   cluster_view_.outstanding = outstanding_;
+  paused_.assign(nodes_.size(), 0);
+  cluster_view_.paused = paused_;
   cluster_view_.node_count = nodes_.size();
   return absl::OkStatus();
 }
@@ -170,7 +177,7 @@ void ProxyApp::StartHealthChecker() {
   std::vector<HealthTarget> targets;
   for (const NodeRuntime& n : nodes_) {
     targets.push_back(
-        HealthTarget{n.config.name, n.config.host, NumericHost(n.addr), n.config.port});
+        HealthTarget{n.config.name, n.config.host, NumericHost(n.addr), n.config.port, n.retired});
   }
   replay_poller_ = std::make_unique<ReplayPoller>(loop_, options, targets, &topology_,
                                                   static_cast<HealthChecker::Observer*>(this));
@@ -206,11 +213,14 @@ void ProxyApp::OnTopologyUpdate(size_t node, const routing::TopologyUpdate& upda
     DrainNode(node, StrCat("role changed from ", routing::NodeRoleName(update.role_change->from),
                            " to ", routing::NodeRoleName(update.role_change->to)));
   }
-  if (!route_waiters_.empty()) {
-    std::vector<ClientSession*> waiting(route_waiters_.begin(), route_waiters_.end());
-    route_waiters_.clear();
-    for (ClientSession* c : waiting) c->RetryRoute();  // may wait again
-  }
+  WakeRouteWaiters();
+}
+
+void ProxyApp::WakeRouteWaiters() {
+  if (route_waiters_.empty()) return;
+  std::vector<ClientSession*> waiting(route_waiters_.begin(), route_waiters_.end());
+  route_waiters_.clear();
+  for (ClientSession* c : waiting) c->RetryRoute();  // may wait again
 }
 
 void ProxyApp::DrainNode(size_t node, std::string_view why) {
@@ -238,12 +248,27 @@ void ProxyApp::AddOutstanding(int node, int64_t delta) {
 
 int ProxyApp::WelcomeNode() const {
   const routing::TopologySnapshot& snap = *routed_topology_;
-  if (!roles_discovered_) return 0;
-  if (snap.primary >= 0) return snap.primary;
+  // Before roles are known: the first node still configured.
+  int first = 0;
+  while (static_cast<size_t>(first) + 1 < nodes_.size() && nodes_[first].retired) ++first;
+  if (!roles_discovered_) return first;
+  // A node that is not paused (a paused one opens no new connection), else the
+  // primary anyway: a login needs the backend's parameters once per pool.
+  if (snap.primary >= 0 && !NodePaused(snap.primary)) return snap.primary;
   for (const routing::NodeStatus& n : snap.nodes) {
-    if (n.up) return static_cast<int>(n.index);
+    if (n.up && !NodePaused(static_cast<int>(n.index))) return static_cast<int>(n.index);
   }
-  return 0;
+  return snap.primary >= 0 ? snap.primary : first;
+}
+
+std::string ProxyApp::PausedMessage() const {
+  const routing::TopologySnapshot& snap = *routed_topology_;
+  return StrCat(
+      "pgregion: the primary",
+      snap.primary >= 0 ? StrCat(" ", nodes_[static_cast<size_t>(snap.primary)].config.name) : "",
+      " is paused (PAUSE in the admin console) and was not resumed within "
+      "failover.write_wait_ms (",
+      config_->failover.write_wait_ms, " ms)");
 }
 
 std::string ProxyApp::NoRouteMessage(routing::RouteBlock block) const {
@@ -263,6 +288,9 @@ std::string ProxyApp::NoRouteMessage(routing::RouteBlock block) const {
     }
     case routing::RouteBlock::kNoPrimary:
     case routing::RouteBlock::kNone: {
+      // A unit that timed out waiting is told of the block it last had: a
+      // primary that is known but paused is no failover.
+      if (snap.primary >= 0 && NodePaused(snap.primary)) return PausedMessage();
       std::string nodes;
       for (const routing::NodeStatus& n : snap.nodes) {
         StrAppend(&nodes, nodes.empty() ? "" : ", ", n.name, " (", n.region, ") ",
@@ -275,6 +303,8 @@ std::string ProxyApp::NoRouteMessage(routing::RouteBlock block) const {
     }
     case routing::RouteBlock::kNoNode:
       return "pgregion: no node is configured";
+    case routing::RouteBlock::kPaused:
+      return PausedMessage();
   }
   return "pgregion: no node can serve this request";
 }

@@ -15,6 +15,16 @@
 // Topology changes also drive: waking units parked for a route (no primary
 // during a failover), draining the pools of a node whose role changed, and the
 // slow start of a re-admitted replica.
+//
+// Node indices are stable for the life of the process: everything per node
+// (nodes_, node_views_, outstanding_, paused_, pools, the Topology, the
+// latency tracker, Metrics, sessions' pool caches, read-retry bitmasks) is
+// indexed by them. A reload appends the nodes it adds and retires the ones it
+// removes in place (a node whose address or region changed is both): a
+// retired node is paused for good, is never probed or up again, and its pools
+// drain. PAUSE marks a node paused: no new units (ClusterView::paused); its idle
+// server connections close now and the others when they come back with no
+// client waiting for them.
 #pragma once
 
 #include <sys/socket.h>
@@ -29,6 +39,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "protocol/scram.h"
 #include "proxy/config.h"
 #include "proxy/health_checker.h"
@@ -50,6 +61,8 @@ class Pool;
 struct NodeRuntime {
   NodeConfig config;
   sockaddr_storage addr{};
+  bool paused = false;   // PAUSE (admin console) until RESUME
+  bool retired = false;  // removed from the configuration by a reload
 };
 
 class ProxyApp : private HealthChecker::Observer {
@@ -65,12 +78,24 @@ class ProxyApp : private HealthChecker::Observer {
   // Re-reads the config file and applies what can change live (config_reload.h);
   // an unreadable, invalid or not applicable file changes nothing. Logs either way.
   absl::Status Reload(std::string_view trigger);
+  // The admin console's PAUSE / RESUME of the node named `name` (every node
+  // when empty). NotFound for a name that is not configured.
+  absl::Status Pause(std::string_view name);
+  absl::Status Resume(std::string_view name);
+  // No new units go to `node`: paused, or retired by a reload.
+  bool NodePaused(int node) const {
+    return node >= 0 && static_cast<size_t>(node) < paused_.size() &&
+           paused_[static_cast<size_t>(node)] != 0;
+  }
+  // PAUSE without a node name is in effect (nodes added meanwhile start paused).
+  bool all_paused() const { return pause_all_; }
 
   uv_loop_t* loop() const { return loop_; }
   const Config& config() const { return *config_; }
   uint64_t NowMs() const { return uv_now(loop_); }
 
   Pool* GetPool(int node, const std::string& database, const UserConfig& user);
+  // Every node ever configured, by index; retired ones included.
   const NodeRuntime& node(int i) const { return nodes_[static_cast<size_t>(i)]; }
   size_t node_count() const { return nodes_.size(); }
   // What the router reads; its address is stable and its contents current.
@@ -96,6 +121,7 @@ class ProxyApp : private HealthChecker::Observer {
   // What a client is told when no node can serve its unit: names the cause
   // (which nodes claim the primary role, or what each node is doing).
   std::string NoRouteMessage(routing::RouteBlock block) const;
+  std::string PausedMessage() const;
   routing::Router& router() { return router_; }
   // Polls replicas that causal reads wait on; null before Start.
   ReplayPoller* replay_poller() { return replay_poller_.get(); }
@@ -136,6 +162,9 @@ class ProxyApp : private HealthChecker::Observer {
   static void OnSignal(uv_signal_t* s, int signum);
 
   absl::Status ResolveNodes();
+  // A node's address (a host name is looked up: blocking, but only at startup
+  // and for nodes a reload adds).
+  static absl::StatusOr<NodeRuntime> ResolveNode(const NodeConfig& node);
   absl::Status BuildCredentials();
   void StartHealthChecker();
   // HealthChecker::Observer
@@ -144,6 +173,20 @@ class ProxyApp : private HealthChecker::Observer {
                          const routing::TopologySnapshot& snap);
   // Closes the idle server connections to `node` and those in use once released.
   void DrainNode(size_t node, std::string_view why);
+  // Closes the idle server connections to `node` (it was paused or retired:
+  // the others close when released, Pool::Release). Returns how many.
+  size_t CloseIdle(size_t node, std::string_view why);
+  // Retries the units parked for a route (the topology or a pause changed).
+  void WakeRouteWaiters();
+  // paused_ from nodes_ (cluster_view_ holds a span of it).
+  void SyncPaused();
+  // Reload (proxy_app_reload.cc): the index of the node named `name` that is
+  // not retired, or -1.
+  int ActiveNode(std::string_view name) const;
+  // Appends a node (resolved) to every per-node structure; returns its index.
+  size_t AddNode(NodeRuntime node);
+  void RetireNode(size_t node);
+  void RestartHealthChecker();
   // cluster_view_'s settings from config_ (at startup and after a reload).
   void ApplyRoutingConfig();
 
@@ -170,6 +213,8 @@ class ProxyApp : private HealthChecker::Observer {
   routing::TopologySnapshotPtr routed_topology_;
   std::vector<routing::NodeView> node_views_;
   std::vector<uint32_t> outstanding_;  // by node; cluster_view_ holds a span of it
+  std::vector<uint8_t> paused_;        // by node: paused or retired; cluster_view_ holds a span
+  bool pause_all_ = false;
   routing::LatencyTracker latency_;
   routing::ClusterView cluster_view_;
   routing::Router router_;

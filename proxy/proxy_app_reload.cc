@@ -45,6 +45,23 @@ absl::Status ProxyApp::Reload(std::string_view trigger) {
     LogInfo("config_reloaded").Kv("trigger", trigger).Kv("changed", "nothing");
     return absl::OkStatus();
   }
+  // Every new node's address before anything changes: all or nothing.
+  std::vector<NodeRuntime> added;
+  for (const std::string& name : plan.nodes_added) {
+    for (const NodeConfig& n : (*next)->nodes) {
+      if (n.name != name) continue;
+      absl::StatusOr<NodeRuntime> rt = ResolveNode(n);
+      if (!rt.ok()) {
+        LogError("reload_failed")
+            .Kv("trigger", trigger)
+            .Kv("error", ToStd(rt.status().message()))
+            .Kv("detail", "the previous configuration stays in effect");
+        return absl::InvalidArgumentError(
+            StrCat(ToStd(rt.status().message()), "; the previous configuration stays in effect"));
+      }
+      added.push_back(*std::move(rt));
+    }
+  }
   std::shared_ptr<const Config> previous = config_;
   config_ = *std::move(next);
   if (plan.users_changed) {
@@ -73,13 +90,24 @@ absl::Status ProxyApp::Reload(std::string_view trigger) {
     classifier_ =
         std::make_unique<routing::StatementClassifier>(ClassifierOptionsFrom(config_->routing));
   }
-  if (plan.health_changed && health_ != nullptr) {
-    // The topology stays: the new probes continue it (their new connections
-    // reset only what each node's cached LSN state was).
-    health_->Stop();
-    StartHealthChecker();
+  // Removed first: a node whose address changed is retired, then added anew.
+  for (const std::string& name : plan.nodes_removed) {
+    const int i = ActiveNode(name);
+    if (i >= 0) RetireNode(static_cast<size_t>(i));
   }
-  LogInfo("config_reloaded").Kv("trigger", trigger).Kv("changed", Join(plan.changed));
+  for (NodeRuntime& n : added) AddNode(std::move(n));
+  if (plan.health_policy_changed)
+    topology_.SetHealthPolicy(HealthPolicyFromConfig(config_->health));
+  if ((plan.health_changed || plan.nodes_changed()) && health_ != nullptr) {
+    // The topology stays: the new probes continue it (their new connections
+    // reset only what each node's cached LSN state was). New nodes are probed
+    // from now on, removed ones no longer.
+    RestartHealthChecker();
+  }
+  LogLine line(LogLevel::kInfo, "config_reloaded");
+  line.Kv("trigger", trigger).Kv("changed", Join(plan.changed));
+  if (!plan.nodes_added.empty()) line.Kv("nodes_added", Join(plan.nodes_added));
+  if (!plan.nodes_removed.empty()) line.Kv("nodes_removed", Join(plan.nodes_removed));
   return absl::OkStatus();
 }
 

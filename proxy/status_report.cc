@@ -129,7 +129,10 @@ void PoolFields(Json& j, const PoolStatus& p) {
 }
 
 void NodeJson(Json& j, const StatusInput& in, const routing::NodeStatus& n) {
-  const NodeConfig* cfg = n.index < in.config->nodes.size() ? &in.config->nodes[n.index] : nullptr;
+  const NodeConfig* cfg = n.index < in.nodes.size()           ? in.nodes[n.index].config
+                          : n.index < in.config->nodes.size() ? &in.config->nodes[n.index]
+                                                              : nullptr;
+  const bool paused = n.index < in.nodes.size() && in.nodes[n.index].paused;
   const routing::TopologySnapshot& snap = *in.topology;
   j.BeginObject();
   j.Key("name").String(n.name);
@@ -139,6 +142,7 @@ void NodeJson(Json& j, const StatusInput& in, const routing::NodeStatus& n) {
   j.Key("role").String(routing::NodeRoleName(n.role));
   j.Key("health").String(routing::NodeHealthStateName(n.health));
   j.Key("up").Bool(n.up);
+  j.Key("paused").Bool(paused);
   j.Key("is_primary").Bool(snap.primary == static_cast<int>(n.index));
   j.Key("local").Bool(n.region == in.config->proxy.region);
   j.Key("rtt_ms");
@@ -257,7 +261,9 @@ std::string RenderStatusJson(const StatusInput& in) {
   j.Key("total").Uint(total);
   j.EndObject();
   j.Key("nodes").BeginArray();
-  for (const routing::NodeStatus& n : snap.nodes) NodeJson(j, in, n);
+  for (const routing::NodeStatus& n : snap.nodes) {
+    if (!n.retired) NodeJson(j, in, n);  // removed by a reload
+  }
   j.EndArray();
   j.Key("recent_changes").BeginArray();
   if (in.events != nullptr) {

@@ -40,6 +40,14 @@ Readiness ComputeReadiness(const routing::TopologySnapshot& snap, bool shutting_
 struct StatusInput {
   const Config* config = nullptr;
   const routing::TopologySnapshot* topology = nullptr;
+  // By node index (the topology's): a reload appends nodes, so the config's
+  // [[nodes]] order is not the index order. Missing entries: the config's
+  // nodes[index], not paused.
+  struct Node {
+    const NodeConfig* config = nullptr;
+    bool paused = false;  // PAUSE in the admin console
+  };
+  std::vector<Node> nodes;
   Readiness readiness;
   bool roles_discovered = false;
   std::array<uint64_t, kClientGaugeStates> clients{};

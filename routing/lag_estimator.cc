@@ -24,7 +24,11 @@ void LagEstimator::AddPrimarySample(uint64_t now_ms, Lsn insert_lsn) {
 }
 
 uint64_t LagEstimator::LagMs(Lsn replay, uint64_t measured_at_ms) const {
-  if (samples_.empty() || replay >= samples_.back().lsn) return 0;
+  // An idle primary whose last record ended on a WAL page boundary reports an
+  // insert LSN past the next page's header while its replicas replay up to the
+  // boundary: that is caught up, not a lag growing forever (DESIGN.md,
+  // page-boundary rule).
+  if (samples_.empty() || ReplayCovers(replay, samples_.back().lsn)) return 0;
   // First sample the replica has not reached; it exists because the last one is past `replay`.
   auto next = std::upper_bound(samples_.begin(), samples_.end(), replay,
                                [](Lsn r, const Sample& s) { return r < s.lsn; });

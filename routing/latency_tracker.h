@@ -35,6 +35,10 @@ class LatencyTracker {
 
   void Observe(size_t node, uint64_t latency_us, uint64_t now_ms);
   void Readmit(size_t node, uint64_t now_ms);
+  // Nodes added by a reload: `nodes` entries from now on (never fewer).
+  void Grow(size_t nodes) {
+    if (nodes > nodes_.size()) nodes_.resize(nodes);
+  }
 
   // Microseconds, at least 1. `prior_us`: the node's probe RTT.
   double Score(size_t node, uint64_t now_ms, uint64_t prior_us) const;

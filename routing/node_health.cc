@@ -4,7 +4,10 @@
 
 namespace pgregion::routing {
 
-NodeHealth::NodeHealth(const HealthPolicy& policy) : policy_(policy) {
+NodeHealth::NodeHealth(const HealthPolicy& policy) { SetPolicy(policy); }
+
+void NodeHealth::SetPolicy(const HealthPolicy& policy) {
+  policy_ = policy;
   // A threshold of 0 would mean "never" for one rule and "at once" for the other;
   // treat both as 1 so the config cannot disable health checking by accident.
   policy_.failures_to_down = std::max<uint32_t>(policy_.failures_to_down, 1);

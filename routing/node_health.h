@@ -40,6 +40,11 @@ class NodeHealth {
 
   explicit NodeHealth(const HealthPolicy& policy);
 
+  // A reload's new thresholds; the state and the counts so far are kept, so the
+  // new thresholds judge the next probe (a node already past a lowered
+  // failures_to_down goes down at its next failure, not at once).
+  void SetPolicy(const HealthPolicy& policy);
+
   Change OnSuccess(uint64_t now_ms);
   Change OnFailure(Failure failure, uint64_t now_ms);
 

@@ -104,6 +104,7 @@ ReadSelection ReplicaSelector::Select(const ReadRequest& request) {
   for (const NodeStatus& n : topo.nodes) {
     if (!n.up || !n.is_replica()) continue;
     if (n.index < 64 && ((request.avoid_nodes >> n.index) & 1) != 0) continue;
+    if (n.index < request.paused.size() && request.paused[n.index] != 0) continue;
     // A node that is not a standby of this primary's cluster is no replica of ours.
     if (topo.system_identifier != 0 && n.system_identifier != 0 &&
         n.system_identifier != topo.system_identifier) {

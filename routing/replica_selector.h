@@ -6,7 +6,7 @@
 //
 // Rules (DESIGN.md "Topology and replica choice"):
 // - Candidates: up replicas of this cluster (same system identifier as the
-//   primary when both are known) not in avoid_nodes, with a known replay LSN,
+//   primary when both are known) not paused and not in avoid_nodes, with a known replay LSN,
 //   lag_ms within the limit (when lag is known), and covering the token if one
 //   is required.
 // - Tier: the local region's candidates; if none, the candidates whose RTT is
@@ -63,6 +63,8 @@ struct ReadRequest {
   // Nodes that must not serve this read (bit i = node i; a retried read avoids
   // the replicas it failed on). Nodes past 63 cannot be avoided.
   uint64_t avoid_nodes = 0;
+  // Per node index, nonzero: paused (ClusterView::paused); missing entries: not.
+  std::span<const uint8_t> paused;
   // Requests in flight per node index; missing entries count as 0.
   std::span<const uint32_t> outstanding;
   // Null: each node scores its probe RTT.

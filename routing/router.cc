@@ -42,6 +42,8 @@ std::string_view RouteBlockName(RouteBlock block) {
       return "primary_conflict";
     case RouteBlock::kNoNode:
       return "no_node";
+    case RouteBlock::kPaused:
+      return "paused";
   }
   return "none";
 }
@@ -85,10 +87,14 @@ Route Router::Decide(const RouteContext& ctx) {
   // The primary, or why there is none.
   auto on_primary = [&](RouteReason reason) {
     route.reason = reason;
-    if (topo == nullptr) {
-      route.node = 0;  // static rule until roles are discovered
-    } else if (topo->primary_state == PrimaryState::kOne) {
-      route.node = topo->primary;
+    const int primary = topo == nullptr ? 0  // static rule until roles are discovered
+                        : topo->primary_state == PrimaryState::kOne ? topo->primary
+                                                                    : -1;
+    if (primary >= 0 && cluster.IsPaused(static_cast<size_t>(primary))) {
+      route.node = -1;
+      route.blocked = RouteBlock::kPaused;
+    } else if (primary >= 0) {
+      route.node = primary;
     } else {
       route.node = -1;
       route.blocked = topo->primary_state == PrimaryState::kConflict ? RouteBlock::kPrimaryConflict
@@ -118,6 +124,7 @@ Route Router::Decide(const RouteContext& ctx) {
   req.latency = cluster.latency;
   req.now_ms = ctx.now_ms;
   req.avoid_nodes = ctx.avoid_nodes;
+  req.paused = cluster.paused;
   switch (ctx.consistency) {
     case Consistency::kCausal: {
       // Only the primary surely has a write whose position is not known yet.

@@ -26,6 +26,9 @@
 //   RouteBlock::kNoPrimary (the proxy waits for the topology up to
 //   failover.write_wait_ms); when two nodes claim it, RouteBlock::kPrimaryConflict
 //   (the proxy refuses at once: never write to a stale primary).
+// - A paused node (ClusterView::paused: the admin console's PAUSE, or a node a
+//   reload removed) gets no new unit: reads go elsewhere; a unit that needs a
+//   paused primary gets node -1 and RouteBlock::kPaused (it waits as for kNoPrimary).
 #pragma once
 
 #include <cstddef>
@@ -63,6 +66,7 @@ enum class RouteBlock : uint8_t {
   kNoPrimary,        // no node is known as the primary: wait for the topology, then fail
   kPrimaryConflict,  // two or more nodes claim to be the primary: refuse at once
   kNoNode,           // nothing is configured
+  kPaused,           // the primary is paused (PAUSE): wait for RESUME, as for kNoPrimary
 };
 
 std::string_view RouteBlockName(RouteBlock block);
@@ -83,7 +87,12 @@ struct ClusterView {
   std::span<const uint32_t> outstanding;
   // Null: each replica scores its probe RTT.
   const LatencyTracker* latency = nullptr;
+  // Per node, nonzero: no new units go there (PAUSEd, or removed by a reload).
+  // Missing entries: not paused.
+  std::span<const uint8_t> paused;
   uint64_t ryw_wait_ms = 50;  // [routing] ryw_wait_ms
+
+  bool IsPaused(size_t node) const { return node < paused.size() && paused[node] != 0; }
 };
 
 // The proxy's one-line summary of a node, for the session's own checks (may a

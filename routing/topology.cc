@@ -45,7 +45,7 @@ Topology::Topology(std::vector<NodeSpec> nodes, const TopologyOptions& options)
 
 TopologyUpdate Topology::OnProbeSuccess(size_t index, const ProbeResult& probe, uint64_t now_ms) {
   TopologyUpdate update;
-  if (index >= nodes_.size()) return update;
+  if (index >= nodes_.size() || nodes_[index].retired) return update;
   Node& n = nodes_[index];
   const bool was_up = n.health.up();
   const bool was_down = n.health.state() == NodeHealth::State::kDown;
@@ -91,7 +91,7 @@ TopologyUpdate Topology::OnProbeSuccess(size_t index, const ProbeResult& probe, 
 TopologyUpdate Topology::OnProbeFailure(size_t index, NodeHealth::Failure failure,
                                         uint64_t now_ms) {
   TopologyUpdate update;
-  if (index >= nodes_.size()) return update;
+  if (index >= nodes_.size() || nodes_[index].retired) return update;
   update.health = nodes_[index].health.OnFailure(failure, now_ms);
   Rebuild(-1, now_ms, &update);
   return update;
@@ -101,11 +101,39 @@ TopologyUpdate Topology::OnReplayLsn(size_t index, Lsn replay, uint64_t now_ms) 
   TopologyUpdate update;
   if (index >= nodes_.size()) return update;
   Node& n = nodes_[index];
-  if (!n.health.up() || n.role != NodeRole::kReplica || replay < n.lsn) return update;
+  if (n.retired || !n.health.up() || n.role != NodeRole::kReplica || replay < n.lsn) return update;
   n.lsn = replay;
   n.lsn_at_ms = std::max(n.lsn_at_ms, now_ms);
   Rebuild(-1, now_ms, &update);
   return update;
+}
+
+size_t Topology::AddNode(NodeSpec spec, uint64_t now_ms) {
+  // Snapshots already handed out keep the list their name views point into.
+  auto specs = std::make_shared<std::vector<NodeSpec>>(*specs_);
+  specs->push_back(std::move(spec));
+  specs_ = std::move(specs);
+  nodes_.emplace_back(options_.health);
+  TopologyUpdate ignored;
+  Rebuild(-1, now_ms, &ignored);
+  return nodes_.size() - 1;
+}
+
+TopologyUpdate Topology::RetireNode(size_t index, uint64_t now_ms) {
+  TopologyUpdate update;
+  if (index >= nodes_.size() || nodes_[index].retired) return update;
+  Node& n = nodes_[index];
+  const NodeRole role = n.role;  // kept for the record
+  n = Node(options_.health);
+  n.role = role;
+  n.retired = true;
+  Rebuild(-1, now_ms, &update);
+  return update;
+}
+
+void Topology::SetHealthPolicy(const HealthPolicy& policy) {
+  options_.health = policy;
+  for (Node& n : nodes_) n.health.SetPolicy(policy);
 }
 
 void Topology::FeedLagHistory(uint64_t now_ms) {
@@ -166,6 +194,7 @@ void Topology::Rebuild(int probed_node, uint64_t now_ms, TopologyUpdate* update)
     s.name = (*specs_)[i].name;
     s.region = (*specs_)[i].region;
     s.index = i;
+    s.retired = n.retired;
     s.health = n.health.state();
     s.up = n.health.up();
     s.role = n.role;
@@ -178,9 +207,10 @@ void Topology::Rebuild(int probed_node, uint64_t now_ms, TopologyUpdate* update)
     s.system_identifier = n.system_identifier;
     s.timeline = n.timeline;
     s.last_success_ms = n.last_success_ms;
-    if (n.role == NodeRole::kReplica && p != nullptr) {
+    if (n.role == NodeRole::kReplica && p != nullptr && !n.retired) {
       s.lag_known = true;
-      s.lag_bytes = Lsn::BytesBetween(n.lsn, p->lsn);
+      // Caught up across a page boundary counts as caught up (LagEstimator).
+      s.lag_bytes = ReplayCovers(n.lsn, p->lsn) ? 0 : Lsn::BytesBetween(n.lsn, p->lsn);
       s.lag_ms = s.lag_bytes == 0 ? 0 : lag_.LagMs(n.lsn, n.lsn_at_ms);
     }
   }

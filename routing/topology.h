@@ -21,6 +21,9 @@
 // - A role change of a node (primary <-> replica, both known) is reported so
 //   the proxy drains that node's server connections. A failover is counted when
 //   the single primary becomes a different node than the last single primary.
+// - A reload adds nodes at the end and retires removed ones in place: indices
+//   are never reused or shifted (the proxy keys pools, metrics and its sessions'
+//   caches by them). A retired node is never up again and ignores probes.
 #pragma once
 
 #include <cstddef>
@@ -84,6 +87,14 @@ class Topology {
   // cached lower bound of an up replica; ignored otherwise.
   TopologyUpdate OnReplayLsn(size_t node, Lsn replay, uint64_t now_ms);
 
+  // A node added by a reload: the next index, kUnknown until its first probe.
+  size_t AddNode(NodeSpec spec, uint64_t now_ms);
+  // A node removed by a reload: down for good (the primary role it may have had
+  // no longer counts), its index kept. Idempotent.
+  TopologyUpdate RetireNode(size_t node, uint64_t now_ms);
+  // A reload's new up/down thresholds, for every node; states are kept.
+  void SetHealthPolicy(const HealthPolicy& policy);
+
   const TopologySnapshotPtr& snapshot() const { return snapshot_; }
   size_t size() const { return nodes_.size(); }
 
@@ -103,6 +114,7 @@ class Topology {
     uint32_t timeline = 0;
     uint64_t connection_epoch = 0;
     uint64_t last_success_ms = 0;
+    bool retired = false;
   };
 
   // Recomputes the primary, feeds the lag history when `probed_node` (-1: none)

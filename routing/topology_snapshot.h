@@ -44,7 +44,10 @@ struct NodeStatus {
   // snapshot lives.
   std::string_view name;
   std::string_view region;
-  size_t index = 0;  // position in the configuration
+  size_t index = 0;  // position in the configuration (nodes added by reloads come last)
+  // Removed from the configuration by a reload: never up, never routed to;
+  // listed only so that indices stay stable. Reports skip it.
+  bool retired = false;
 
   NodeHealth::State health = NodeHealth::State::kUnknown;
   bool up = false;

@@ -1,10 +1,11 @@
 """The admin console (issue 6): the virtual database `pgregion`, for [[users]] with
-admin = true, answers SHOW NODES/POOLS/CLIENTS/SERVERS/STATS/CONFIG in SQL; psql
-works against it."""
+admin = true, answers SHOW NODES/POOLS/CLIENTS/SERVERS/STATS/CONFIG in SQL and
+PAUSE/RESUME [node]; psql works against it."""
 
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 
 import psycopg
@@ -135,8 +136,8 @@ def test_help_version_and_errors(cluster, proxy):
             c.execute("SHOW NOTHING")
         # The session goes on after an error.
         assert c.execute("SHOW VERSION").fetchone()[0].startswith("pgregion ")
-        with pytest.raises(psycopg.errors.FeatureNotSupported):
-            c.execute("PAUSE replica1")
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="no node named"):
+            c.execute("PAUSE nosuchnode")
         c.execute("RELOAD")  # the file is unchanged: nothing to do, no error
         assert len(c.execute("SHOW NODES").fetchall()) == 2
         c.execute("")  # empty query
@@ -158,3 +159,147 @@ def test_console_only_for_admins(cluster, proxy):
     # An admin user is an ordinary user elsewhere: the console is not a backend database.
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(proxy.dsn(user="ops", password=ADMIN["password"], dbname="appdb")).close()
+
+
+# ---- PAUSE / RESUME
+
+def paused(p) -> dict[str, str]:
+    return {r["name"]: r["paused"] for r in table(psql(p, "SHOW NODES"))}
+
+
+def pooled_backends(node) -> int:
+    """The proxy's pooled connections of user `app` on `node` (not its health probe)."""
+    return int(node.psql("select count(*) from pg_stat_activity where usename = 'app' and "
+                         "backend_type = 'client backend' and "
+                         "application_name <> 'pgregion-health'").strip())
+
+
+def wait_for(what: str, predicate, timeout: float = 20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Background:
+    """Runs `fn` in a thread; `result()` waits for its value or re-raises its error."""
+
+    def __init__(self, fn):
+        self.value = self.error = None
+        self.started = time.monotonic()
+        self.elapsed = None
+        self.thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
+        self.thread.start()
+
+    def _run(self, fn):
+        try:
+            self.value = fn()
+        except Exception as e:  # noqa: BLE001 - handed to the test
+            self.error = e
+        self.elapsed = time.monotonic() - self.started
+
+    def done(self) -> bool:
+        return not self.thread.is_alive()
+
+    def result(self, timeout: float = 30):
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "still running"
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+PORT = "select inet_server_port()"
+
+
+def test_pause_and_resume_a_replica(cluster, proxy):
+    wait_roles(proxy)
+    replica = cluster.replicas[0]
+    with connect(proxy) as c:
+        wait_for("a read on the replica", lambda: c.execute(PORT).fetchone()[0] == replica.port)
+        assert pooled_backends(replica) >= 1
+        assert psql(proxy, "PAUSE replica1").stdout.strip() == "PAUSE"
+        assert paused(proxy) == {"primary": "no", "replica1": "yes"}
+        # No new units there: reads go to the primary; its idle connections closed.
+        for _ in range(20):
+            assert c.execute(PORT).fetchone()[0] == cluster.primary.port
+        wait_for("replica1's idle connections closed", lambda: pooled_backends(replica) == 0)
+        assert psql(proxy, "resume replica1;").stdout.strip() == "RESUME"
+        assert paused(proxy) == {"primary": "no", "replica1": "no"}
+        wait_for("reads back on the replica",
+                 lambda: c.execute(PORT).fetchone()[0] == replica.port)
+    assert "event=node_paused node=replica1" in proxy.log_text()
+    assert "event=node_resumed node=replica1" in proxy.log_text()
+
+
+def test_pause_primary_writes_wait_for_resume(cluster, proxy):
+    wait_roles(proxy)
+    with connect(proxy) as c:
+        c.execute("create table if not exists pause_t (x int)")
+    cluster.wait_replay()
+    psql(proxy, "PAUSE primary")
+    try:
+        write = Background(lambda: _write(proxy, 1))
+        # Reads go on meanwhile, on the replica.
+        with connect(proxy) as c:
+            assert c.execute(PORT).fetchone()[0] == cluster.replicas[0].port
+        time.sleep(1.0)
+        assert not write.done(), "a write went through while the primary was paused"
+    finally:
+        psql(proxy, "RESUME primary")
+    assert write.result() == cluster.primary.port
+    assert write.elapsed >= 0.9
+
+
+def _write(p, x: int) -> int:
+    with connect(p) as c:
+        return c.execute("insert into pause_t values (%s) returning inet_server_port()",
+                         [x]).fetchone()[0]
+
+
+def test_pause_primary_beyond_write_wait_fails_clearly(cluster, start_proxy):
+    p = start_proxy(cluster, users=users(cluster), health={"interval_ms": 200},
+                    failover={"write_wait_ms": 800})
+    wait_roles(p)
+    with connect(p) as c:
+        c.execute("create table if not exists pause_t (x int)")
+    psql(p, "PAUSE primary")
+    try:
+        with connect(p) as c:
+            with pytest.raises(psycopg.OperationalError, match="paused"):
+                c.execute("insert into pause_t values (2)")
+    finally:
+        psql(p, "RESUME primary")
+    assert _write(p, 3) == cluster.primary.port
+
+
+def test_pause_all_lets_running_transactions_finish(cluster, proxy):
+    wait_roles(proxy)
+    with connect(proxy) as c:
+        c.execute("create table if not exists pause_t (x int)")
+    with connect(proxy, autocommit=False) as tx:
+        tx.execute("insert into pause_t values (10)")  # bound to the primary, in a transaction
+        assert psql(proxy, "PAUSE").stdout.strip() == "PAUSE"
+        assert paused(proxy) == {"primary": "yes", "replica1": "yes"}
+        read = Background(lambda: _read(proxy))
+        # The running transaction goes on and commits.
+        tx.execute("insert into pause_t values (11)")
+        tx.commit()
+        time.sleep(1.0)
+        assert not read.done(), "a new unit ran while everything was paused"
+        wait_for("the primary's connections closed", lambda: pooled_backends(cluster.primary) == 0)
+        psql(proxy, "RESUME")
+    assert read.result() in {cluster.primary.port, cluster.replicas[0].port}
+    assert paused(proxy) == {"primary": "no", "replica1": "no"}
+    with connect(proxy) as c:
+        assert c.execute("select count(*) from pause_t where x in (10, 11)",
+                         prepare=False).fetchone()[0] in (0, 2)  # a replica may lag: never 1
+        assert c.execute("/* pgregion: route=primary */ select count(*) from pause_t "
+                         "where x in (10, 11)").fetchone()[0] == 2
+
+
+def _read(p) -> int:
+    with connect(p) as c:
+        return c.execute(PORT).fetchone()[0]

@@ -99,15 +99,63 @@ TEST_CASE("reload: what needs a restart is named and refused") {
     CHECK(Has(plan.need_restart, key));
   };
   refused([](Config* c) { c->proxy.listen.port = 7000; }, "proxy.listen");
-  refused([](Config* c) { c->proxy.region = "us"; }, "proxy.region");
   refused([](Config* c) { c->admin.enabled = true; }, "admin.listen");
   refused([](Config* c) { c->tls.mode = TlsMode::kAllow; }, "tls.mode");
   refused([](Config* c) { c->server_tls.mode = ServerTlsMode::kRequire; }, "server_tls.mode");
-  refused([](Config* c) { c->nodes[1].port = 6000; }, "nodes.pg2");
-  refused([](Config* c) { c->nodes.push_back({"pg3", "ap", "10.0.2.1", 5432}); }, "nodes.pg3");
-  refused([](Config* c) { c->nodes.pop_back(); }, "nodes.pg2");
-  refused([](Config* c) { std::swap(c->nodes[0], c->nodes[1]); }, "nodes");
-  refused([](Config* c) { c->health.failures_to_down = 9; }, "health.failures_to_down");
+}
+
+TEST_CASE("reload: the region and the health thresholds apply live") {
+  Config next = Base();
+  next.proxy.region = "us";
+  next.health.failures_to_down = 9;
+  ReloadPlan plan = PlanReload(Base(), next);
+  CHECK(plan.applicable());
+  CHECK(Has(plan.changed, "proxy.region"));
+  CHECK(plan.health_policy_changed);
+  CHECK_FALSE(plan.health_changed);  // the probes themselves are unchanged
+  CHECK_FALSE(plan.nodes_changed());
+  next = Base();
+  next.health.recover_hold_s = 1;
+  CHECK(PlanReload(Base(), next).health_policy_changed);
+  next = Base();
+  next.health.successes_to_up = 1;
+  CHECK(PlanReload(Base(), next).health_policy_changed);
+}
+
+TEST_CASE("reload: nodes are added and removed by name") {
+  Config next = Base();
+  next.nodes.push_back({"pg3", "ap", "10.0.2.1", 5432});
+  ReloadPlan plan = PlanReload(Base(), next);
+  CHECK(plan.applicable());
+  CHECK(plan.nodes_added == std::vector<std::string>{"pg3"});
+  CHECK(plan.nodes_removed.empty());
+  CHECK(Has(plan.changed, "nodes.pg3"));
+
+  next = Base();
+  next.nodes.erase(next.nodes.begin());
+  plan = PlanReload(Base(), next);
+  CHECK(plan.applicable());
+  CHECK(plan.nodes_removed == std::vector<std::string>{"pg1"});
+  CHECK(plan.nodes_added.empty());
+
+  // A new address or region: the same name is removed and added again.
+  for (auto change :
+       {+[](NodeConfig* n) { n->port = 6000; }, +[](NodeConfig* n) { n->host = "10.0.9.9"; },
+        +[](NodeConfig* n) { n->region = "ap"; }}) {
+    next = Base();
+    change(&next.nodes[1]);
+    plan = PlanReload(Base(), next);
+    CHECK(plan.applicable());
+    CHECK(plan.nodes_removed == std::vector<std::string>{"pg2"});
+    CHECK(plan.nodes_added == std::vector<std::string>{"pg2"});
+  }
+
+  // Order means nothing once running.
+  next = Base();
+  std::swap(next.nodes[0], next.nodes[1]);
+  plan = PlanReload(Base(), next);
+  CHECK(plan.empty());
+  CHECK_FALSE(plan.nodes_changed());
 }
 
 }  // namespace

@@ -181,6 +181,58 @@ TEST_CASE("Metrics: node gauges come from the topology snapshot") {
   CHECK(Has(text, R"(pgregion_server_connections{node="pg-c",region="us",state="idle"} 0)"));
 }
 
+TEST_CASE("Metrics: a reload adds and retires nodes; histograms never move") {
+  Config config = ThreeNodeConfig();
+  Metrics m(config);
+  LoopHistogram* eu_replica = m.QueryHistogram(1, false);
+  LoopHistogram* wait_c = m.PoolWaitHistogram(2);
+  m.Routed(1, false, RouteReason::kRead);
+  // A node in a new region, then one in a known region.
+  m.AddNode("pg-d", "ap");
+  m.AddNode("pg-e", "eu");
+  CHECK(m.QueryHistogram(1, false) == eu_replica);
+  CHECK(m.PoolWaitHistogram(2) == wait_c);
+  CHECK(m.QueryHistogram(4, false) == eu_replica);
+  REQUIRE(m.QueryHistogram(3, true) != nullptr);
+  CHECK(m.QueryHistogram(3, true) != m.QueryHistogram(0, true));
+  REQUIRE(m.PoolWaitHistogram(4) != nullptr);
+  m.Routed(3, false, RouteReason::kRead);
+  CHECK(m.routed_count(3, false, RouteReason::kRead) == 1);
+  CHECK(m.routed_count(1, false, RouteReason::kRead) == 1);
+
+  // pg-b removed, then added back under index 5: only the new one is exported.
+  auto topo = ProbedTopology(config);
+  topo->AddNode({"pg-d", "ap"}, 2000);
+  topo->AddNode({"pg-e", "eu"}, 2000);
+  topo->RetireNode(1, 2000);
+  m.RetireNode(1);
+  m.AddNode("pg-b", "eu");
+  topo->AddNode({"pg-b", "eu"}, 2000);
+  ConnectionCounts conns;
+  conns.servers.resize(6);
+  std::string text = m.RenderText(*topo->snapshot(), conns);
+  CHECK(Has(text,
+            R"(pgregion_routed_total{node="pg-d",region="ap",role="replica",reason="read"} 1)"));
+  CHECK(Has(text,
+            R"(pgregion_routed_total{node="pg-b",region="eu",role="replica",reason="read"} 0)"));
+  CHECK(Has(text, R"(pgregion_query_duration_seconds_count{region="ap",role="primary"} 0)"));
+  CHECK(Has(text, R"(pgregion_node_up{node="pg-b",region="eu"} 0)"));
+  CHECK(Has(text, R"(pgregion_node_up{node="pg-a",region="eu"} 1)"));
+  // One series per label set: the retired pg-b is gone from every family.
+  auto count = [&](std::string_view needle) {
+    size_t n = 0;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  CHECK(count(R"(pgregion_node_up{node="pg-b")") == 1);
+  CHECK(count(R"(pgregion_pool_wait_seconds_count{node="pg-b"})") == 1);
+  CHECK(count(R"(pgregion_server_connections{node="pg-b",region="eu",state="idle"})") == 1);
+  CHECK(count(R"(pgregion_routed_total{node="pg-b",region="eu",role="replica",reason="read"})") ==
+        1);
+}
+
 TEST_CASE("Metrics: errors and read-your-writes fallbacks by kind") {
   Config config = ThreeNodeConfig();
   Metrics m(config);

@@ -118,6 +118,42 @@ TEST_CASE("status: every node with role, health, RTT, LSNs, lag and pools") {
   CHECK(Text(t, e0, "failover") == "true");
 }
 
+TEST_CASE("status: nodes by index after a reload; retired ones left out; paused shown") {
+  Config config = ThreeNodeConfig();
+  auto topo = ProbedTopology(config);
+  // A reload removed pg-b and added pg-d; the new file lists pg-d first.
+  topo->RetireNode(1, 2000);
+  topo->AddNode({"pg-d", "eu"}, 2000);
+  Config next = config;
+  next.nodes = {{"pg-d", "eu", "10.0.0.9", 6000}, config.nodes[0], config.nodes[2]};
+  StatusInput in;
+  in.config = &next;
+  in.topology = topo->snapshot().get();
+  in.nodes = {{.config = &config.nodes[0]},
+              {.config = &config.nodes[1]},
+              {.config = &config.nodes[2], .paused = true},
+              {.config = &next.nodes[0]}};
+  std::string json = RenderStatusJson(in);
+  CAPTURE(json);
+  JsonTree t;
+  REQUIRE(t.Parse(json));
+  JsonTree::Index nodes = t.Member(0, "nodes");
+  JsonTree::Index a = Element(t, nodes, 0);
+  JsonTree::Index c = Element(t, nodes, 1);
+  JsonTree::Index d = Element(t, nodes, 2);
+  REQUIRE(d != JsonTree::kNone);
+  CHECK(Element(t, nodes, 3) == JsonTree::kNone);
+  CHECK(t.RawString(a, "name") == "pg-a");
+  CHECK(Text(t, a, "paused") == "false");
+  CHECK(t.RawString(c, "name") == "pg-c");
+  CHECK(t.RawString(c, "host") == "10.0.1.1");
+  CHECK(Text(t, c, "paused") == "true");
+  CHECK(t.RawString(d, "name") == "pg-d");
+  CHECK(t.RawString(d, "host") == "10.0.0.9");
+  CHECK(Text(t, d, "port") == "6000");
+  CHECK(Text(t, d, "up") == "false");
+}
+
 TEST_CASE("status: strings are escaped") {
   Config config = ThreeNodeConfig();
   config.proxy.region = "a\"b\\c\nd\x01";

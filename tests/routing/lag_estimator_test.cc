@@ -36,6 +36,19 @@ TEST_CASE("Topology LagEstimator: idle primary shows no lag; a new write after a
   CHECK(lag.LagMs(Lsn(7000), 61'000) == 1000);
 }
 
+TEST_CASE("Topology LagEstimator: an idle primary past a page or segment header is no lag") {
+  LagEstimator lag;
+  // The last record ended at a page boundary (0/4002000): the insert LSN is past
+  // the next page's 24-byte header, the replicas' replay LSN at the boundary.
+  for (uint64_t t = 0; t <= 60'000; t += 500) lag.AddPrimarySample(t, Lsn(0x4002000 + 24));
+  CHECK(lag.LagMs(Lsn(0x4002000), 60'000) == 0);
+  CHECK(lag.LagMs(Lsn(0x4001ff0), 60'000) == 60'000);  // before the boundary: behind
+  // At a segment start the header is 40 bytes.
+  LagEstimator seg;
+  for (uint64_t t = 0; t <= 60'000; t += 500) seg.AddPrimarySample(t, Lsn(0x4000000 + 40));
+  CHECK(seg.LagMs(Lsn(0x4000000), 60'000) == 0);
+}
+
 TEST_CASE("Topology LagEstimator: replica older than the history gives a lower bound") {
   LagEstimator lag(4);
   for (uint64_t t = 0; t < 10; ++t) lag.AddPrimarySample(t * 1000, Lsn(1000 + t * 1000));

@@ -318,5 +318,90 @@ TEST_CASE("Topology: the same primary returning is no failover and keeps its lag
   CHECK(topo.snapshot()->nodes[1].lag_ms == t - 2000);
 }
 
+TEST_CASE("Topology: a reload adds a node at the end, unknown until probed") {
+  Topology topo(ThreeNodes(), Options());
+  topo.OnProbeSuccess(0, Primary(10'000), 100);
+  const TopologySnapshotPtr before = topo.snapshot();
+  CHECK(topo.AddNode(NodeSpec{"pg-sa", "sa-east"}, 200) == 3);
+  CHECK(topo.size() == 4);
+  const auto snap = topo.snapshot();
+  REQUIRE(snap->nodes.size() == 4);
+  CHECK(snap->nodes[3].name == "pg-sa");
+  CHECK(snap->nodes[3].region == "sa-east");
+  CHECK(snap->nodes[3].index == 3);
+  CHECK_FALSE(snap->nodes[3].up);
+  CHECK(snap->primary == 0);
+  // A snapshot handed out before keeps its own names.
+  CHECK(before->nodes.size() == 3);
+  CHECK(before->nodes[2].name == "pg-ap");
+  topo.OnProbeSuccess(3, Replica(9'000), 300);
+  CHECK(topo.snapshot()->nodes[3].up);
+  CHECK(topo.snapshot()->nodes[3].is_replica());
+  CHECK(topo.snapshot()->nodes[3].lag_known);
+}
+
+TEST_CASE("Topology: a retired node is down for good and ignores probes") {
+  Topology topo(ThreeNodes(), Options());
+  topo.OnProbeSuccess(0, Primary(10'000), 100);
+  topo.OnProbeSuccess(1, Replica(9'000), 100);
+  TopologyUpdate u = topo.RetireNode(1, 200);
+  CHECK_FALSE(u.primary_changed);
+  auto snap = topo.snapshot();
+  CHECK(snap->nodes[1].retired);
+  CHECK_FALSE(snap->nodes[1].up);
+  CHECK_FALSE(snap->nodes[1].lag_known);
+  CHECK(snap->nodes[1].name == "pg-eu");  // the index stays
+  CHECK(topo.size() == 3);
+  for (uint64_t t = 300; t < 30'000; t += 500) {
+    u = topo.OnProbeSuccess(1, Replica(9'500), t);
+    CHECK(u.health == Change::kNone);
+    topo.OnReplayLsn(1, Lsn(9'900), t);
+  }
+  CHECK_FALSE(topo.snapshot()->nodes[1].up);
+  CHECK(topo.OnProbeFailure(1, Failure::kDataPath, 40'000).health == Change::kNone);
+  CHECK(topo.RetireNode(1, 41'000).primary_changed == false);  // idempotent
+
+  // Retiring the primary: no primary until another node reports the role.
+  u = topo.RetireNode(0, 50'000);
+  CHECK(u.primary_changed);
+  CHECK(topo.snapshot()->primary_state == PrimaryState::kNone);
+  topo.OnProbeSuccess(0, Primary(11'000), 50'500);
+  CHECK(topo.snapshot()->primary == -1);
+  // The same name added back is a new node at a new index.
+  CHECK(topo.AddNode(NodeSpec{"pg-us", "us-east"}, 51'000) == 3);
+  u = topo.OnProbeSuccess(3, Primary(11'000), 51'500);
+  CHECK(u.primary_changed);
+  CHECK(topo.snapshot()->primary == 3);
+}
+
+TEST_CASE("Topology: new health thresholds judge the next probes") {
+  Topology topo(ThreeNodes(), Options());  // failures_to_down = 3
+  topo.OnProbeSuccess(0, Primary(10'000), 0);
+  topo.OnProbeFailure(0, Failure::kProbeError, 100);
+  CHECK(topo.snapshot()->nodes[0].up);
+  HealthPolicy quick{.failures_to_down = 2, .successes_to_up = 1, .recover_hold_ms = 0};
+  topo.SetHealthPolicy(quick);
+  CHECK(topo.OnProbeFailure(0, Failure::kProbeError, 200).health == Change::kWentDown);
+  // Back after one success with no hold.
+  CHECK(topo.OnProbeSuccess(0, Primary(10'000), 300).health == Change::kWentUp);
+  // Nodes added later take the new policy too.
+  topo.AddNode(NodeSpec{"pg-sa", "sa-east"}, 400);
+  topo.OnProbeSuccess(3, Replica(9'000), 500);
+  topo.OnProbeFailure(3, Failure::kProbeError, 600);
+  CHECK(topo.OnProbeFailure(3, Failure::kProbeError, 700).health == Change::kWentDown);
+}
+
+TEST_CASE("Topology: a replica at the page boundary an idle primary is past is caught up") {
+  Topology topo(ThreeNodes(), Options());
+  for (uint64_t t = 0; t <= 20'000; t += 500) {
+    topo.OnProbeSuccess(0, Primary(0x4000000 + 40), t);  // a segment's long header
+    topo.OnProbeSuccess(1, Replica(0x4000000), t);
+  }
+  const auto snap = topo.snapshot();
+  CHECK(snap->nodes[1].lag_known);
+  CHECK(snap->nodes[1].lag_bytes == 0);
+  CHECK(snap->nodes[1].lag_ms == 0);
+}
+
 }  // namespace
 }  // namespace pgregion::routing
