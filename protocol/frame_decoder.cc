@@ -15,12 +15,29 @@ namespace {
 // The type byte plus the int32 length.
 constexpr size_t kHeaderSize = 5;
 
+}  // namespace
+
 uint32_t ReadUint32(std::string_view in) {
   return (static_cast<uint32_t>(static_cast<unsigned char>(in[0])) << 24) |
          (static_cast<uint32_t>(static_cast<unsigned char>(in[1])) << 16) |
          (static_cast<uint32_t>(static_cast<unsigned char>(in[2])) << 8) |
          static_cast<uint32_t>(static_cast<unsigned char>(in[3]));
 }
+
+bool SplitWholeMessage(std::string_view* rest, Frame* frame) {
+  if (rest->size() < kHeaderSize) return false;
+  const uint32_t length = ReadUint32(rest->substr(1));
+  if (length < 4 || size_t{length} + 1 > rest->size()) return false;
+  frame->type = (*rest)[0];
+  frame->length = length;
+  frame->bytes = rest->substr(0, size_t{length} + 1);
+  frame->body = frame->bytes.substr(kHeaderSize);
+  frame->first = frame->last = true;
+  rest->remove_prefix(frame->bytes.size());
+  return true;
+}
+
+namespace {
 
 DecodeResult Error(absl::Status status) {
   DecodeResult r;

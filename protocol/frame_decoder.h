@@ -44,6 +44,14 @@ struct DecodeResult {
   absl::Status error;
 };
 
+// A big-endian int32 from the first 4 bytes of `in` (at least 4 bytes long).
+uint32_t ReadUint32(std::string_view in);
+
+// Splits the first whole message off `*rest`: bytes a MessageDecoder already
+// framed and checked, queued whole (the proxy's own buffers). Returns false,
+// leaving `*rest` as it is, when `*rest` does not start with a whole message.
+bool SplitWholeMessage(std::string_view* rest, Frame* frame);
+
 // Tagged messages: 1 type byte, int32 length (self-inclusive), body.
 class MessageDecoder {
  public:

@@ -360,19 +360,8 @@ void ClientSession::SendDispatched() {
   // The messages that waited were whole and checked by the client decoder
   // when queued; re-frame them to rewrite statement names for this server.
   std::string_view rest = unit;
-  while (rest.size() >= 5 && server_ != nullptr) {
-    p::Frame f;
-    f.type = rest[0];
-    f.length = (uint32_t{static_cast<uint8_t>(rest[1])} << 24) |
-               (uint32_t{static_cast<uint8_t>(rest[2])} << 16) |
-               (uint32_t{static_cast<uint8_t>(rest[3])} << 8) | uint32_t{static_cast<uint8_t>(rest[4])};
-    if (f.length < 4) break;  // cannot happen: the client decoder checked it
-    const size_t size = std::min<size_t>(size_t{f.length} + 1, rest.size());
-    f.bytes = rest.substr(0, size);
-    f.body = f.bytes.substr(5);
-    Send(f);
-    rest.remove_prefix(size);
-  }
+  p::Frame f;
+  while (server_ != nullptr && p::SplitWholeMessage(&rest, &f)) Send(f);
   to_server_.erase(0, unit.size());
   dispatched_bytes_ = 0;
   if (to_server_.empty() && to_server_.capacity() > 64 * 1024) std::string().swap(to_server_);

@@ -82,10 +82,7 @@ bool ClientSession::MayDeliver(std::string_view bytes) {
   size_t off = 0;
   while (off + 5 <= bytes.size()) {
     char type = bytes[off];
-    uint32_t len = (uint32_t{static_cast<uint8_t>(bytes[off + 1])} << 24) |
-                   (uint32_t{static_cast<uint8_t>(bytes[off + 2])} << 16) |
-                   (uint32_t{static_cast<uint8_t>(bytes[off + 3])} << 8) |
-                   uint32_t{static_cast<uint8_t>(bytes[off + 4])};
+    const uint32_t len = p::ReadUint32(bytes.substr(off + 1));
     if (retry_.seen < retry_.delivered.size()) {
       // The client already has this reply from an earlier attempt.
       if (type != retry_.delivered[retry_.seen]) {

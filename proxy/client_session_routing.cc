@@ -239,16 +239,11 @@ bool ClientSession::DeferExtendedBegin() {
   std::string out;
   int executes = 0;
   std::string_view rest = to_server_;
-  while (rest.size() >= 5) {
-    const char type = rest[0];
-    const uint32_t len = (uint32_t{static_cast<uint8_t>(rest[1])} << 24) |
-                         (uint32_t{static_cast<uint8_t>(rest[2])} << 16) |
-                         (uint32_t{static_cast<uint8_t>(rest[3])} << 8) |
-                         uint32_t{static_cast<uint8_t>(rest[4])};
-    if (len < 4 || size_t{len} + 1 > rest.size()) return false;
-    const std::string_view body = rest.substr(5, len - 4);
-    rest.remove_prefix(size_t{len} + 1);
-    switch (type) {
+  p::Frame f;
+  while (!rest.empty()) {
+    if (!p::SplitWholeMessage(&rest, &f)) return false;
+    const std::string_view body = f.body;
+    switch (f.type) {
       case 'P':
         if (body.empty() || body[0] != '\0') return false;
         p::MessageWriter(&out).Begin('1').End();
@@ -278,7 +273,6 @@ bool ClientSession::DeferExtendedBegin() {
         return false;
     }
   }
-  if (!rest.empty()) return false;
   std::string_view tail = unnamed_statement_.parse_tail;
   begin_text_.assign(tail.substr(0, tail.find('\0')));
   deferred_begin_ = true;

@@ -408,3 +408,31 @@ TEST_CASE("DecodeStartupPacket + ParseStartupPacket: packets from real clients")
 
 }  // namespace
 }  // namespace pgregion::protocol
+
+namespace pgregion::protocol {
+namespace {
+
+TEST_CASE("SplitWholeMessage: walks queued whole messages, stops at a partial one") {
+  // Sync ('S', length 4), then Query "x" ('Q', length 6), then a cut-off header.
+  std::string queued("S\0\0\0\x04Q\0\0\0\x06x\0Q\0\0", 17);
+  std::string_view rest = queued;
+  Frame f;
+  REQUIRE(SplitWholeMessage(&rest, &f));
+  CHECK(f.type == 'S');
+  CHECK(f.length == 4);
+  CHECK(f.bytes.size() == 5);
+  CHECK(f.body.empty());
+  REQUIRE(SplitWholeMessage(&rest, &f));
+  CHECK(f.type == 'Q');
+  CHECK(f.body == std::string_view("x\0", 2));
+  CHECK(rest.size() == 5);
+  CHECK_FALSE(SplitWholeMessage(&rest, &f));
+  CHECK(rest.size() == 5);  // untouched
+  std::string bad("S\0\0\0\x03", 5);  // a length below 4
+  rest = bad;
+  CHECK_FALSE(SplitWholeMessage(&rest, &f));
+  CHECK(ReadUint32(std::string_view("\x01\x02\x03\x04", 4)) == 0x01020304u);
+}
+
+}  // namespace
+}  // namespace pgregion::protocol
