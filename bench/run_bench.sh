@@ -13,6 +13,7 @@
 #   SCALE [10]      pgbench -i scale factor (initialized once, directly on Postgres)
 #   IDLE_CLIENTS [2000]  idle connections for the memory measurement (0 skips it)
 #   BENCH_OUT       also write the report (Markdown) to this file
+#   WORKLOADS_ONLY  comma-separated subset of "-S", "-S -M extended", "-N" (quick checks)
 #   plus REPLICAS, AUTH, POOL_SIZE, PGREGION_BIN, BENCH_WORK, KEEP_WORK (bench/lib.sh)
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -28,6 +29,8 @@ IDLE_CLIENTS=${IDLE_CLIENTS:-2000}
 if ((IDLE_CLIENTS + 100 > MAX_CLIENTS)); then MAX_CLIENTS=$((IDLE_CLIENTS + 1000)); fi
 
 WORKLOADS=("-S" "-S -M extended" "-N")
+# WORKLOADS_ONLY="-N" (comma-separated) runs a subset, for quick checks while tuning.
+if [[ -n ${WORKLOADS_ONLY:-} ]]; then IFS=, read -ra WORKLOADS <<<"$WORKLOADS_ONLY"; fi
 declare -A WORKLOAD_NAME=(
   ["-S"]="select-only, simple (-S)"
   ["-S -M extended"]="select-only, extended (-S -M extended)"

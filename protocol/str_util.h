@@ -46,13 +46,14 @@ void StrAppend(std::string* out, const Args&... args) {
   (strings_internal::Append(out, args), ...);
 }
 
+// ASCII case folding, as PostgreSQL folds keywords and setting names; not
+// std::tolower, which is a locale-dependent libc call per byte.
+inline char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
+
 inline bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
+    if (AsciiLower(a[i]) != AsciiLower(b[i])) return false;
   }
   return true;
 }

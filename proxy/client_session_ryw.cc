@@ -9,8 +9,9 @@
 // tracker swallows the probe's reply or error. Never a simple Query (it would
 // destroy the client's unnamed statement), and never behind COPY FROM STDIN
 // (the copy would abort): such a batch is probed after its ReadyForQuery.
-// Sessions that never write pay nothing. See DESIGN.md "Consistency levels
-// and read-your-writes tokens".
+// Sessions that never write pay nothing, and neither does an instance with a
+// single node configured (no replica a token could be checked on). See
+// DESIGN.md "Consistency levels and read-your-writes tokens".
 
 #include "protocol/message_builder.h"
 #include "protocol/messages.h"
@@ -49,6 +50,11 @@ void ClientSession::AfterUnitSent() {
   const bool may_end =
       sent.ends_transaction || (server->tx_status() == 'I' && !sent.begins_transaction);
   if (!may_end) return;
+  // With a single node configured no read can go anywhere but the primary, so
+  // a token has no use and its probe (a server round of its own, pipelined)
+  // would only cost. wrote_ stays set: should a reload add a replica, this
+  // session's causal reads keep to the primary until its next write's token.
+  if (views.size() < 2) return;
   // A read pipelined behind a write (on the primary: its token is not known
   // yet) ends nothing new: the probe already in flight covers that write.
   if (!sent.write && !sent.ends_transaction && !probe_units_.empty()) return;

@@ -127,8 +127,13 @@ Route Router::Decide(const RouteContext& ctx) {
   req.paused = cluster.paused;
   switch (ctx.consistency) {
     case Consistency::kCausal: {
-      // Only the primary surely has a write whose position is not known yet.
-      if (ctx.write_pending) return on_primary(RouteReason::kRywFallback);
+      // Only the primary surely has a write whose position is not known yet
+      // (with a single node configured it is never probed: nothing to fall
+      // back from).
+      if (ctx.write_pending) {
+        return on_primary(topo->nodes.size() < 2 ? RouteReason::kNoReplica
+                                                 : RouteReason::kRywFallback);
+      }
       for (const RywToken* t : {&ctx.session_token, &ctx.hint_token}) {
         // A token of another cluster cannot be compared with these replicas.
         if (t->valid() && topo->system_identifier != 0 &&

@@ -20,6 +20,26 @@ inline bool StartsNumber(std::string_view s, size_t i) {
   return IsDigit(At(s, i)) && (i == 0 || !IsIdentByte(At(s, i - 1)));
 }
 
+// Bytes after which a `-` before a number can only be a unary minus (an
+// operator, or the start of a list element): `+ -5`, `(-5`, `, -5`, `= -5`.
+inline bool IsSignContext(unsigned char c) {
+  return c != 0 && std::string_view("(,+-*/<>=~!@#%^&|`?").find(static_cast<char>(c)) !=
+                       std::string_view::npos;
+}
+
+// At i: past a `-` that is the sign of the number right after it, else i.
+// The sign must follow `(` or `,` directly, or a space after one of the
+// IsSignContext bytes (`x + -5`); `x -5` is a subtraction and `<-5` one
+// operator, so neither counts. pgbench's TPC-B script adds negative deltas
+// half the time: without this every sign flip would miss.
+size_t SkipSign(std::string_view s, size_t i) {
+  if (At(s, i) != '-' || !IsDigit(At(s, i + 1)) || i == 0) return i;
+  const unsigned char p = At(s, i - 1);
+  if (p == '(' || p == ',') return i + 1;
+  if (p == ' ' && i >= 2 && IsSignContext(At(s, i - 2))) return i + 1;
+  return i;
+}
+
 // At a digit that starts a token: the end of the numeric run, or npos when
 // what follows makes it something else (`1e5`, `1.2.3`, `12abc`).
 size_t NumberEnd(std::string_view s, size_t i) {
@@ -79,8 +99,12 @@ bool ShapeMemo::SameShape(std::string_view a, std::string_view b) {
     // Back up to its start over the identical digits (and dot) before.
     size_t back = 0;
     while (back < d && (IsDigit(At(a, i - back - 1)) || a[i - back - 1] == '.')) ++back;
-    const size_t sa = i - back;
-    const size_t sb = j - back;
+    size_t sa = i - back;
+    size_t sb = j - back;
+    if (back == 0) {  // a sign may be there in one text only
+      sa = SkipSign(a, sa);
+      sb = SkipSign(b, sb);
+    }
     if (!StartsNumber(a, sa) || !StartsNumber(b, sb)) return false;
     i = NumberEnd(a, sa);
     j = NumberEnd(b, sb);
@@ -89,9 +113,12 @@ bool ShapeMemo::SameShape(std::string_view a, std::string_view b) {
 }
 
 size_t ShapeMemo::Slot(std::string_view sql) {
-  // FNV-style over 8-byte words; a word holding a digit is cut before it and ends the hash.
+  // FNV-style over 8-byte words; a word holding a digit or a `-` (a sign one
+  // text of the shape may lack) is cut before it and ends the hash.
   constexpr uint64_t kPrime = 1099511628211ull;
   constexpr uint64_t kZeros = 0x3030303030303030ull;  // '0' in every byte
+  constexpr uint64_t kMinus = 0x2D2D2D2D2D2D2D2Dull;  // '-' in every byte
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
   constexpr uint64_t kTens = 0x0A0A0A0A0A0A0A0Aull;
   constexpr uint64_t kHigh = 0x8080808080808080ull;
   uint64_t h = 14695981039346656037ull;
@@ -100,11 +127,12 @@ size_t ShapeMemo::Slot(std::string_view sql) {
     uint64_t w = 0;  // the last word is padded with zero bytes (never digits)
     std::memcpy(&w, sql.data() + k, std::min<size_t>(8, n - k));
     const uint64_t y = w ^ kZeros;  // digits become bytes 0..9
-    // The lowest flagged byte is the first one below 10 (exact: no borrow
-    // reaches it from the bytes before, which are all 10 or more).
-    const uint64_t digits = (y - kTens) & ~y & kHigh;
-    if (digits != 0) {
-      const int keep = __builtin_ctzll(digits) / 8;  // bytes before the digit (little endian)
+    const uint64_t z = w ^ kMinus;  // '-' becomes 0 (padding never does)
+    // In each test the lowest flagged byte is exact (no borrow reaches it
+    // from the bytes before, which all fail the test), so the lowest of both.
+    const uint64_t cut = ((y - kTens) & ~y & kHigh) | ((z - kOnes) & ~z & kHigh);
+    if (cut != 0) {
+      const int keep = __builtin_ctzll(cut) / 8;  // bytes before the cut (little endian)
       w = keep == 0 ? 0 : w & (~uint64_t{0} >> (64 - 8 * keep));
       return static_cast<size_t>(((h ^ w) * kPrime) >> 32) % kSlots;
     }

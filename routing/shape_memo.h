@@ -8,6 +8,9 @@
 // identifier byte or `.`. Such runs are numeric literals, so the two texts
 // lex to the same tokens apart from literal values, which is finer than the
 // normalizer's key: a memo hit never classifies differently from the cache.
+// A number may also gain or lose a unary minus where `-` can only be a sign
+// (after `(`, `,`, or an operator and a space): the normalizer keys `-5` and
+// `5` apart, but a literal's sign never changes a classification.
 // Texts whose digits could sit inside a quoted identifier or a comment (a
 // hint like `max_staleness=500ms`) are never stored: any `"`, `--` or `/*`
 // opts the text out. Only results the cache itself would keep are stored.
@@ -51,8 +54,8 @@ class ShapeMemo {
     std::string text;
     std::shared_ptr<const Classification> value;
   };
-  // The slot: a hash of the bytes before the first digit (identical in texts
-  // of one shape), at most kSlotPrefix of them.
+  // The slot: a hash of the bytes before the first digit or `-` (identical
+  // in texts of one shape), at most kSlotPrefix of them.
   static size_t Slot(std::string_view sql);
   static constexpr size_t kSlots = 64;
   static constexpr size_t kSlotPrefix = 32;

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 import pgwire
+from pgregion import Pgregion
 from test_routing import _wait_topology, connect
 
 CLUSTER_KW = {"replicas": 1}
@@ -83,6 +84,27 @@ def test_reading_session_gets_no_token(cluster, start_proxy):
             c.execute("select 1").fetchone()
         assert _token(c) is None
         assert c.execute("show pgregion.ryw_token").fetchone()[0] == ""
+
+
+def test_single_node_instance_sends_no_token(cluster, pgregion_bin):
+    """With only the primary configured every read is on the primary: writes
+    are not probed and no token is sent, and the session works as usual."""
+    primary = cluster.primary
+    node = {"name": primary.name, "region": "local", "host": primary.host, "port": primary.port}
+    p = Pgregion(cluster, binary=pgregion_bin, nodes=[node])
+    try:
+        with connect(p) as c:
+            c.execute("create table if not exists ryw_single(x int)")
+            c.execute("insert into ryw_single values (1)")
+            c.execute("begin")
+            c.execute("insert into ryw_single values (2)")
+            c.execute("commit")
+            assert _token(c) is None
+            assert c.execute("show pgregion.ryw_token").fetchone()[0] == ""
+            assert c.execute("select count(*) from ryw_single").fetchone()[0] >= 2
+            assert c.execute("select inet_server_port()").fetchone()[0] == primary.port
+    finally:
+        p.stop(check=True)
 
 
 def test_presenting_tokens(cluster, start_proxy):

@@ -131,6 +131,20 @@ TEST_CASE("Consistency: a write whose token is not known yet keeps causal reads 
   CHECK(f.Read().node == 1);
 }
 
+TEST_CASE("Consistency: with a single node a pending write is no fallback") {
+  // A single-node instance never probes for tokens (nothing to read from).
+  Fixture f;
+  f.snap.nodes.resize(1);
+  f.outstanding.resize(1);
+  f.view.node_count = 1;
+  f.view.outstanding = f.outstanding;
+  f.ctx.write_pending = true;
+  const Route r = f.Read();
+  CHECK(r.node == 0);
+  CHECK(r.reason == RouteReason::kNoReplica);
+  CHECK(r.wait_ms == 0);
+}
+
 TEST_CASE("Consistency: tokens from another cluster or a newer timeline never wait") {
   Fixture f;
   f.ctx.session_token = Fixture::Token(0x100, 1, kSysId + 1);
