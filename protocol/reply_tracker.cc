@@ -62,6 +62,32 @@ void ReplyTracker::SkipAfterError(Decision* d) {
   if (entries_.empty()) skipping_ = true;  // its Sync has not been sent yet
 }
 
+bool ReplyTracker::Completes(char entry_type, char type) {
+  switch (entry_type) {
+    case 'P':
+      return type == '1';
+    case 'B':
+      return type == '2';
+    case 'C':
+      return type == '3';
+    case 'D':
+      return type == 'T' || type == 'n';  // after ParameterDescription for statements
+    case 'E':
+      return type == 'C' || type == 'I' || type == 's';
+    default:
+      return false;  // Query/Sync/FunctionCall end at ReadyForQuery
+  }
+}
+
+bool ReplyTracker::PassesThrough(char type) const {
+  if (!due_.empty() || entries_.empty()) return false;
+  const Entry& e = entries_.front();
+  if (e.synthesized || e.owner != Owner::kClient) return false;
+  // What OnBackendMessage() looks at itself (and 'S', which the caller does).
+  if (type == 'Z' || type == 'E' || type == 'S') return false;
+  return !Completes(e.type, type);
+}
+
 ReplyTracker::Decision ReplyTracker::OnBackendMessage(char type) {
   Decision d;
   MoveDue();
@@ -114,27 +140,7 @@ ReplyTracker::Decision ReplyTracker::OnBackendMessage(char type) {
     default:
       break;
   }
-  bool complete = false;
-  switch (e.type) {
-    case 'P':
-      complete = type == '1';
-      break;
-    case 'B':
-      complete = type == '2';
-      break;
-    case 'C':
-      complete = type == '3';
-      break;
-    case 'D':
-      complete = type == 'T' || type == 'n';  // after ParameterDescription for statements
-      break;
-    case 'E':
-      complete = type == 'C' || type == 'I' || type == 's';
-      break;
-    default:
-      break;  // Query/Sync/FunctionCall end at ReadyForQuery
-  }
-  if (complete) {
+  if (Completes(e.type, type)) {
     Pop(&d, /*failed=*/false);
     MoveDue();
   }

@@ -53,6 +53,10 @@ class ReplyTracker {
 
   // Classifies one backend message and advances.
   Decision OnBackendMessage(char type);
+  // True when OnBackendMessage(type) would only say "forward to the client"
+  // and change nothing (rows, descriptions and completions of a client's
+  // Query; rows of its Execute): the caller may skip it.
+  bool PassesThrough(char type) const;
 
   bool has_due() const { return !due_.empty(); }
   // Appends the synthesized replies that are due to `out`.
@@ -75,6 +79,8 @@ class ReplyTracker {
     uint32_t tag;
   };
   static bool EndsUnit(char type) { return type == 'Q' || type == 'S' || type == 'F'; }
+  // Whether backend message `type` is the reply that completes an entry of `entry_type`.
+  static bool Completes(char entry_type, char type);
   void Pop(Decision* d, bool failed);
   void MoveDue();
   void SkipAfterError(Decision* d);

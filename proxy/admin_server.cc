@@ -143,7 +143,7 @@ absl::Status AdminServer::Listen(const ListenAddress& address) {
 void AdminServer::OnConnection(uv_stream_t* listener, int status) {
   auto* self = static_cast<AdminServer*>(listener->data);
   if (status < 0 || self == nullptr) return;
-  Stream* stream = Stream::Create(self->loop_, nullptr);
+  Stream* stream = Stream::Create(self->loop_, /*flush=*/nullptr, nullptr);
   if (stream->Accept(listener) != 0) {
     stream->Close();
     return;

@@ -428,7 +428,7 @@ void ClientSession::ForwardToClient(std::string_view bytes) {
   if ((retry_.armed || retry_.pending) && !MayDeliver(bytes)) return;
   stream_->Write(bytes);
   if (server_ != nullptr && stream_->pending_bytes() > kHighWater) {
-    stream_->Flush();
+    stream_->FlushNow();
     if (stream_->pending_bytes() > kHighWater) server_->PauseReading();
   }
 }

@@ -81,6 +81,9 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
   void OnServerFailed(const std::string& error_response, bool node_failure);
   // From the bound server connection.
   void ForwardToClient(std::string_view bytes);
+  // Whether ForwardToClient() passes every message through unlooked-at (no
+  // read retry is holding replies back), so the server may batch them.
+  bool ForwardsPlainly() const { return !retry_.armed && !retry_.pending; }
   // Read-your-writes capture (client_session_ryw.cc). True when the client's
   // ReadyForQuery is held until an LSN probe answers.
   bool HoldReadyForQuery(std::string_view bytes);
@@ -154,6 +157,7 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
   // Consistency levels and read-your-writes waits (client_session_consistency.cc).
   void AddConsistencyHints(const routing::StatementHints& hints);
   void ApplyConsistency(routing::RouteContext* ctx);
+  void SetConsistency(std::string_view value);
   // What the read must see as of now (tokens move while a unit waits or is held).
   void RefreshConsistency(routing::RouteContext* ctx) const;
   // Router::Decide for a unit about to be dispatched; a causal read that no
@@ -318,6 +322,9 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
   routing::RoutePreference default_route_ = routing::RoutePreference::kAuto;  // from the config
   std::string default_consistency_;
   std::string consistency_ = "causal";
+  // consistency_ parsed (it is read for every unit); set with SetConsistency().
+  std::optional<routing::StatementHints::Consistency> consistency_level_ =
+      routing::StatementHints::Consistency::kCausal;
   std::string max_staleness_;
   // Read-your-writes: the session's own token (its writes) and the latest one
   // it presented; reads must see the later of the two.

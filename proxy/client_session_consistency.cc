@@ -32,9 +32,14 @@ void ClientSession::AddConsistencyHints(const r::StatementHints& hints) {
   if (hints.ryw_token) unit_.ryw_token = *hints.ryw_token;
 }
 
+void ClientSession::SetConsistency(std::string_view value) {
+  consistency_.assign(value.data(), value.size());
+  consistency_level_ = r::StatementHints::ParseConsistency(value);
+}
+
 void ClientSession::ApplyConsistency(r::RouteContext* ctx) {
   std::optional<r::Consistency> level = unit_.consistency;
-  if (!level) level = r::StatementHints::ParseConsistency(consistency_);
+  if (!level) level = consistency_level_;
   ctx->consistency = level.value_or(r::Consistency::kCausal);
   std::optional<int64_t> staleness = unit_.max_staleness_ms;
   if (!staleness && !max_staleness_.empty()) {

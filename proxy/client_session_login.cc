@@ -311,7 +311,7 @@ void ClientSession::SendWelcome(Pool* pool) {
   }
   route_pref_ = default_route_;
   default_consistency_ = std::string(config.DefaultConsistency(user_, database_));
-  consistency_ = default_consistency_;
+  SetConsistency(default_consistency_);
   TakeProxySettings(&startup_params_);
   // What the client sees: the backend's defaults, overridden by its own startup values.
   for (const SessionParams::Entry& e : pool->params().entries()) params_.Set(e.name, e.value);

@@ -486,7 +486,7 @@ bool ClientSession::SetProxySetting(std::string_view name, std::string_view valu
   }
   if (name == "pgregion.consistency") {
     if (value.empty()) {  // RESET
-      consistency_ = default_consistency_;
+      SetConsistency(default_consistency_);
       return true;
     }
     std::optional<r::StatementHints::Consistency> level = r::StatementHints::ParseConsistency(value);
@@ -495,7 +495,7 @@ bool ClientSession::SetProxySetting(std::string_view name, std::string_view valu
                       "\" (expected strong, causal, bounded or eventual)");
       return false;
     }
-    consistency_ = std::string(r::StatementHints::ConsistencyName(*level));
+    SetConsistency(r::StatementHints::ConsistencyName(*level));
     return true;
   }
   if (name == "pgregion.max_staleness") {

@@ -82,6 +82,7 @@ int main(int argc, char** argv) {
     // Let close callbacks run before the app's memory goes away.
     uv_run(loop, UV_RUN_DEFAULT);
   }
+  uv_run(loop, UV_RUN_DEFAULT);  // close callbacks of what ~ProxyApp closed
   uv_loop_close(loop);
   LogInfo("exit").Kv("code", rc);
   return rc;

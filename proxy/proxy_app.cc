@@ -58,7 +58,7 @@ class CancelSender : public Stream::Handler {
  public:
   static void Send(uv_loop_t* loop, const sockaddr_storage& addr, uint32_t pid, uint32_t secret) {
     auto* self = new CancelSender(pid, secret);
-    self->stream_ = Stream::Create(loop, self);
+    self->stream_ = Stream::Create(loop, /*flush=*/nullptr, self);
     if (self->stream_->Connect(reinterpret_cast<const sockaddr*>(&addr)) != 0) {
       self->stream_->Close();
       delete self;
@@ -116,6 +116,7 @@ std::string NumericHost(const sockaddr_storage& addr) {
 
 ProxyApp::ProxyApp(uv_loop_t* loop, std::shared_ptr<const Config> config)
     : loop_(loop),
+      flush_queue_(FlushQueue::Create(loop)),
       config_(std::move(config)),
       topology_(NodeSpecsFrom(*config_), TopologyOptionsFrom(config_->health)),
       latency_(config_->nodes.size()),
@@ -135,7 +136,7 @@ void ProxyApp::ApplyRoutingConfig() {
   cluster_view_.ryw_wait_ms = config_->routing.ryw_wait_ms;
 }
 
-ProxyApp::~ProxyApp() = default;
+ProxyApp::~ProxyApp() { flush_queue_->Close(); }
 
 absl::StatusOr<NodeRuntime> ProxyApp::ResolveNode(const NodeConfig& n) {
   NodeRuntime rt;
@@ -465,7 +466,7 @@ absl::Status ProxyApp::Start() {
 void ProxyApp::OnConnection(uv_stream_t* server, int status) {
   auto* self = static_cast<ProxyApp*>(server->data);
   if (status < 0 || self->shutting_down_) return;
-  Stream* stream = Stream::Create(self->loop_, nullptr);
+  Stream* stream = Stream::Create(self->loop_, self->flush_queue_, nullptr);
   if (stream->Accept(server) != 0) {
     stream->Close();
     return;

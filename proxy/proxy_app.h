@@ -42,6 +42,7 @@
 #include "absl/status/statusor.h"
 #include "protocol/scram.h"
 #include "proxy/config.h"
+#include "proxy/flush_queue.h"
 #include "proxy/health_checker.h"
 #include "proxy/metrics.h"
 #include "proxy/replay_poller.h"
@@ -91,6 +92,8 @@ class ProxyApp : private HealthChecker::Observer {
   bool all_paused() const { return pause_all_; }
 
   uv_loop_t* loop() const { return loop_; }
+  // Where the streams of client sessions and server connections defer sends.
+  FlushQueue* flush_queue() const { return flush_queue_; }
   const Config& config() const { return *config_; }
   uint64_t NowMs() const { return uv_now(loop_); }
 
@@ -191,6 +194,7 @@ class ProxyApp : private HealthChecker::Observer {
   void ApplyRoutingConfig();
 
   uv_loop_t* loop_;
+  FlushQueue* flush_queue_;  // closed (and so freed) by ~ProxyApp
   std::shared_ptr<const Config> config_;
   // Configs replaced by reloads: sessions keep pointers into the one they logged
   // in with (their [[users]] entry). Reloads are rare; they are kept for good.

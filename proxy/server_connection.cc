@@ -35,7 +35,7 @@ ServerConnection::ServerConnection(Pool* pool, uv_loop_t* loop, uint64_t id)
     : pool_(pool),
       loop_(loop),
       id_(id),
-      stream_(Stream::Create(loop, this)),
+      stream_(Stream::Create(loop, pool->app()->flush_queue(), this)),
       decoder_(kMaxBackendMessage, kStreamThreshold) {
   decoder_.SetStreamable('D', true);
   decoder_.SetStreamable('d', true);
@@ -161,6 +161,7 @@ size_t ServerConnection::Process(std::string_view data) {
     p::DecodeResult r = decoder_.Next(data.substr(off));
     if (r.status == p::DecodeStatus::kNeedMore) break;
     if (r.status == p::DecodeStatus::kError) {
+      FlushSpan();
       Lost(StrCat("protocol error from backend: ", r.error.message()));
       return off;
     }
@@ -171,7 +172,20 @@ size_t ServerConnection::Process(std::string_view data) {
       HandleMessage(r.frame);
     }
   }
+  FlushSpan();  // it points into `data`
   return off;
+}
+
+void ServerConnection::AddToSpan(std::string_view bytes) {
+  if (!span_.empty() && span_.data() + span_.size() != bytes.data()) FlushSpan();
+  span_ = span_.empty() ? bytes : std::string_view(span_.data(), span_.size() + bytes.size());
+}
+
+void ServerConnection::FlushSpan() {
+  if (span_.empty()) return;
+  const std::string_view span = span_;
+  span_ = {};
+  if (client_ != nullptr) client_->ForwardToClient(span);
 }
 
 void ServerConnection::HandleLoginMessage(const p::Frame& frame) {
@@ -288,6 +302,12 @@ void ServerConnection::HandleAuthRequest(std::string_view body) {
 }
 
 void ServerConnection::HandleMessage(const p::Frame& frame) {
+  // The bulk of a result (rows of a Query or Execute): straight into the batch.
+  if (frame.first && frame.last && client_ != nullptr && frame.type != 'V' &&
+      tracker_.PassesThrough(frame.type) && client_->ForwardsPlainly()) {
+    AddToSpan(frame.bytes);
+    return;
+  }
   p::ReplyTracker::Decision d;
   if (frame.first) {
     d = tracker_.OnBackendMessage(frame.type);
@@ -308,6 +328,16 @@ void ServerConnection::HandleMessage(const p::Frame& frame) {
     pending_parses_.pop_front();
   }
   bool to_client = d.action == p::ReplyTracker::Action::kForward && client_ != nullptr;
+  // Rows, descriptions, completions and the like go to the client as they
+  // are: batch consecutive ones into one write to the client's buffer.
+  // Anything else first hands over the batch, so the order never changes.
+  if (to_client && frame.first && frame.last && !d.unit_done && !tracker_.has_due() &&
+      frame.type != 'Z' && frame.type != 'V' && frame.type != 'S' && frame.type != 'E' &&
+      client_->ForwardsPlainly()) {
+    AddToSpan(frame.bytes);
+    return;
+  }
+  FlushSpan();
   if (frame.first && frame.last) {
     switch (frame.type) {
       case 'Z': {

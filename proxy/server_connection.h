@@ -120,6 +120,9 @@ class ServerConnection : public Stream::Handler {
   void HandleLoginMessage(const protocol::Frame& frame);
   void HandleAuthRequest(std::string_view body);
   void HandleMessage(const protocol::Frame& frame);
+  // Hands the batched pass-through bytes to the client (see HandleMessage).
+  void FlushSpan();
+  void AddToSpan(std::string_view bytes);
   // `node_failure`: the node itself failed (refused, timed out, reset, cannot
   // connect now), as opposed to this login (auth, unknown database).
   void LoginFailed(std::string error_response, bool node_failure = false);
@@ -136,6 +139,9 @@ class ServerConnection : public Stream::Handler {
   protocol::ReplyTracker tracker_;
   protocol::ReplyTracker::Decision stream_decision_;  // for the pieces of a streamed message
   std::string in_;  // unconsumed partial message
+  // Consecutive pass-through messages of the buffer Process() is walking,
+  // forwarded to the client in one piece before anything else happens.
+  std::string_view span_;
   std::unique_ptr<protocol::ScramClient> scram_;
   char tx_status_ = 'I';
   uint32_t backend_pid_ = 0;

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "protocol/str_util.h"
+#include "proxy/flush_queue.h"
 #include "proxy/tls_context.h"
 
 namespace pgregion::proxy {
@@ -21,15 +22,22 @@ bool g_read_buffer_busy = false;
 // An idle connection should not keep a large write buffer alive.
 constexpr size_t kKeepBufferCapacity = 64 * 1024;
 
+// More than this queued is sent at once: deferring gains nothing for bulk data,
+// and the backpressure checks after Flush() want to see what the kernel left.
+constexpr size_t kDeferLimit = 256 * 1024;
+
 void ShrinkIfLarge(std::string& s) {
   if (s.empty() && s.capacity() > kKeepBufferCapacity) std::string().swap(s);
 }
 
 }  // namespace
 
-Stream* Stream::Create(uv_loop_t* loop, Handler* handler) { return new Stream(loop, handler); }
+Stream* Stream::Create(uv_loop_t* loop, FlushQueue* flush, Handler* handler) {
+  return new Stream(loop, flush, handler);
+}
 
-Stream::Stream(uv_loop_t* loop, Handler* handler) : handler_(handler) {
+Stream::Stream(uv_loop_t* loop, FlushQueue* flush, Handler* handler)
+    : handler_(handler), flush_(flush) {
   uv_tcp_init(loop, &tcp_);
   tcp_.data = this;
   write_req_.data = this;
@@ -215,6 +223,16 @@ void Stream::Write(std::string_view data) {
 
 void Stream::Flush() {
   if (closing_ || writing_ || out_.empty()) return;
+  if (flush_ != nullptr && !flush_->closed() && out_.size() <= kDeferLimit) {
+    flush_->Add(this);
+    return;
+  }
+  FlushNow();
+}
+
+void Stream::FlushNow() {
+  if (flush_queued_) flush_->Remove(this);
+  if (closing_ || writing_ || out_.empty()) return;
   uv_buf_t buf = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
   int n = uv_try_write(uv(), &buf, 1);
   if (n == static_cast<int>(out_.size())) {
@@ -257,7 +275,7 @@ void Stream::WriteCb(uv_write_t* req, int status) {
     self->Close();
     return;
   }
-  self->Flush();  // whatever was queued while this write was in flight
+  self->FlushNow();  // whatever was queued while this write was in flight
   if (self->closing_ || self->writing_ || !self->out_.empty()) return;
   // Drained: a peer paused for backpressure may resume.
   if (self->handler_ != nullptr) self->handler_->OnStreamDrained();
@@ -272,13 +290,16 @@ void Stream::CloseAfterFlush() {
     Close();
     return;
   }
-  Flush();
+  FlushNow();
 }
 
 void Stream::Close() {
   if (closing_) return;
+  handler_ = nullptr;  // a failing send below must not call back
+  // What Flush() deferred is sent as it would have been without the queue.
+  if (flush_queued_) FlushNow();
+  if (closing_) return;  // FlushNow() closed it (CloseAfterFlush)
   closing_ = true;
-  handler_ = nullptr;
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), CloseCb);
 }
 

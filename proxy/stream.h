@@ -3,8 +3,9 @@
 //
 // Owns its uv_tcp_t; always heap-allocated with Create() and freed only in the
 // libuv close callback. After Close() the handler is never called again. Writes
-// are queued in one buffer and sent by Flush(), so a burst of messages becomes a
-// single send. Runs on the loop thread only.
+// are queued in one buffer and sent by Flush() at the end of the loop iteration
+// (FlushQueue), so a burst of messages becomes a single send. Runs on the loop
+// thread only.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -16,6 +17,8 @@
 #include "absl/status/status.h"
 
 namespace pgregion::proxy {
+
+class FlushQueue;
 
 class Stream {
  public:
@@ -34,7 +37,8 @@ class Stream {
     virtual void OnStreamDrained() {}
   };
 
-  static Stream* Create(uv_loop_t* loop, Handler* handler);
+  // `flush`: where Flush() defers sends to; nullptr sends at once.
+  static Stream* Create(uv_loop_t* loop, FlushQueue* flush, Handler* handler);
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
 
@@ -55,8 +59,12 @@ class Stream {
 
   // Queues plaintext (encrypted when TLS is on).
   void Write(std::string_view data);
-  // Sends what is queued.
+  // Sends what is queued once this loop iteration's callbacks are done (at
+  // once without a FlushQueue, or when much is queued: pending_bytes() then
+  // counts only what the kernel did not take, as backpressure checks expect).
   void Flush();
+  // Sends what is queued now.
+  void FlushNow();
   // Bytes queued or in flight.
   size_t pending_bytes() const { return out_.size() + inflight_.size(); }
 
@@ -68,7 +76,8 @@ class Stream {
   std::string PeerAddress();
 
  private:
-  Stream(uv_loop_t* loop, Handler* handler);
+  friend class FlushQueue;
+  Stream(uv_loop_t* loop, FlushQueue* flush, Handler* handler);
   ~Stream();
 
   static void AllocCb(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
@@ -95,6 +104,11 @@ class Stream {
   bool writing_ = false;
   bool closing_ = false;
   bool close_after_flush_ = false;
+  // FlushQueue's intrusive list.
+  FlushQueue* flush_;
+  bool flush_queued_ = false;
+  Stream* flush_prev_ = nullptr;
+  Stream* flush_next_ = nullptr;
 };
 
 }  // namespace pgregion::proxy

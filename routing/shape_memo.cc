@@ -1,16 +1,24 @@
 #include "routing/shape_memo.h"
 
+#include <array>
 #include <cstring>
 
 namespace pgregion::routing {
 namespace {
 
 inline bool IsDigit(unsigned char c) { return static_cast<unsigned char>(c - '0') < 10; }
-// Bytes that continue an identifier (scan.l: ident_cont, plus `$` for `$1`).
-inline bool IsIdentByte(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || IsDigit(c) || c == '_' || c == '$' ||
-         c >= 0x80;
+// Bytes that continue an identifier (scan.l: ident_cont, plus `$` for `$1`),
+// as a table: one load per byte on the lookup path.
+constexpr std::array<bool, 256> MakeIdentBytes() {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    t[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '$' || c >= 0x80;
+  }
+  return t;
 }
+constexpr std::array<bool, 256> kIdentBytes = MakeIdentBytes();
+inline bool IsIdentByte(unsigned char c) { return kIdentBytes[c]; }
 
 inline unsigned char At(std::string_view s, size_t i) {
   return i < s.size() ? static_cast<unsigned char>(s[i]) : 0;
@@ -125,7 +133,11 @@ size_t ShapeMemo::Slot(std::string_view sql) {
   const size_t n = std::min(sql.size(), kSlotPrefix);
   for (size_t k = 0; k < n; k += 8) {
     uint64_t w = 0;  // the last word is padded with zero bytes (never digits)
-    std::memcpy(&w, sql.data() + k, std::min<size_t>(8, n - k));
+    if (k + 8 <= n) {
+      std::memcpy(&w, sql.data() + k, 8);  // a fixed size: one load, not a call
+    } else {
+      std::memcpy(&w, sql.data() + k, n - k);
+    }
     const uint64_t y = w ^ kZeros;  // digits become bytes 0..9
     const uint64_t z = w ^ kMinus;  // '-' becomes 0 (padding never does)
     // In each test the lowest flagged byte is exact (no borrow reaches it

@@ -932,3 +932,49 @@ TEST_CASE("ReplyTracker: random batches against a model of the server") {
 
 }  // namespace
 }  // namespace pgregion::protocol
+
+namespace pgregion::protocol {
+namespace {
+
+// PassesThrough() promises that OnBackendMessage() would forward and change
+// nothing: check it against the real thing over random traffic.
+TEST_CASE("ReplyTracker: PassesThrough agrees with OnBackendMessage") {
+  std::mt19937 rng(20261122);
+  const std::string frontend = "PBCDEQSF";
+  const std::string backend = "123TDCInsNAEZVtS";
+  for (int round = 0; round < 2000; ++round) {
+    ReplyTracker t;
+    for (int step = 0; step < 12; ++step) {
+      if (rng() % 3 != 0) {
+        const char type = frontend[rng() % frontend.size()];
+        const Owner owner = rng() % 4 == 0 ? Owner::kProxy : Owner::kClient;
+        if (rng() % 8 == 0) {
+          t.Synthesize("1\0\0\0\4");
+        } else {
+          (void)t.Expect(type, owner, 0, rng() % 2 == 0 ? 'S' : 'P');
+        }
+        continue;
+      }
+      const char type = backend[rng() % backend.size()];
+      const bool passes = t.PassesThrough(type);
+      const size_t pending = t.pending();
+      const size_t client_pending = t.client_pending();
+      const bool due = t.has_due();
+      const ReplyTracker::Decision d = t.OnBackendMessage(type);
+      if (passes) {
+        CHECK(d.action == Action::kForward);
+        CHECK(d.owner == Owner::kClient);
+        CHECK_FALSE(d.unit_done);
+        CHECK_FALSE(d.unsolicited);
+        CHECK(d.tagged_parses_ok == 0);
+        CHECK(d.tagged_parses_failed == 0);
+        CHECK(t.pending() == pending);
+        CHECK(t.client_pending() == client_pending);
+        CHECK(t.has_due() == due);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace pgregion::protocol

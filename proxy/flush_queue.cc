@@ -1,0 +1,66 @@
+#include "proxy/flush_queue.h"
+
+#include "proxy/stream.h"
+
+namespace pgregion::proxy {
+
+FlushQueue* FlushQueue::Create(uv_loop_t* loop) { return new FlushQueue(loop); }
+
+FlushQueue::FlushQueue(uv_loop_t* loop) : loop_(loop) {
+  uv_prepare_init(loop, &prepare_);
+  uv_check_init(loop, &check_);
+  prepare_.data = this;
+  check_.data = this;
+  uv_prepare_start(&prepare_, Run<uv_prepare_t>);
+  uv_check_start(&check_, Run<uv_check_t>);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&prepare_));
+  uv_unref(reinterpret_cast<uv_handle_t*>(&check_));
+}
+
+void FlushQueue::Add(Stream* s) {
+  if (s->flush_queued_) return;
+  s->flush_queued_ = true;
+  s->flush_prev_ = nullptr;
+  s->flush_next_ = head_;
+  if (head_ != nullptr) head_->flush_prev_ = s;
+  head_ = s;
+}
+
+void FlushQueue::Remove(Stream* s) {
+  if (!s->flush_queued_) return;
+  s->flush_queued_ = false;
+  if (s->flush_prev_ != nullptr) {
+    s->flush_prev_->flush_next_ = s->flush_next_;
+  } else {
+    head_ = s->flush_next_;
+  }
+  if (s->flush_next_ != nullptr) s->flush_next_->flush_prev_ = s->flush_prev_;
+  s->flush_next_ = nullptr;
+  s->flush_prev_ = nullptr;
+}
+
+void FlushQueue::FlushAll() {
+  // A send may fail and make handlers queue or close other streams: always
+  // take the current head (FlushNow() removes it).
+  while (head_ != nullptr) head_->FlushNow();
+}
+
+template <typename Handle>
+void FlushQueue::Run(Handle* handle) {
+  static_cast<FlushQueue*>(handle->data)->FlushAll();
+}
+
+void FlushQueue::Close() {
+  if (closed_) return;
+  closed_ = true;
+  FlushAll();
+  uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), CloseCb);
+  uv_close(reinterpret_cast<uv_handle_t*>(&check_), CloseCb);
+}
+
+void FlushQueue::CloseCb(uv_handle_t* handle) {
+  auto* self = static_cast<FlushQueue*>(handle->data);
+  if (--self->open_handles_ == 0) delete self;
+}
+
+}  // namespace pgregion::proxy
