@@ -177,6 +177,28 @@ REPORT=$BENCH_WORK/report.md
     done
     echo "${line%;}"
   done
+  echo
+  echo "pgregion/PgBouncer TPS ratio per round (the two ran back to back in each round, so drift"
+  echo "that moves both cancels out; the spread shows how far one round can be trusted):"
+  echo
+  for workload in "${WORKLOADS[@]}"; do
+    a=${PER_RUN[$workload|pgregion]:-}
+    b=${PER_RUN[$workload|pgbouncer]:-}
+    [[ -n $a && -n $b ]] || continue
+    # A failed run leaves a gap that would pair rounds wrongly.
+    [[ -z ${FAILED[$workload|pgregion]:-} && -z ${FAILED[$workload|pgbouncer]:-} ]] || continue
+    awk -v name="${WORKLOAD_NAME[$workload]}" -v a="$a" -v b="$b" 'BEGIN {
+      n = split(a, x, /, /); m = split(b, y, /, /); if (m < n) n = m
+      out = ""; won = 0; lo = 1e9; hi = 0
+      for (i = 1; i <= n; i++) {
+        r = x[i] / y[i]; out = out (i > 1 ? ", " : "") sprintf("%.2f", r)
+        if (r >= 1) won++
+        if (r < lo) lo = r
+        if (r > hi) hi = r
+      }
+      printf "- %s: %s (min %.2f, max %.2f; pgregion ahead in %d of %d rounds)\n", name, out, lo, hi, won, n
+    }'
+  done
 } >"$REPORT"
 cat "$REPORT"
 

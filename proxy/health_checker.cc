@@ -9,6 +9,7 @@
 
 #include "protocol/str_util.h"
 #include "proxy/log.h"
+#include "proxy/pq_async_connection.h"
 #include "routing/lsn.h"
 
 namespace pgregion::proxy {
@@ -44,23 +45,6 @@ constexpr int kProbeColumns = 6;
 // prefer/require, libpq would otherwise verify the server against
 // ~/.postgresql/root.crt when that file exists, unlike pooled connections.
 constexpr char kNoRootCert[] = "/dev/null/pgregion-no-root-cert";
-
-// libpq's messages span lines ("... failed: Connection refused\n\tIs the server
-// running ..."): one log value, whitespace runs folded to one space.
-std::string OneLine(const char* text) {
-  std::string out;
-  bool space = false;
-  for (char c : std::string_view(text != nullptr ? text : "")) {
-    if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
-      space = true;
-      continue;
-    }
-    if (space && !out.empty()) out += ' ';
-    space = false;
-    out += c;
-  }
-  return out;
-}
 
 template <typename T>
 bool ParseInt(std::string_view text, T* out) {
@@ -184,10 +168,10 @@ std::vector<std::pair<std::string, std::string>> HealthConnectParams(
 
 // The probe loop of one node. Heap-allocated by the checker; after Close() it
 // frees itself in the timer's close callback and calls nobody.
-class HealthChecker::NodeProbe {
+class HealthChecker::NodeProbe : public PqAsyncConnection::Handler {
  public:
   NodeProbe(HealthChecker* checker, size_t index)
-      : checker_(checker), loop_(checker->loop_), index_(index) {
+      : checker_(checker), loop_(checker->loop_), index_(index), pq_(loop_, this) {
     uv_timer_init(loop_, &timer_);
     timer_.data = this;
   }
@@ -200,7 +184,7 @@ class HealthChecker::NodeProbe {
     if (state_ == State::kClosed) return;
     state_ = State::kClosed;
     checker_ = nullptr;
-    DropConnection();
+    pq_.Drop();
     uv_timer_stop(&timer_);
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), OnTimerClosed);
   }
@@ -212,42 +196,6 @@ class HealthChecker::NodeProbe {
     kReady,       // connected, no query; the timer is the next interval
     kProbing,     // the probe query in flight; the timer is its deadline
     kClosed,
-  };
-
-  // The uv_poll_t on the connection's socket. A heap object of its own: the
-  // socket can change during PQconnectPoll, and a closing handle cannot be
-  // initialized again before its close callback.
-  class SocketWatch {
-   public:
-    static SocketWatch* Create(uv_loop_t* loop, int fd, NodeProbe* owner) {
-      auto* w = new SocketWatch(fd, owner);
-      if (uv_poll_init_socket(loop, &w->poll_, fd) != 0) {
-        delete w;
-        return nullptr;
-      }
-      return w;
-    }
-    int fd() const { return fd_; }
-    int Start(int events) { return uv_poll_start(&poll_, events, OnPoll); }
-    // Before every libpq call that may close or replace the socket: libuv then
-    // forgets the descriptor (EPOLL_CTL_DEL while it is still ours) and adds it
-    // afresh on Start, even if libpq reopened a socket under the same number.
-    void Stop() { uv_poll_stop(&poll_); }
-    void Close() {
-      owner_ = nullptr;
-      uv_close(reinterpret_cast<uv_handle_t*>(&poll_),
-               [](uv_handle_t* h) { delete static_cast<SocketWatch*>(h->data); });
-    }
-
-   private:
-    SocketWatch(int fd, NodeProbe* owner) : fd_(fd), owner_(owner) { poll_.data = this; }
-    static void OnPoll(uv_poll_t* h, int status, int events) {
-      auto* self = static_cast<SocketWatch*>(h->data);
-      if (self->owner_ != nullptr) self->owner_->OnSocket(status, events);
-    }
-    uv_poll_t poll_;
-    int fd_;
-    NodeProbe* owner_;
   };
 
   static void OnTimer(uv_timer_t* t) { static_cast<NodeProbe*>(t->data)->OnTimerFired(); }
@@ -301,145 +249,48 @@ class HealthChecker::NodeProbe {
     }
   }
 
+  // A failure to start ends in OnPqFailed, which moves on from kConnecting.
   void BeginConnect() {
-    std::vector<std::pair<std::string, std::string>> kv = HealthConnectParams(options(), target());
-    std::vector<const char*> keys;
-    std::vector<const char*> values;
-    for (const auto& [k, v] : kv) {
-      keys.push_back(k.c_str());
-      values.push_back(v.c_str());
-    }
-    keys.push_back(nullptr);
-    values.push_back(nullptr);
-    conn_ = PQconnectStartParams(keys.data(), values.data(), /*expand_dbname=*/0);
     ++epoch_;
-    fatal_.clear();
-    if (conn_ == nullptr) {
-      Fail(Failure::kProbeError, "out of memory", true);
-      return;
-    }
-    PQsetNoticeReceiver(conn_, OnNotice, this);
-    if (PQstatus(conn_) == CONNECTION_BAD) {
-      Fail(Failure::kProbeError, StrCat("connect: ", OneLine(PQerrorMessage(conn_))), true);
-      return;
-    }
     TransitionTo(State::kConnecting);
-    // Before the first PQconnectPoll, libpq's documentation says: wait to write.
-    WatchOrFail(UV_WRITABLE);
+    pq_.Start(HealthConnectParams(options(), target()), PqAsyncConnection::Notices::kToHandler);
   }
 
-  void ContinueConnect() {
-    switch (PQconnectPoll(conn_)) {
-      case PGRES_POLLING_READING:
-        WatchOrFail(UV_READABLE);
-        return;
-      case PGRES_POLLING_WRITING:
-        WatchOrFail(UV_WRITABLE);
-        return;
-      case PGRES_POLLING_OK:
-        if (PQsetnonblocking(conn_, 1) != 0) {
-          Fail(Failure::kProbeError, "cannot make the connection nonblocking", true);
-          return;
-        }
-        LogDebug("health_connected")
-            .Kv("node", target().name)
-            .Kv("epoch", epoch_)
-            .Kv("tls", PQsslInUse(conn_) ? "on" : "off");
-        SendProbe();
-        return;
-      case PGRES_POLLING_FAILED:
-      case PGRES_POLLING_ACTIVE:  // not returned by PQconnectPoll any more
-        Fail(Failure::kProbeError, StrCat("connect: ", OneLine(PQerrorMessage(conn_))), true);
-        return;
-    }
+  void OnPqConnected() override {
+    LogDebug("health_connected")
+        .Kv("node", target().name)
+        .Kv("epoch", epoch_)
+        .Kv("tls", PQsslInUse(pq_.conn()) ? "on" : "off");
+    SendProbe();
   }
 
   void SendProbe() {
-    if (watch_ != nullptr) watch_->Stop();  // libpq may drop the connection in there
-    probe_sent_ns_ = uv_hrtime();
-    if (PQsendQuery(conn_, kProbeSql) == 0) {
-      Fail(Failure::kProbeError, StrCat("send: ", OneLine(PQerrorMessage(conn_))), true);
-      return;
-    }
     TransitionTo(State::kProbing);
-    FlushAndWatch();
+    probe_sent_ns_ = uv_hrtime();
+    pq_.SendQuery(kProbeSql);
   }
 
-  // Sends what libpq still holds and watches for the reply (and for room to
-  // send the rest, if any).
-  void FlushAndWatch() {
-    int flushed = PQflush(conn_);
-    if (flushed < 0) {
-      Fail(Failure::kProbeError, StrCat("send: ", OneLine(PQerrorMessage(conn_))), true);
-      return;
-    }
-    WatchOrFail(flushed == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE);
-  }
-
-  void OnSocket(int status, int events) {
-    uint64_t now_ns = uv_hrtime();
-    if (watch_ != nullptr) watch_->Stop();
-    switch (state_) {
-      case State::kConnecting:
-        ContinueConnect();
-        return;
-      case State::kProbing:
-        ContinueProbe(now_ns, status < 0 ? UV_READABLE | UV_WRITABLE : events);
-        return;
-      case State::kReady:
-        // Idle: the server closed the connection (shutdown, 57P01, a reset) or
-        // sent something unprompted (a notice, a parameter change).
-        if (PQconsumeInput(conn_) == 0 || PQstatus(conn_) != CONNECTION_OK) {
-          Fail(Failure::kProbeError, LostText(), true);
-          return;
+  void OnPqResult(const PGresult* res) override {
+    switch (PQresultStatus(res)) {
+      case PGRES_TUPLES_OK:
+        if (!have_row_ && !error_) {
+          have_row_ = true;
+          result_ = routing::ProbeResult();
+          if (!ParseProbeRow(res, &result_, &error_text_)) error_ = true;
         }
-        while (PGnotify* n = PQnotifies(conn_)) PQfreemem(n);
-        WatchOrFail(UV_READABLE);
         return;
-      case State::kIdle:
-      case State::kClosed:
+      default:
+        if (!error_) {
+          error_ = true;
+          const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+          error_text_ = StrCat("probe: ", state != nullptr ? state : "", " ",
+                               OneLine(PQresultErrorMessage(res)));
+        }
         return;
     }
   }
 
-  void ContinueProbe(uint64_t now_ns, int events) {
-    if ((events & UV_WRITABLE) != 0 && PQflush(conn_) < 0) {
-      Fail(Failure::kProbeError, StrCat("send: ", OneLine(PQerrorMessage(conn_))), true);
-      return;
-    }
-    if ((events & UV_READABLE) != 0 && PQconsumeInput(conn_) == 0) {
-      Fail(Failure::kProbeError, LostText(), true);
-      return;
-    }
-    while (PQisBusy(conn_) == 0) {
-      PGresult* res = PQgetResult(conn_);
-      if (res == nullptr) {
-        FinishProbe(now_ns);
-        return;
-      }
-      switch (PQresultStatus(res)) {
-        case PGRES_TUPLES_OK:
-          if (!have_row_ && !error_) {
-            have_row_ = true;
-            result_ = routing::ProbeResult();
-            if (!ParseProbeRow(res, &result_, &error_text_)) error_ = true;
-          }
-          break;
-        default:
-          if (!error_) {
-            error_ = true;
-            const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-            error_text_ = StrCat("probe: ", state != nullptr ? state : "", " ",
-                                 OneLine(PQresultErrorMessage(res)));
-          }
-          break;
-      }
-      PQclear(res);
-    }
-    FlushAndWatch();
-  }
-
-  void FinishProbe(uint64_t now_ns) {
+  void OnPqQueryDone() override {
     bool ok = have_row_ && !error_;
     std::string why = std::move(error_text_);
     have_row_ = false;
@@ -447,15 +298,17 @@ class HealthChecker::NodeProbe {
     error_text_.clear();
     if (!ok) {
       // An error reply leaves a usable connection, unless the server ended it.
-      bool keep = PQstatus(conn_) == CONNECTION_OK && PQtransactionStatus(conn_) == PQTRANS_IDLE;
+      PGconn* conn = pq_.conn();
+      bool keep = PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) == PQTRANS_IDLE;
       Fail(Failure::kProbeError, why.empty() ? "probe: no result" : why, !keep);
       return;
     }
-    result_.rtt_us = (now_ns - probe_sent_ns_) / 1000;
+    // Round trip: from the send to the wakeup that brought the last of the reply.
+    result_.rtt_us = (pq_.event_ns() - probe_sent_ns_) / 1000;
     result_.connection_epoch = epoch_;
     TransitionTo(State::kReady);
     // Watched between probes too, to notice a server that goes away.
-    if (!Watch(UV_READABLE)) {
+    if (!pq_.WatchIdle()) {
       Fail(Failure::kProbeError, "cannot watch the connection's socket", true);
       return;
     }
@@ -466,15 +319,30 @@ class HealthChecker::NodeProbe {
     checker_->OnProbeSuccess(index_, result_);  // last: the observer may do anything
   }
 
+  void OnPqFailed(std::string why) override { Fail(Failure::kProbeError, std::move(why), true); }
+
+  void OnPqIdleLost(std::string cause) override {
+    Fail(Failure::kProbeError, StrCat("connection lost: ", cause), true);
+  }
+
+  // Notices, and errors the server sends outside a query (a FATAL before it
+  // closes an idle connection; the connection keeps it for OnPqIdleLost).
+  void OnPqNotice(const PGresult* res) override {
+    if (checker_ == nullptr) return;
+    LogDebug("health_notice")
+        .Kv("node", target().name)
+        .Kv("message", OneLine(PQresultErrorMessage(res)));
+  }
+
   // Reports a failure and waits for the next interval; `drop` closes the
   // connection (the next interval opens a new one).
   void Fail(Failure failure, std::string why, bool drop) {
-    if (drop) DropConnection();
+    if (drop) pq_.Drop();
     have_row_ = false;
     error_ = false;
     error_text_.clear();
-    if (conn_ != nullptr && !Watch(UV_READABLE)) DropConnection();
-    TransitionTo(conn_ != nullptr ? State::kReady : State::kIdle);
+    if (pq_.open() && !pq_.WatchIdle()) pq_.Drop();
+    TransitionTo(pq_.open() ? State::kReady : State::kIdle);
     // One line per distinct problem, not one per interval while a node is down.
     if (why != last_error_) {
       LogWarn("health_probe_failed")
@@ -488,69 +356,11 @@ class HealthChecker::NodeProbe {
     checker_->OnProbeFailure(index_, failure);  // last: the observer may do anything
   }
 
-  // (Re)arms the socket watch for `events`, on a new handle when libpq's socket
-  // is not the one watched. False when libpq has no socket (it dropped the
-  // connection) or libuv refuses it.
-  bool Watch(int events) {
-    int fd = PQsocket(conn_);
-    if (watch_ != nullptr && watch_->fd() != fd) {
-      watch_->Close();
-      watch_ = nullptr;
-    }
-    if (fd < 0) return false;
-    if (watch_ == nullptr) watch_ = SocketWatch::Create(loop_, fd, this);
-    return watch_ != nullptr && watch_->Start(events) == 0;
-  }
-
-  void WatchOrFail(int events) {
-    if (Watch(events)) return;
-    Fail(Failure::kProbeError,
-         PQstatus(conn_) == CONNECTION_OK ? std::string("cannot watch the connection's socket")
-                                          : LostText(),
-         true);
-  }
-
-  // The watch goes first: libuv must forget the descriptor before libpq closes it.
-  void DropConnection() {
-    if (watch_ != nullptr) {
-      watch_->Close();
-      watch_ = nullptr;
-    }
-    if (conn_ != nullptr) {
-      PQfinish(conn_);
-      conn_ = nullptr;
-    }
-  }
-
-  // Why the connection broke: the server's FATAL message when it sent one
-  // (57P01 on shutdown), else libpq's.
-  std::string LostText() const {
-    return StrCat("connection lost: ", fatal_.empty() ? OneLine(PQerrorMessage(conn_)) : fatal_);
-  }
-
-  // Notices, and errors the server sends outside a query (a FATAL before it
-  // closes an idle connection).
-  static void OnNotice(void* arg, const PGresult* res) {
-    auto* self = static_cast<NodeProbe*>(arg);
-    if (self->checker_ == nullptr) return;
-    const char* severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
-    if (severity != nullptr &&
-        (std::string_view(severity) == "FATAL" || std::string_view(severity) == "PANIC")) {
-      const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-      self->fatal_ = StrCat(state != nullptr ? state : "", " ",
-                            OneLine(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)));
-    }
-    LogDebug("health_notice")
-        .Kv("node", self->target().name)
-        .Kv("message", OneLine(PQresultErrorMessage(res)));
-  }
-
   HealthChecker* checker_;  // null after Close()
   uv_loop_t* loop_;
   size_t index_;
   uv_timer_t timer_;
-  SocketWatch* watch_ = nullptr;
-  PGconn* conn_ = nullptr;
+  PqAsyncConnection pq_;
   State state_ = State::kIdle;
   uint64_t epoch_ = 0;
   uint64_t cycle_start_ms_ = 0;
@@ -559,7 +369,6 @@ class HealthChecker::NodeProbe {
   bool have_row_ = false;
   bool error_ = false;
   std::string error_text_;
-  std::string fatal_;       // the server's last FATAL on this connection
   std::string last_error_;  // last failure logged at warn; empty after a success
 };
 

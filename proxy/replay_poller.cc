@@ -8,6 +8,7 @@
 
 #include "protocol/str_util.h"
 #include "proxy/log.h"
+#include "proxy/pq_async_connection.h"
 
 namespace pgregion::proxy {
 
@@ -24,30 +25,16 @@ constexpr char kPollSql[] =
     " CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() <> 'not paused'"
     " ELSE true END";
 
-std::string PqError(PGconn* conn) {
-  std::string out;
-  bool space = false;
-  for (char c : std::string_view(conn != nullptr ? PQerrorMessage(conn) : "no connection")) {
-    if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
-      space = true;
-      continue;
-    }
-    if (space && !out.empty()) out += ' ';
-    space = false;
-    out += c;
-  }
-  return out;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------- NodePoller
 
 // The connection and poll loop of one node. Heap-allocated by the poller;
 // after Close() it frees itself in the timer's close callback and calls nobody.
-class ReplayPoller::NodePoller {
+class ReplayPoller::NodePoller : public PqAsyncConnection::Handler {
  public:
-  NodePoller(ReplayPoller* owner, size_t index) : owner_(owner), index_(index) {
+  NodePoller(ReplayPoller* owner, size_t index)
+      : owner_(owner), index_(index), pq_(owner->loop_, this) {
     uv_timer_init(owner->loop_, &timer_);
     timer_.data = this;
   }
@@ -81,7 +68,7 @@ class ReplayPoller::NodePoller {
     if (state_ == State::kClosed) return;
     state_ = State::kClosed;
     owner_ = nullptr;
-    DropConnection();
+    pq_.Drop();
     uv_timer_stop(&timer_);
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_),
              [](uv_handle_t* h) { delete static_cast<NodePoller*>(h->data); });
@@ -95,39 +82,6 @@ class ReplayPoller::NodePoller {
     kPolling,     // the query in flight; the timer is its deadline
     kBackoff,     // a connect or poll failed; the timer ends the back-off
     kClosed,
-  };
-
-  // The uv_poll_t on the connection's socket, a heap object of its own: the
-  // socket can change during PQconnectPoll, and a closing handle cannot be
-  // initialized again before its close callback (as in health_checker.cc).
-  class SocketWatch {
-   public:
-    static SocketWatch* Create(uv_loop_t* loop, int fd, NodePoller* owner) {
-      auto* w = new SocketWatch(fd, owner);
-      if (uv_poll_init_socket(loop, &w->poll_, fd) != 0) {
-        delete w;
-        return nullptr;
-      }
-      return w;
-    }
-    int fd() const { return fd_; }
-    int Start(int events) { return uv_poll_start(&poll_, events, OnPoll); }
-    void Stop() { uv_poll_stop(&poll_); }
-    void Close() {
-      owner_ = nullptr;
-      uv_close(reinterpret_cast<uv_handle_t*>(&poll_),
-               [](uv_handle_t* h) { delete static_cast<SocketWatch*>(h->data); });
-    }
-
-   private:
-    SocketWatch(int fd, NodePoller* owner) : fd_(fd), owner_(owner) { poll_.data = this; }
-    static void OnPoll(uv_poll_t* h, int status, int events) {
-      auto* self = static_cast<SocketWatch*>(h->data);
-      if (self->owner_ != nullptr) self->owner_->OnSocket(status < 0 ? UV_READABLE : events);
-    }
-    uv_poll_t poll_;
-    int fd_;
-    NodePoller* owner_;
   };
 
   const HealthTarget& target() const { return owner_->targets_[index_]; }
@@ -159,145 +113,51 @@ class ReplayPoller::NodePoller {
     }
   }
 
+  // A failure to start ends in OnPqFailed, which moves on from kConnecting.
   void Connect() {
     std::vector<std::pair<std::string, std::string>> kv =
         HealthConnectParams(owner_->options_, target());
     for (auto& [k, v] : kv) {
       if (k == "application_name") v = "pgregion-ryw";
     }
-    std::vector<const char*> keys;
-    std::vector<const char*> values;
-    for (const auto& [k, v] : kv) {
-      keys.push_back(k.c_str());
-      values.push_back(v.c_str());
-    }
-    keys.push_back(nullptr);
-    values.push_back(nullptr);
-    conn_ = PQconnectStartParams(keys.data(), values.data(), /*expand_dbname=*/0);
-    if (conn_ == nullptr || PQstatus(conn_) == CONNECTION_BAD) {
-      Fail(StrCat("connect: ", PqError(conn_)));
-      return;
-    }
     state_ = State::kConnecting;
     Arm(owner_->options_.connect_timeout_ms);
-    WatchOrFail(UV_WRITABLE);  // libpq: wait to write before the first PQconnectPoll
+    pq_.Start(kv, PqAsyncConnection::Notices::kLibpqDefault);
   }
 
-  void ContinueConnect() {
-    switch (PQconnectPoll(conn_)) {
-      case PGRES_POLLING_READING:
-        WatchOrFail(UV_READABLE);
-        return;
-      case PGRES_POLLING_WRITING:
-        WatchOrFail(UV_WRITABLE);
-        return;
-      case PGRES_POLLING_OK:
-        if (PQsetnonblocking(conn_, 1) != 0) {
-          Fail("cannot make the connection nonblocking");
-          return;
-        }
-        state_ = State::kReady;
-        uv_timer_stop(&timer_);
-        poll_due_ = false;
-        if (owner_->waiter_count(index_) > 0) {
-          SendPoll();
-        } else {
-          WatchOrFail(UV_READABLE);
-        }
-        return;
-      case PGRES_POLLING_FAILED:
-      case PGRES_POLLING_ACTIVE:
-        Fail(StrCat("connect: ", PqError(conn_)));
-        return;
+  void OnPqConnected() override {
+    state_ = State::kReady;
+    uv_timer_stop(&timer_);
+    poll_due_ = false;
+    if (owner_->waiter_count(index_) > 0) {
+      SendPoll();
+    } else if (!pq_.WatchIdle()) {
+      Fail("cannot watch the connection's socket");
     }
   }
 
   void SendPoll() {
-    if (watch_ != nullptr) watch_->Stop();  // libpq may drop the connection in there
     sent_ms_ = now_ms();
-    if (PQsendQuery(conn_, kPollSql) == 0) {
-      Fail(StrCat("send: ", PqError(conn_)));
-      return;
-    }
     state_ = State::kPolling;
     Arm(owner_->options_.timeout_ms);
-    FlushAndWatch();
+    pq_.SendQuery(kPollSql);
   }
 
-  void FlushAndWatch() {
-    const int flushed = PQflush(conn_);
-    if (flushed < 0) {
-      Fail(StrCat("send: ", PqError(conn_)));
-      return;
-    }
-    WatchOrFail(flushed == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE);
-  }
-
-  void OnSocket(int events) {
-    if (watch_ != nullptr) watch_->Stop();
-    switch (state_) {
-      case State::kConnecting:
-        ContinueConnect();
-        return;
-      case State::kPolling:
-        ContinuePoll(events);
-        return;
-      case State::kReady:
-        // Between waits: the server closed the connection or said something
-        // unprompted. A lost idle connection is no failure: reconnect on demand.
-        if (PQconsumeInput(conn_) == 0 || PQstatus(conn_) != CONNECTION_OK) {
-          LogDebug("ryw_poll_connection_closed")
-              .Kv("node", target().name)
-              .Kv("error", PqError(conn_));
-          DropConnection();
-          uv_timer_stop(&timer_);
-          poll_due_ = false;
-          state_ = State::kIdle;
-          if (owner_->waiter_count(index_) > 0) Connect();
-          return;
-        }
-        while (PGnotify* n = PQnotifies(conn_)) PQfreemem(n);
-        WatchOrFail(UV_READABLE);
-        return;
-      case State::kIdle:
-      case State::kBackoff:
-      case State::kClosed:
-        return;
-    }
-  }
-
-  void ContinuePoll(int events) {
-    if ((events & UV_WRITABLE) != 0 && PQflush(conn_) < 0) {
-      Fail(StrCat("send: ", PqError(conn_)));
-      return;
-    }
-    if ((events & UV_READABLE) != 0 && PQconsumeInput(conn_) == 0) {
-      Fail(StrCat("connection lost: ", PqError(conn_)));
-      return;
-    }
-    while (PQisBusy(conn_) == 0) {
-      PGresult* res = PQgetResult(conn_);
-      if (res == nullptr) {
-        FinishPoll();
-        return;
+  void OnPqResult(const PGresult* res) override {
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 2) {
+      have_row_ = true;
+      replay_ = routing::Lsn();
+      if (!PQgetisnull(res, 0, 0)) {
+        absl::StatusOr<routing::Lsn> lsn = routing::Lsn::Parse(PQgetvalue(res, 0, 0));
+        if (lsn.ok()) replay_ = *lsn;
       }
-      if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 2) {
-        have_row_ = true;
-        replay_ = routing::Lsn();
-        if (!PQgetisnull(res, 0, 0)) {
-          absl::StatusOr<routing::Lsn> lsn = routing::Lsn::Parse(PQgetvalue(res, 0, 0));
-          if (lsn.ok()) replay_ = *lsn;
-        }
-        paused_ = PQgetisnull(res, 0, 1) || std::string_view(PQgetvalue(res, 0, 1)) == "t";
-      } else if (error_.empty()) {
-        error_ = StrCat("poll: ", PQresultErrorMessage(res));
-      }
-      PQclear(res);
+      paused_ = PQgetisnull(res, 0, 1) || std::string_view(PQgetvalue(res, 0, 1)) == "t";
+    } else if (error_.empty()) {
+      error_ = StrCat("poll: ", PQresultErrorMessage(res));
     }
-    FlushAndWatch();
   }
 
-  void FinishPoll() {
+  void OnPqQueryDone() override {
     const bool ok = have_row_ && error_.empty();
     have_row_ = false;
     std::string why = std::move(error_);
@@ -313,16 +173,28 @@ class ReplayPoller::NodePoller {
     const uint64_t now = now_ms();
     poll_due_ = true;
     Arm(due > now ? due - now : 0);
-    if (!Watch(UV_READABLE)) {
+    if (!pq_.WatchIdle()) {
       Fail("cannot watch the connection's socket");
       return;
     }
     owner_->OnPolled(index_, replay_, paused_);  // last: waiters may do anything
   }
 
+  void OnPqFailed(std::string why) override { Fail(std::move(why)); }
+
+  // Between waits the server closed the connection. A lost idle connection is
+  // no failure: reconnect on demand.
+  void OnPqIdleLost(std::string cause) override {
+    LogDebug("ryw_poll_connection_closed").Kv("node", target().name).Kv("error", cause);
+    uv_timer_stop(&timer_);
+    poll_due_ = false;
+    state_ = State::kIdle;
+    if (owner_->waiter_count(index_) > 0) Connect();
+  }
+
   // Drops the connection, backs off, and tells the waiters.
   void Fail(std::string why) {
-    DropConnection();
+    pq_.Drop();
     have_row_ = false;
     error_.clear();
     poll_due_ = false;
@@ -332,38 +204,10 @@ class ReplayPoller::NodePoller {
     owner_->OnPollFailed(index_);  // last: waiters may do anything
   }
 
-  bool Watch(int events) {
-    const int fd = PQsocket(conn_);
-    if (watch_ != nullptr && watch_->fd() != fd) {
-      watch_->Close();
-      watch_ = nullptr;
-    }
-    if (fd < 0) return false;
-    if (watch_ == nullptr) watch_ = SocketWatch::Create(owner_->loop_, fd, this);
-    return watch_ != nullptr && watch_->Start(events) == 0;
-  }
-
-  void WatchOrFail(int events) {
-    if (!Watch(events)) Fail(StrCat("cannot watch the connection's socket: ", PqError(conn_)));
-  }
-
-  // The watch goes first: libuv must forget the descriptor before libpq closes it.
-  void DropConnection() {
-    if (watch_ != nullptr) {
-      watch_->Close();
-      watch_ = nullptr;
-    }
-    if (conn_ != nullptr) {
-      PQfinish(conn_);
-      conn_ = nullptr;
-    }
-  }
-
   ReplayPoller* owner_;  // null after Close()
   size_t index_;
   uv_timer_t timer_;
-  SocketWatch* watch_ = nullptr;
-  PGconn* conn_ = nullptr;
+  PqAsyncConnection pq_;
   State state_ = State::kIdle;
   bool poll_due_ = false;  // kReady: the timer is the next poll
   uint64_t sent_ms_ = 0;
