@@ -19,22 +19,32 @@ FlushQueue::FlushQueue(uv_loop_t* loop) : loop_(loop) {
 
 void FlushQueue::Add(Stream* s) {
   if (s->flush_queued_) return;
+  const int list = s->flush_first_ ? 0 : 1;
   s->flush_queued_ = true;
-  s->flush_prev_ = nullptr;
-  s->flush_next_ = head_;
-  if (head_ != nullptr) head_->flush_prev_ = s;
-  head_ = s;
+  s->flush_next_ = nullptr;
+  s->flush_prev_ = tail_[list];
+  if (tail_[list] != nullptr) {
+    tail_[list]->flush_next_ = s;
+  } else {
+    head_[list] = s;
+  }
+  tail_[list] = s;
 }
 
 void FlushQueue::Remove(Stream* s) {
   if (!s->flush_queued_) return;
+  const int list = s->flush_first_ ? 0 : 1;
   s->flush_queued_ = false;
   if (s->flush_prev_ != nullptr) {
     s->flush_prev_->flush_next_ = s->flush_next_;
   } else {
-    head_ = s->flush_next_;
+    head_[list] = s->flush_next_;
   }
-  if (s->flush_next_ != nullptr) s->flush_next_->flush_prev_ = s->flush_prev_;
+  if (s->flush_next_ != nullptr) {
+    s->flush_next_->flush_prev_ = s->flush_prev_;
+  } else {
+    tail_[list] = s->flush_prev_;
+  }
   s->flush_next_ = nullptr;
   s->flush_prev_ = nullptr;
 }
@@ -42,7 +52,11 @@ void FlushQueue::Remove(Stream* s) {
 void FlushQueue::FlushAll() {
   // A send may fail and make handlers queue or close other streams: always
   // take the current head (FlushNow() removes it).
-  while (head_ != nullptr) head_->FlushNow();
+  for (;;) {
+    Stream* s = head_[0] != nullptr ? head_[0] : head_[1];
+    if (s == nullptr) return;
+    s->FlushNow();
+  }
 }
 
 template <typename Handle>

@@ -37,6 +37,7 @@ ServerConnection::ServerConnection(Pool* pool, uv_loop_t* loop, uint64_t id)
       id_(id),
       stream_(Stream::Create(loop, pool->app()->flush_queue(), this)),
       decoder_(kMaxBackendMessage, kStreamThreshold) {
+  stream_->set_flush_first(true);  // start the backend's work before answering clients
   decoder_.SetStreamable('D', true);
   decoder_.SetStreamable('d', true);
   uv_timer_init(loop, &timer_);

@@ -46,6 +46,10 @@ class Stream {
   int Accept(uv_stream_t* server);
   int Connect(const struct sockaddr* addr);
   void SetHandler(Handler* handler) { handler_ = handler; }
+  // Flushed before the other streams of an iteration (see FlushQueue). Set
+  // once, before the first Flush().
+  void set_flush_first(bool first) { flush_first_ = first; }
+  bool flush_first() const { return flush_first_; }
 
   void StartRead();
   void StopRead();
@@ -106,6 +110,7 @@ class Stream {
   bool close_after_flush_ = false;
   // FlushQueue's intrusive list.
   FlushQueue* flush_;
+  bool flush_first_ = false;
   bool flush_queued_ = false;
   Stream* flush_prev_ = nullptr;
   Stream* flush_next_ = nullptr;
