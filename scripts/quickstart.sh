@@ -241,6 +241,21 @@ pgbench_at() { # pgbench_at PORT LOG ARGS...: pgbench as the app user
   }
 }
 
+# The sum of a metric's samples on pgregion's /metrics whose labels contain
+# MATCH (empty when the admin endpoint cannot be read).
+metric_sum() { # metric_sum NAME MATCH
+  local addr
+  addr=$(sed -n '/^\[admin\]/,/^\[/s/^listen = "\(.*\)"/\1/p' "$CONFIG" | head -n1)
+  [[ -n $addr ]] || return 0
+  timeout 10 "$PYTHON" - "$addr" "$1" "$2" <<'PY' 2>/dev/null || true
+import sys, urllib.request
+addr, name, match = sys.argv[1:]
+text = urllib.request.urlopen(f"http://{addr}/metrics", timeout=5).read().decode()
+print(int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line.startswith(name + "{") and match in line)))
+PY
+}
+
 # The transactions one builtin script ran, from pgbench's per-script report.
 script_count() { # script_count LOG PATTERN
   awk -v pat="$2" 'index($0, pat) {f = 1; next} f && / - [0-9]+ transactions/ {print $2; exit}' "$1"
@@ -360,9 +375,13 @@ cmd_start() {
   b_us=$(xact_commits "$PRIMARY_PORT")
   b_eu=$(xact_commits "$EU_PORT")
   b_ap=$(xact_commits "$AP_PORT")
+  local fb0 fb1 fallbacks=0
+  fb0=$(metric_sum pgregion_routed_total 'reason="ryw_fallback"')
   say "mixed pgbench through pgregion: -c 8 -T 10, select-only@9 + tpcb-like@1"
   pgbench_at "$port" "$STATE/pgbench.log" -n -c 8 -j 2 -T 10 -b select-only@9 -b tpcb-like@1
   local t_mixed=$SECONDS
+  fb1=$(metric_sum pgregion_routed_total 'reason="ryw_fallback"')
+  if [[ -n $fb0 && -n $fb1 ]]; then fallbacks=$((fb1 - fb0)); fi
   local rtt_us rtt_eu rtt_ap
   read -r rtt_us rtt_eu rtt_ap <<<"$(measure_rtts "$us_relay" "$eu_relay" "$ap_relay")"
   # A backend that stays connected (pgregion's pooled ones) publishes its
@@ -380,6 +399,16 @@ cmd_start() {
   if [[ -n $reads && $reads -gt 0 ]]; then
     share=$((100 * d_eu / reads))
     ((share > 100)) && share=100
+  fi
+
+  # Reads that left eu-west: the ones right after their session's own write.
+  local ryw_note=""
+  if ((fallbacks > 0)); then
+    ryw_note="
+    the other $fallbacks reads came right after their session's own write: eu-west had not
+    replayed it within the time a detour to the primary takes, so they read on the primary
+    (read-your-writes; pgregion_routed_total{reason=\"ryw_fallback\"})
+"
   fi
 
   say "read latency: pgbench -S -c 4 -T 5 through pgregion, then at the eu-west replica directly"
@@ -411,7 +440,7 @@ cmd_start() {
     pg-ap-south  $(printf '%7s' "$d_ap")  farther away: reads go there only when eu-west cannot serve them
     (a node also counts pgregion's own transactions: the setting replays on each new server
      connection, and on the primary the read-your-writes LSN probe after each write transaction)
-
+${ryw_note}
   read latency, pgbench -S -c 4 -T 5:
     through pgregion              ${lat_proxy:-?} ms average, $(printf "%.0f" "${tps_proxy:-0}") tps
     eu-west replica directly      ${lat_direct:-?} ms average, $(printf "%.0f" "${tps_direct:-0}") tps
