@@ -405,8 +405,8 @@ cmd_start() {
   local ryw_note=""
   if ((fallbacks > 0)); then
     ryw_note="
-    the other $fallbacks reads came right after their session's own write: eu-west had not
-    replayed it within the time a detour to the primary takes, so they read on the primary
+    the other $fallbacks reads came right after their session's own write, which eu-west had not
+    replayed in time: they read on the primary
     (read-your-writes; pgregion_routed_total{reason=\"ryw_fallback\"})
 "
   fi
