@@ -48,7 +48,13 @@ SUMMARY=()
 
 mkdir -p "$LOGDIR"
 
-say() { printf '==> %s\n' "$*"; }
+START_SECONDS=$SECONDS
+# Each stage line carries the time since the start (CI's budget is 30 minutes).
+say() { printf '==> [%s] %s\n' "$(elapsed)" "$*"; }
+elapsed() {
+  local s=$((SECONDS - START_SECONDS))
+  printf '%d:%02d' $((s / 60)) $((s % 60))
+}
 slug() { tr -c 'A-Za-z0-9\n' '-' <<<"$1" | sed -E 's/-+/-/g; s/-$//'; }
 
 record() {  # record STAGE PASSED FAILED [NOTE]
@@ -128,10 +134,10 @@ integration() {
   say "$label: pytest tests/integration with PGREGION_BIN=$bin"
   # shellcheck disable=SC2086
   PGREGION_BIN=$bin timeout --kill-after=30 "$INTEGRATION_TIMEOUT" \
-    "$PYTHON" -m pytest tests/integration -p no:cacheprovider -q --color=no -rfE \
+    "$PYTHON" -m pytest tests/integration -p no:cacheprovider -q --color=no -rfE --durations=15 \
     $PYTEST_ARGS >"$log" 2>&1
   local rc=$?
-  tail -n 60 "$log"
+  tail -n 90 "$log"
   local line passed failed errors
   line=$(grep -aE '([0-9]+ (passed|failed|errors?|skipped|deselected)|no tests ran).* in [0-9.]+s' \
     "$log" | tail -n 1)
