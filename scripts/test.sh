@@ -162,8 +162,9 @@ if [[ ${PGREGION_SKIP_INSTALL:-0} != 1 ]]; then
 fi
 
 SKIP_ASAN=${PGREGION_SKIP_ASAN:-0}
-# -O1, as the sanitizers' docs advise: the default -O3 more than doubled the
-# sanitizer build's compile time for no gain in what it catches.
+# -O1, the level AddressSanitizer's documentation suggests for reasonable speed:
+# the release default -O3 more than doubled this build's compile time (5:14
+# against 2:03 on a 2-vCPU VM) while the tests it runs are not speed-bound.
 ASAN_OPTS=(-Db_sanitize=address,undefined -Db_lundef=false -Doptimization=1)
 ASAN_BUILD_PID=
 
@@ -173,7 +174,7 @@ if build "$BUILD_DIR"; then
     # The sanitizer build compiles at the lowest CPU priority while the normal
     # integration suite runs: that suite mostly waits (on servers, timeouts and
     # pgbench), so the compiler fills the idle time and CI saves the build's
-    # minutes; a niced compiler yields the CPU at once to anything the tests run.
+    # minutes; at nice 19 the compiler gives way to anything the tests run.
     (
       renice -n 19 -p "$BASHPID" >/dev/null
       build "$ASAN_DIR" "${ASAN_OPTS[@]}"
