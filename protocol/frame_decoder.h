@@ -67,6 +67,12 @@ class MessageDecoder {
   // True while in the middle of a streamed message.
   bool InStreamedMessage() const { return remaining_ > 0; }
 
+  // Changes the limit for messages whose header has not been read yet: the
+  // startup phase uses PostgreSQL's small authentication limit, the data phase
+  // the configured one.
+  void set_max_message_bytes(uint32_t max_message_bytes) { max_message_bytes_ = max_message_bytes; }
+  uint32_t max_message_bytes() const { return max_message_bytes_; }
+
  private:
   uint32_t max_message_bytes_;
   uint32_t stream_threshold_;
@@ -90,6 +96,10 @@ struct StartupDecodeResult {
 
 // PostgreSQL's own limit for startup packets.
 inline constexpr uint32_t kMaxStartupPacketLength = 10000;
+// PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH (src/backend/libpq/auth.c): the largest
+// PasswordMessage / SASLInitialResponse / SASLResponse accepted before login.
+// The declared length includes the 4 length bytes.
+inline constexpr uint32_t kMaxAuthMessageLength = 65535;
 
 [[nodiscard]] StartupDecodeResult DecodeStartupPacket(std::string_view in);
 

@@ -18,7 +18,8 @@ class AdminServer::Connection : public Stream::Handler {
   static constexpr uint64_t kLingerMs = 1000;
   static constexpr size_t kMaxLingerBytes = 1 << 20;
 
-  Connection(AdminServer* server, Stream* stream) : server_(server), stream_(stream) {
+  Connection(AdminServer* server, Stream* stream, uint64_t seq)
+      : server_(server), stream_(stream), seq_(seq) {
     uv_timer_init(server->loop_, &timer_);
     timer_.data = this;
     stream_->SetHandler(this);
@@ -28,6 +29,11 @@ class AdminServer::Connection : public Stream::Handler {
     uv_timer_start(&timer_, OnTimeout, kRequestTimeoutMs, 0);
     stream_->StartRead();
   }
+
+  // Accept order, and whether a whole request was read (and answered): what
+  // AdminServer::OnConnection looks at to pick a connection to evict.
+  uint64_t seq() const { return seq_; }
+  bool answered() const { return responded_ && !lingering_; }
 
   void Close() {
     if (closed_) return;
@@ -98,13 +104,15 @@ class AdminServer::Connection : public Stream::Handler {
       self->Close();
       return;
     }
-    self->RespondAndLinger(TextResponse(408, "no complete request within 10 s"));
+    self->RespondAndLinger(
+        TextResponse(408, StrCat("no complete request within ", kRequestTimeoutMs / 1000, " s")));
   }
 
   static void OnClosed(uv_handle_t* h) { delete static_cast<Connection*>(h->data); }
 
   AdminServer* server_;
   Stream* stream_;
+  uint64_t seq_;
   uv_timer_t timer_;
   std::string in_;
   size_t lingered_bytes_ = 0;
@@ -149,10 +157,22 @@ void AdminServer::OnConnection(uv_stream_t* listener, int status) {
     return;
   }
   if (self->connections_.size() >= kMaxConnections) {
-    stream->Close();
-    return;
+    // Refusing the new connection would let anyone who holds kMaxConnections
+    // unfinished requests open shut the port to load-balancer probes. A probe
+    // sends its request at once, so the oldest connection that has not
+    // completed a request (else the oldest, a slow reader of its answer)
+    // gives way instead: an attacker must now renew connections faster than
+    // probes arrive, and each probe is answered in one read.
+    Connection* victim = nullptr;
+    for (Connection* c : self->connections_) {
+      if (victim == nullptr || (victim->answered() && !c->answered()) ||
+          (victim->answered() == c->answered() && c->seq() < victim->seq())) {
+        victim = c;
+      }
+    }
+    victim->Close();
   }
-  auto* connection = new Connection(self, stream);
+  auto* connection = new Connection(self, stream, ++self->next_seq_);
   self->connections_.insert(connection);
   connection->Start();
 }

@@ -2,8 +2,10 @@
 // own libuv loop, reads one request head per connection, asks its Handler for
 // the response, writes it and closes (Connection: close).
 //
-// Bounded: at most kMaxConnections at once (more are closed at once), a head
-// of at most kMaxHeadBytes, kRequestTimeoutMs to send it. Malformed requests
+// Bounded: at most kMaxConnections at once (when full, the oldest connection
+// without a complete request is closed to make room, so probes get through a
+// flood of unfinished requests), a head of at most kMaxHeadBytes,
+// kRequestTimeoutMs to send it and read the answer. Malformed requests
 // get 400/431/505 (and a slow one 408) from here, then the connection lingers
 // briefly so the client reads the answer before the close; the handler sees
 // only well-formed requests. Running
@@ -34,7 +36,9 @@ class AdminServer {
 
   static constexpr size_t kMaxConnections = 64;
   static constexpr size_t kMaxHeadBytes = 8192;
-  static constexpr uint64_t kRequestTimeoutMs = 10000;
+  // A probe sends its whole request at once; a few seconds is plenty even on a
+  // loaded machine, and bounds how long an unfinished request holds a slot.
+  static constexpr uint64_t kRequestTimeoutMs = 5000;
 
   AdminServer(uv_loop_t* loop, Handler* handler);
   ~AdminServer();
@@ -57,6 +61,7 @@ class AdminServer {
   // Heap-allocated so a close callback still in flight never outlives it.
   uv_tcp_t* listener_ = nullptr;
   absl::flat_hash_set<Connection*> connections_;
+  uint64_t next_seq_ = 0;  // accept order of connections
 };
 
 }  // namespace pgregion::proxy

@@ -2,6 +2,8 @@
 
 #include "proxy/client_session.h"
 
+#include <algorithm>
+
 #include "protocol/str_util.h"
 #include "protocol/message_builder.h"
 #include "protocol/messages.h"
@@ -43,7 +45,12 @@ bool IsExtended(char t) {
 }  // namespace
 
 ClientSession::ClientSession(ProxyApp* app, Stream* stream)
-    : app_(app), stream_(stream), decoder_(app->config().proxy.max_message_bytes, kStreamThreshold) {
+    // Before login only PostgreSQL's authentication limit applies (OnLoggedIn
+    // raises it): unauthenticated clients cannot make the proxy buffer more.
+    : app_(app),
+      stream_(stream),
+      decoder_(std::min(app->config().proxy.max_message_bytes, p::kMaxAuthMessageLength),
+               kStreamThreshold) {
   decoder_.SetStreamable('d', true);
   uv_timer_init(app->loop(), &timer_);
   timer_.data = this;
@@ -54,7 +61,11 @@ ClientSession::~ClientSession() = default;
 
 void ClientSession::Start() {
   peer_ = stream_->PeerAddress();
-  ArmTimer(app_->config().proxy.client_login_timeout_ms);
+  accepted_ms_ = uv_now(app_->loop());
+  // An idle socket holds a pre-auth slot only until startup_packet_timeout_ms
+  // (HandleStartupMessage re-arms for the rest of the login timeout).
+  const ProxySection& cfg = app_->config().proxy;
+  ArmTimer(std::min(cfg.startup_packet_timeout_ms, cfg.client_login_timeout_ms));
   stream_->StartRead();
 }
 
@@ -86,6 +97,10 @@ void ClientSession::OnTimer(uv_timer_t* t) {
     case State::kStartup:
     case State::kTlsHandshake:
     case State::kAuth:
+      if (self->auth_failing_) {
+        self->SendAuthFailure();
+        return;
+      }
       self->Fatal(p::sqlstate::kProtocolViolation, "pgregion: login timeout");
       return;
     case State::kWaiting:

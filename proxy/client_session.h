@@ -62,6 +62,16 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
   void Start();
   // Process shutdown: tells the client and closes.
   void Shutdown();
+  // Admission (proxy_app.cc, pre_auth_budget.h). True until the client sent
+  // its StartupMessage: the connections evicted when the pre-auth budget is full.
+  bool AwaitingStartup() const {
+    return !refuse_too_many_ && (state_ == State::kStartup || state_ == State::kTlsHandshake);
+  }
+  // The pre-auth budget is full and this idle connection is the oldest: it gives way.
+  void Evict();
+  // Accepted over a full budget: answer the StartupMessage with 53300
+  // ("sorry, too many clients already") instead of authenticating.
+  void RefuseAfterStartup() { refuse_too_many_ = true; }
   State state() const { return state_; }
   ServerConnection* server() const { return server_; }
   uint32_t secret() const { return secret_; }
@@ -130,6 +140,7 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
   size_t ProcessStartup(std::string_view data);
   void HandleStartupMessage(std::string_view body, bool* stop);
   void HandleAuthMessage(const protocol::Frame& frame);
+  void SendAuthFailure();
   void OnLoggedIn();
   void SendWelcome(Pool* pool);
   // Data path.
@@ -220,6 +231,12 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
   std::string database_;
   const UserConfig* user_ = nullptr;
   std::unique_ptr<ClientAuth> auth_;
+  uint64_t accepted_ms_ = 0;       // loop time at Start(): the login timeout counts from it
+  bool refuse_too_many_ = false;   // RefuseAfterStartup()
+  // A failed login's ErrorResponse, sent once proxy.auth_failure_delay_ms has
+  // passed (the timer); reads stop meanwhile.
+  bool auth_failing_ = false;
+  std::string auth_failure_;
   SessionParams startup_params_;  // what the client asked for at startup
   SessionParams params_;          // what the client believes it has
   uint32_t pid_ = 0;

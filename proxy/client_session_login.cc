@@ -6,13 +6,13 @@
 #include <cstring>
 
 #include "protocol/str_util.h"
-#include "protocol/str_util.h"
 #include "protocol/message_builder.h"
 #include "protocol/messages.h"
 #include "protocol/sqlstate.h"
 #include "proxy/admin_console.h"
 #include "proxy/client_session.h"
 #include "proxy/log.h"
+#include "proxy/log_rate_limiter.h"
 #include "proxy/pool.h"
 #include "proxy/proxy_app.h"
 
@@ -160,6 +160,13 @@ void ClientSession::HandleStartupMessage(std::string_view body, bool* stop) {
       break;
   }
 
+  if (refuse_too_many_) {
+    // Accepted over a full pre-auth budget; answered only now, like
+    // PostgreSQL, so the client has sent what it had and reads the answer.
+    Fatal(p::sqlstate::kTooManyConnections, "sorry, too many clients already");
+    *stop = true;
+    return;
+  }
   const p::StartupMessage& sm = pkt->startup;
   std::vector<std::string_view> unsupported;
   std::string options;
@@ -221,6 +228,10 @@ void ClientSession::HandleStartupMessage(std::string_view body, bool* stop) {
   auth_ = std::make_unique<ClientAuth>(user_, user_name_, app_->VerifierFor(user_),
                                        std::move(cert_hash));
   TransitionTo(State::kAuth);
+  // The StartupMessage came: the rest of the login timeout applies.
+  const uint64_t elapsed = uv_now(app_->loop()) - accepted_ms_;
+  const uint64_t login_ms = cfg.proxy.client_login_timeout_ms;
+  ArmTimer(login_ms > elapsed ? login_ms - elapsed : 1);
   ClientAuth::Step step = auth_->Begin();
   stream_->Write(step.out);
   stream_->Flush();
@@ -228,26 +239,58 @@ void ClientSession::HandleStartupMessage(std::string_view body, bool* stop) {
 }
 
 void ClientSession::HandleAuthMessage(const p::Frame& frame) {
+  if (auth_failing_) return;  // pipelined after the failed attempt: ignored
   if (frame.type != 'p' || !frame.first || !frame.last) {
     Fatal(p::sqlstate::kProtocolViolation,
           StrCat("expected password response, got message type ", int{frame.type}));
     return;
   }
   ClientAuth::Step step = auth_->OnPasswordMessage(frame.body);
-  stream_->Write(step.out);
+  // A failure's answer is held back (below).
+  if (step.result != ClientAuth::Result::kFail) stream_->Write(step.out);
   switch (step.result) {
     case ClientAuth::Result::kContinue:
       stream_->Flush();
       return;
-    case ClientAuth::Result::kFail:
+    case ClientAuth::Result::kFail: {
       app_->metrics().Error(ErrorKind::kAuthFailed);
-      LogWarn("auth_failed").Kv("user", user_name_).Kv("client", peer_);
-      Close("authentication failed");
+      if (app_->unauth_log().Allow(UnauthEvent::kAuthFailed, uv_now(app_->loop()))) {
+        LogWarn("auth_failed").Kv("user", user_name_).Kv("client", peer_);
+      }
+      // Like PostgreSQL's auth_delay: the answer waits, and the connection
+      // keeps its pre-auth slot meanwhile, which bounds how fast passwords
+      // can be tried (max_unauthenticated_connections per delay).
+      auth_failing_ = true;
+      auth_failure_.swap(step.out);
+      auth_.reset();
+      stream_->StopRead();
+      const uint32_t delay = app_->config().proxy.auth_failure_delay_ms;
+      if (delay == 0) {
+        SendAuthFailure();
+      } else {
+        ArmTimer(delay);
+      }
       return;
+    }
     case ClientAuth::Result::kOk:
       OnLoggedIn();
       return;
   }
+}
+
+void ClientSession::SendAuthFailure() {
+  stream_->Write(auth_failure_);
+  auth_failure_.clear();
+  Close("authentication failed");
+}
+
+void ClientSession::Evict() {
+  app_->metrics().Error(ErrorKind::kClientLimit);
+  if (state_ == State::kTlsHandshake) {
+    Close("evicted: too many unauthenticated connections");  // no channel to answer on yet
+    return;
+  }
+  Fatal(p::sqlstate::kTooManyConnections, "sorry, too many clients already");
 }
 
 void ClientSession::OnStreamTlsReady() {
@@ -269,6 +312,9 @@ void ClientSession::OnStreamTlsReady() {
 void ClientSession::OnLoggedIn() {
   auth_.reset();
   uv_timer_stop(&timer_);
+  app_->OnAuthenticated(this);
+  // Logged in: messages up to proxy.max_message_bytes from now on.
+  decoder_.set_max_message_bytes(app_->config().proxy.max_message_bytes);
   LogDebug("client_login").Kv("user", user_name_).Kv("database", database_).Kv("client", peer_);
   if (database_ == AdminConsole::kDatabase) {
     std::string error;

@@ -32,6 +32,12 @@ struct ProxySection {
   uint32_t max_client_connections = 1000;
   uint32_t max_message_bytes = 64u << 20;  // 64 MiB
   uint32_t client_login_timeout_ms = 15000;
+  // Connections accepted but not yet authenticated (pre_auth_budget.h).
+  uint32_t max_unauthenticated_connections = 200;
+  // Time a new connection has to send its StartupMessage (within the login timeout).
+  uint32_t startup_packet_timeout_ms = 5000;
+  // Delay before a failed login is answered (like PostgreSQL's auth_delay).
+  uint32_t auth_failure_delay_ms = 300;
   uint32_t shutdown_timeout_s = 30;
 };
 

@@ -289,6 +289,9 @@ void ReadProxy(Section& s, ProxySection* p) {
   s.Uint("max_client_connections", &p->max_client_connections, 1);
   s.Uint("max_message_bytes", &p->max_message_bytes, kMinMessageBytes);
   s.Uint("client_login_timeout_ms", &p->client_login_timeout_ms, 1);
+  s.Uint("max_unauthenticated_connections", &p->max_unauthenticated_connections, 1);
+  s.Uint("startup_packet_timeout_ms", &p->startup_packet_timeout_ms, 1);
+  s.Uint("auth_failure_delay_ms", &p->auth_failure_delay_ms, 0);
   s.Uint("shutdown_timeout_s", &p->shutdown_timeout_s, 0);
 }
 

@@ -146,6 +146,9 @@ ConsoleTable ConfigTable(const Config& c) {
   add("proxy.max_client_connections", num(c.proxy.max_client_connections));
   add("proxy.max_message_bytes", num(c.proxy.max_message_bytes));
   add("proxy.client_login_timeout_ms", num(c.proxy.client_login_timeout_ms));
+  add("proxy.max_unauthenticated_connections", num(c.proxy.max_unauthenticated_connections));
+  add("proxy.startup_packet_timeout_ms", num(c.proxy.startup_packet_timeout_ms));
+  add("proxy.auth_failure_delay_ms", num(c.proxy.auth_failure_delay_ms));
   add("proxy.shutdown_timeout_s", num(c.proxy.shutdown_timeout_s));
   add("admin.listen", c.admin.enabled ? FormatListenAddress(c.admin.listen) : "");
   add("admin.bearer_token", c.admin.bearer_token.empty() ? "" : "(set)");

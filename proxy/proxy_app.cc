@@ -7,6 +7,7 @@
 
 #include "protocol/md5.h"
 #include "protocol/message_builder.h"
+#include "protocol/sqlstate.h"
 #include "protocol/str_util.h"
 #include "proxy/admin_endpoints.h"
 #include "proxy/client_session.h"
@@ -471,15 +472,44 @@ void ProxyApp::OnConnection(uv_stream_t* server, int status) {
     stream->Close();
     return;
   }
+  const ProxySection& cfg = self->config_->proxy;
   // Hard cap well above max_client_connections: past it we cannot even afford
-  // to read a startup packet to answer politely.
-  if (self->sessions_.size() >= 2 * uint64_t{self->config_->proxy.max_client_connections} + 64) {
+  // to read a startup packet, but the client still gets PostgreSQL's answer
+  // (written before it is read: the best we can do without a session).
+  if (self->sessions_.size() >= 2 * uint64_t{cfg.max_client_connections} + 64 +
+                                    uint64_t{cfg.max_unauthenticated_connections}) {
     self->metrics_.Error(ErrorKind::kClientLimit);
-    stream->Close();
+    std::string out;
+    protocol::AppendErrorResponse(&out, {.severity = "FATAL",
+                                         .sqlstate = protocol::sqlstate::kTooManyConnections,
+                                         .message = "sorry, too many clients already"});
+    stream->Write(out);
+    stream->CloseAfterFlush();
     return;
+  }
+  // The pre-auth budget (pre_auth_budget.h): when it is full the oldest
+  // connection that has not sent its StartupMessage gives way; if there is
+  // none, the new one is answered 53300 once it sends its StartupMessage.
+  self->pre_auth_.set_limit(cfg.max_unauthenticated_connections);
+  bool refuse = false;
+  if (self->pre_auth_.full()) {
+    const void* victim = self->pre_auth_.OldestMatching([](const void* c) {
+      return static_cast<const ClientSession*>(c)->AwaitingStartup();
+    });
+    if (victim != nullptr) {
+      static_cast<ClientSession*>(const_cast<void*>(victim))->Evict();
+    } else {
+      refuse = true;
+    }
   }
   auto* session = new ClientSession(self, stream);
   self->sessions_.insert(session);
+  if (refuse) {
+    self->metrics_.Error(ErrorKind::kClientLimit);
+    session->RefuseAfterStartup();
+  } else {
+    self->pre_auth_.Add(session);
+  }
   session->Start();
 }
 
@@ -513,7 +543,10 @@ void ProxyApp::UnregisterClient(ClientSession*, uint32_t pid) { clients_.erase(p
 void ProxyApp::HandleCancel(uint32_t pid, uint32_t secret) {
   auto it = clients_.find(pid);
   if (it == clients_.end() || it->second->secret() != secret) {
-    LogInfo("cancel_ignored").Kv("pid", pid);
+    // Anyone can send these: rate-limited (log_rate_limiter.h).
+    if (unauth_log_.Allow(UnauthEvent::kCancelIgnored, NowMs())) {
+      LogInfo("cancel_ignored").Kv("pid", pid);
+    }
     return;
   }
   ServerConnection* server = it->second->server();
@@ -526,6 +559,7 @@ void ProxyApp::OnJanitor(uv_timer_t* t) {
   auto* self = static_cast<ProxyApp*>(t->data);
   uint64_t now = self->NowMs();
   for (auto& [key, pool] : self->pools_) pool->Sweep(now);
+  self->unauth_log_.ReportSuppressed();
 }
 
 void ProxyApp::OnSignal(uv_signal_t* s, int signum) {

@@ -44,7 +44,9 @@
 #include "proxy/config.h"
 #include "proxy/flush_queue.h"
 #include "proxy/health_checker.h"
+#include "proxy/log_rate_limiter.h"
 #include "proxy/metrics.h"
+#include "proxy/pre_auth_budget.h"
 #include "proxy/replay_poller.h"
 #include "proxy/tls_context.h"
 #include "routing/latency_tracker.h"
@@ -142,12 +144,18 @@ class ProxyApp : private HealthChecker::Observer {
   // Every accepted client connection, logged in or not.
   size_t client_count() const { return sessions_.size(); }
   void OnSessionClosed(ClientSession* client) {
+    pre_auth_.Remove(client);
     sessions_.erase(client);
     route_waiters_.erase(client);
   }
   // Sessions whose unit no node can serve right now (no primary during a
   // failover) wait here and are retried whenever the topology changes.
   void WaitForRoute(ClientSession* client) { route_waiters_.insert(client); }
+  // The client logged in: it no longer counts against the pre-auth budget.
+  void OnAuthenticated(ClientSession* client) { pre_auth_.Remove(client); }
+  size_t unauthenticated_count() const { return pre_auth_.size(); }
+  // Log lines of events that need no login (cancel keys, failed logins).
+  LogRateLimiter& unauth_log() { return unauth_log_; }
   void CancelRouteWait(ClientSession* client) { route_waiters_.erase(client); }
   uint64_t NextServerId() { return ++next_server_id_; }
 
@@ -229,6 +237,9 @@ class ProxyApp : private HealthChecker::Observer {
   protocol::ScramVerifier decoy_verifier_;
   absl::flat_hash_map<std::tuple<int, std::string, std::string>, std::unique_ptr<Pool>> pools_;
   absl::flat_hash_set<ClientSession*> sessions_;
+  // The sessions of sessions_ not yet logged in, oldest first (admission).
+  PreAuthBudget pre_auth_{0};
+  LogRateLimiter unauth_log_;
   absl::flat_hash_set<ClientSession*> route_waiters_;
   absl::flat_hash_map<uint32_t, ClientSession*> clients_;  // by proxy pid, logged in
   uint32_t next_pid_ = 0;

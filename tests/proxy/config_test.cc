@@ -687,3 +687,34 @@ TEST_CASE("config: conf/three-region.toml loads") {
 
 }  // namespace
 }  // namespace pgregion::proxy
+
+namespace pgregion::proxy {
+namespace {
+
+TEST_CASE("config: admission keys (pre-auth budget, startup timeout, auth failure delay)") {
+  const Config defaults;
+  CHECK(defaults.proxy.max_unauthenticated_connections == 200);
+  CHECK(defaults.proxy.startup_packet_timeout_ms == 5000);
+  CHECK(defaults.proxy.auth_failure_delay_ms == 300);
+  auto loaded = Load(std::string(R"([proxy]
+max_unauthenticated_connections = 7
+startup_packet_timeout_ms = 1500
+auth_failure_delay_ms = 0
+)") + std::string(kUserAndNode));
+  REQUIRE_MESSAGE(loaded.ok(), loaded.status().ToString());
+  CHECK((*loaded)->proxy.max_unauthenticated_connections == 7);
+  CHECK((*loaded)->proxy.startup_packet_timeout_ms == 1500);
+  CHECK((*loaded)->proxy.auth_failure_delay_ms == 0);
+  CHECK(Contains(LoadError(std::string("[proxy]\nmax_unauthenticated_connections = 0\n") +
+                           std::string(kUserAndNode)),
+                 "max_unauthenticated_connections"));
+  CHECK(Contains(LoadError(std::string("[proxy]\nstartup_packet_timeout_ms = 0\n") +
+                           std::string(kUserAndNode)),
+                 "startup_packet_timeout_ms"));
+  CHECK(Contains(LoadError(std::string("[proxy]\nauth_failure_delay_ms = -1\n") +
+                           std::string(kUserAndNode)),
+                 "auth_failure_delay_ms"));
+}
+
+}  // namespace
+}  // namespace pgregion::proxy
