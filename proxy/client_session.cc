@@ -2,6 +2,8 @@
 
 #include "proxy/client_session.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 
 #include "protocol/str_util.h"
@@ -24,6 +26,23 @@ namespace {
 constexpr uint32_t kStreamThreshold = 64 * 1024;
 // Queued bytes above which the other side stops reading (backpressure).
 constexpr size_t kHighWater = 1 << 20;
+// Input work a client gets before it yields the loop to the others (counted
+// in bytes, each message also costing kMessageWork): libuv reads up to 32
+// buffers of 64 KiB from one socket per iteration, and a pipelined batch of
+// small messages each answered by the proxy (SHOW pgregion.route, the admin
+// console) would otherwise hold the loop for all of them.
+constexpr size_t kWorkBudget = 256 * 1024;
+constexpr size_t kMessageWork = 256;
+// A buffer emptied with more capacity than this is freed (an idle session
+// must not keep what one large message needed).
+constexpr size_t kKeepCapacity = 64 * 1024;
+// After a message this large the heap is trimmed: what its classification
+// freed goes back to the system instead of staying in the process's RSS.
+constexpr size_t kTrimAfter = 1 << 20;
+
+void ReleaseIfLarge(std::string& s) {
+  if (s.empty() && s.capacity() > kKeepCapacity) std::string().swap(s);
+}
 
 // Frontend message types valid after login.
 bool IsFrontendType(char t) {
@@ -54,6 +73,8 @@ ClientSession::ClientSession(ProxyApp* app, Stream* stream)
   decoder_.SetStreamable('d', true);
   uv_timer_init(app->loop(), &timer_);
   timer_.data = this;
+  uv_idle_init(app->loop(), &idle_);
+  idle_.data = this;
   stream_->SetHandler(this);
 }
 
@@ -139,6 +160,12 @@ void ClientSession::OnStreamRead(std::string_view data) {
     if (state_ != State::kClosed) in_.erase(0, used);
   }
   if (state_ == State::kClosed) return;
+  ReleaseIfLarge(in_);
+  if (out_blocked_ || yielded_) {
+    // The rest waits in in_; stopping the socket read keeps that bounded.
+    stream_->StopRead();
+    if (yielded_) uv_idle_start(&idle_, OnIdle);
+  }
   if (state_ == State::kTlsHandshake && !stream_->tls()) {
     std::string hello;
     hello.swap(direct_tls_hello_);
@@ -172,9 +199,11 @@ size_t ClientSession::Process(std::string_view data) {
       case State::kClosed:
         return off;
       case State::kAuth:
+        break;
       case State::kIdle:
       case State::kWaiting:
       case State::kActive:
+        if (InputBlocked()) return off;
         break;
     }
     p::DecodeResult r = decoder_.Next(data.substr(off));
@@ -184,13 +213,54 @@ size_t ClientSession::Process(std::string_view data) {
       return data.size();
     }
     off += r.consumed;
+    work_ += r.consumed + kMessageWork;
     if (state_ == State::kAuth) {
       HandleAuthMessage(r.frame);
     } else {
       HandleFrame(r.frame);
     }
+    // glibc keeps freed heap memory unless asked; a large statement's parse
+    // trees and copies would otherwise stay in RSS (the large buffers
+    // themselves are mmap()ed, see main.cc, and go back when freed).
+    if (r.consumed >= kTrimAfter) malloc_trim(0);
   }
   return off;
+}
+
+// Backpressure on everything the proxy answers itself (SHOW pgregion.*,
+// deferred BEGIN/COMMIT, the admin console, its own errors): a client that
+// does not read them must not make the proxy queue unbounded replies. Like
+// PostgreSQL, which stops reading while its output is blocked, the input
+// stays unprocessed until the client has read its replies. The work budget
+// lets other clients run between the parts of a long pipelined batch.
+bool ClientSession::InputBlocked() {
+  if (out_blocked_ || yielded_) return true;
+  if (work_ >= kWorkBudget) {
+    yielded_ = true;
+    return true;
+  }
+  if (stream_->pending_bytes() <= kHighWater) return false;
+  stream_->FlushNow();  // what the kernel takes no longer counts
+  if (state_ == State::kClosed || stream_->pending_bytes() > kHighWater) {
+    out_blocked_ = true;  // resumed by OnStreamDrained
+    return true;
+  }
+  return false;
+}
+
+void ClientSession::OnIdle(uv_idle_t* h) {
+  auto* self = static_cast<ClientSession*>(h->data);
+  uv_idle_stop(h);
+  if (self->state_ == State::kClosed) return;
+  self->yielded_ = false;
+  self->work_ = 0;
+  self->ResumeInput();
+}
+
+void ClientSession::ResumeInput() {
+  OnStreamRead(std::string_view());  // what is left in in_
+  if (state_ == State::kClosed) return;
+  if (!out_blocked_ && !yielded_ && !paused_) stream_->StartRead();
 }
 
 void ClientSession::HandleFrame(const p::Frame& frame) {
@@ -371,6 +441,9 @@ void ClientSession::SendDispatched() {
   if (retry_.armed) {
     retry_.bytes.assign(unit.data(), unit.size());
     retry_.sent = true;
+  } else if (!retry_.pending && retry_.bytes.capacity() > kKeepCapacity) {
+    std::string().swap(retry_.bytes);  // a large unit that can no longer be retried
+    retry_.sent = false;
   }
   // The messages that waited were whole and checked by the client decoder
   // when queued; re-frame them to rewrite statement names for this server.
@@ -379,7 +452,7 @@ void ClientSession::SendDispatched() {
   while (server_ != nullptr && p::SplitWholeMessage(&rest, &f)) Send(f);
   to_server_.erase(0, unit.size());
   dispatched_bytes_ = 0;
-  if (to_server_.empty() && to_server_.capacity() > 64 * 1024) std::string().swap(to_server_);
+  ReleaseIfLarge(to_server_);
 }
 
 void ClientSession::RouteCollected() {
@@ -452,6 +525,10 @@ void ClientSession::FlushToClient() { stream_->Flush(); }
 
 void ClientSession::OnStreamDrained() {
   if (server_ != nullptr) server_->ResumeReading();
+  if (out_blocked_ && state_ != State::kClosed) {
+    out_blocked_ = false;
+    ResumeInput();
+  }
 }
 
 void ClientSession::OnServerDrained() {
@@ -579,12 +656,16 @@ void ClientSession::Close(std::string_view reason) {
   app_->OnSessionClosed(this);
   stream_->CloseAfterFlush();
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), OnClosed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&idle_), OnClosed);
 }
 
 void ClientSession::Shutdown() {
   Fatal(p::sqlstate::kAdminShutdown, "terminating connection due to administrator command");
 }
 
-void ClientSession::OnClosed(uv_handle_t* h) { delete static_cast<ClientSession*>(h->data); }
+void ClientSession::OnClosed(uv_handle_t* h) {
+  auto* self = static_cast<ClientSession*>(h->data);
+  if (--self->open_handles_ == 0) delete self;
+}
 
 }  // namespace pgregion::proxy

@@ -131,7 +131,12 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
 
   ~ClientSession() override;
   static void OnTimer(uv_timer_t* t);
+  static void OnIdle(uv_idle_t* h);
   static void OnClosed(uv_handle_t* h);
+  // Input flow control after login (client_session.cc): whether Process must
+  // leave the rest of the input in in_ for now, and picking it up again.
+  bool InputBlocked();
+  void ResumeInput();
 
   void TransitionTo(State next);
   // Returns how many bytes of `data` were consumed.
@@ -220,6 +225,9 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
   ProxyApp* app_;
   Stream* stream_;
   uv_timer_t timer_;
+  // Continues input processing in a later loop iteration (see InputBlocked).
+  uv_idle_t idle_;
+  int open_handles_ = 2;  // timer_, idle_: freed when both are closed
   State state_ = State::kStartup;
   std::string in_;  // unconsumed partial message
   protocol::MessageDecoder decoder_;
@@ -258,6 +266,12 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
   bool held_ = false;         // ...routed elsewhere: waits for the bound server to finish
   routing::RouteContext held_ctx_;
   bool paused_ = false;       // client reads stopped for backpressure
+  // Reads stopped, the rest of the input kept in in_: the client does not
+  // read what the proxy wrote it (out_blocked_, resumed by OnStreamDrained),
+  // or it used its work budget for now (yielded_, resumed by idle_).
+  bool out_blocked_ = false;
+  bool yielded_ = false;
+  size_t work_ = 0;           // input work since the last yield
   std::string peer_;
   UnitTimer unit_timer_;  // query_duration_seconds, pool_wait_seconds
   std::unique_ptr<AdminConsole> console_;  // set: this client uses the admin console

@@ -8,6 +8,7 @@
 #include "proxy/client_session.h"
 #include "proxy/proxy_app.h"
 #include "proxy/server_connection.h"
+#include "proxy/statement_name.h"
 #include "routing/statement_classifier.h"
 
 namespace pgregion::proxy {
@@ -90,7 +91,7 @@ bool ClientSession::InspectFrame(const p::Frame& frame) {
         st->hints = std::move(res.hints);
         st->server_name = parse->name.empty()
                               ? std::string()
-                              : StrCat("pgr_", std::hash<std::string_view>{}(tail));
+                              : ServerStatementName(tail);
       }
       // Session effects count when the statement is bound (run); the parse
       // itself goes where the statement would run (a replica may not have the

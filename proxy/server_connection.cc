@@ -153,6 +153,8 @@ void ServerConnection::OnStreamRead(std::string_view data) {
     size_t used = Process(in_);
     if (state_ != State::kClosed) in_.erase(0, used);
   }
+  // A large reply (a big DataRow) must not leave its capacity with the connection.
+  if (in_.empty() && in_.capacity() > 64 * 1024) std::string().swap(in_);
   if (client_ != nullptr) client_->FlushToClient();
 }
 
