@@ -216,7 +216,9 @@ void ClientSession::HandleStartupMessage(std::string_view body, bool* stop) {
     *stop = true;
     return;
   }
-  if (app_->client_count() > cfg.proxy.max_client_connections) {
+  // Connections still logging in have their own budget (and this one is among
+  // them): an idle-socket flood must not use up max_client_connections.
+  if (app_->authenticated_count() >= cfg.proxy.max_client_connections) {
     app_->metrics().Error(ErrorKind::kClientLimit);
     Fatal(p::sqlstate::kTooManyConnections, "sorry, too many clients already");
     *stop = true;

@@ -154,6 +154,8 @@ class ProxyApp : private HealthChecker::Observer {
   // The client logged in: it no longer counts against the pre-auth budget.
   void OnAuthenticated(ClientSession* client) { pre_auth_.Remove(client); }
   size_t unauthenticated_count() const { return pre_auth_.size(); }
+  // Sessions past the pre-auth budget: logged in (or being refused).
+  size_t authenticated_count() const { return sessions_.size() - pre_auth_.size(); }
   // Log lines of events that need no login (cancel keys, failed logins).
   LogRateLimiter& unauth_log() { return unauth_log_; }
   void CancelRouteWait(ClientSession* client) { route_waiters_.erase(client); }

@@ -90,7 +90,9 @@ def test_huge_auth_messages_refused_before_buffering(start_proxy, cluster):
 def test_idle_socket_flood_evicted_for_new_logins(start_proxy, cluster):
     """More idle sockets than the pre-auth budget: the oldest give way (with 53300)
     and a legitimate client logs in at once."""
-    p = start_proxy(cluster, proxy={"max_unauthenticated_connections": 20})
+    # More idle sockets than max_client_connections too: they must not use it up.
+    p = start_proxy(cluster, proxy={"max_unauthenticated_connections": 20,
+                                    "max_client_connections": 50})
     idle = []
     for _ in range(100):
         idle.append(RawConn(p.host, p.port, timeout=5))
