@@ -26,6 +26,8 @@ std::string_view UnauthEventName(UnauthEvent event) {
       return "cancel_ignored";
     case UnauthEvent::kAuthFailed:
       return "auth_failed";
+    case UnauthEvent::kPreAuthFull:
+      return "pre_auth_full";
     case UnauthEvent::kCount:
       break;
   }

@@ -32,7 +32,7 @@ class TokenBucket {
   bool started_ = false;
 };
 
-enum class UnauthEvent : uint8_t { kCancelIgnored, kAuthFailed, kCount };
+enum class UnauthEvent : uint8_t { kCancelIgnored, kAuthFailed, kPreAuthFull, kCount };
 
 std::string_view UnauthEventName(UnauthEvent event);
 

@@ -104,6 +104,8 @@ def test_idle_socket_flood_evicted_for_new_logins(start_proxy, cluster):
         assert closed
         assert msgs and msgs[0].type == "E" and msgs[0].sqlstate == "53300"
         assert msgs[0].error_fields()["M"] == TOO_MANY
+        # The operator hears of it, rate-limited (80 evictions, a burst of 10 lines).
+        assert 1 <= p.log_text().count("pre_auth_full") <= 10 + 2
     finally:
         for s in idle:
             s.close()
