@@ -501,6 +501,11 @@ void ProxyApp::OnConnection(uv_stream_t* server, int status) {
     } else {
       refuse = true;
     }
+    if (self->unauth_log_.Allow(UnauthEvent::kPreAuthFull, self->NowMs())) {
+      LogWarn("pre_auth_full")
+          .Kv("limit", uint64_t{cfg.max_unauthenticated_connections})
+          .Kv("action", refuse ? "refused new connection" : "evicted oldest idle connection");
+    }
   }
   auto* session = new ClientSession(self, stream);
   self->sessions_.insert(session);
