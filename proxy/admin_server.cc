@@ -51,7 +51,13 @@ class AdminServer::Connection : public Stream::Handler {
       if (lingered_bytes_ > kMaxLingerBytes) Close();
       return;
     }
+    // Parsed only once the head has ended (or is too large): a client sending
+    // a byte at a time must not make every byte rescan the whole head (8 KiB
+    // sent would cost 32 MiB of scanning). Only the new bytes and the 2
+    // before them can complete an empty line.
+    const size_t from = in_.size() > 2 ? in_.size() - 2 : 0;
     in_.append(data);
+    if (!HeadMayHaveEnded(from) && in_.size() <= kMaxHeadBytes) return;
     HttpParseResult r = ParseHttpRequestHead(in_, kMaxHeadBytes);
     switch (r.status) {
       case HttpParseStatus::kNeedMore:
@@ -74,6 +80,15 @@ class AdminServer::Connection : public Stream::Handler {
 
  private:
   ~Connection() override = default;
+
+  // Whether in_ holds an empty line (LF LF or LF CR LF, or one at the very
+  // start, as ParseHttpRequestHead reads them) that ends at or after `from`.
+  bool HeadMayHaveEnded(size_t from) const {
+    std::string_view in(in_);
+    if (in.substr(0, 1) == "\n" || in.substr(0, 2) == "\r\n") return true;
+    return in.find("\n\n", from) != std::string_view::npos ||
+           in.find("\n\r\n", from) != std::string_view::npos;
+  }
 
   // A complete request was read: answer, close once the kernel has the answer.
   void Respond(const HttpResponse& response, bool head_only) {

@@ -201,3 +201,26 @@ def test_admin_port_answers_probes_under_a_flood(start_proxy, cluster):
     finally:
         for s in flood:
             s.close()
+
+
+def test_admin_request_sent_a_byte_at_a_time(start_proxy, cluster):
+    """Heads split anywhere (between CR and LF too) are still parsed, and a head
+    dribbled a byte at a time up to the 8 KiB limit is answered 431 promptly."""
+    admin_port = free_port()
+    p = start_proxy(cluster, admin={"listen": f"127.0.0.1:{admin_port}"})
+    with socket.create_connection(("127.0.0.1", admin_port), timeout=5) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for b in b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n":
+            s.sendall(bytes([b]))
+        assert s.recv(100).startswith(b"HTTP/1.1 200")
+    with socket.create_connection(("127.0.0.1", admin_port), timeout=5) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        t0 = time.monotonic()
+        head = b"GET /health HTTP/1.1\r\nX-Pad: " + b"a" * 8200
+        try:
+            for i in range(0, len(head), 4):
+                s.sendall(head[i:i + 4])
+        except OSError:
+            pass
+        assert s.recv(100).startswith(b"HTTP/1.1 431")
+        assert time.monotonic() - t0 < 5
