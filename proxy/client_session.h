@@ -67,7 +67,13 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
   bool AwaitingStartup() const {
     return !refuse_too_many_ && (state_ == State::kStartup || state_ == State::kTlsHandshake);
   }
-  // The pre-auth budget is full and this idle connection is the oldest: it gives way.
+  // A login in progress for `stale_ms` or more (a real one takes a few round
+  // trips): evicted from a full pre-auth budget when no idle socket is left.
+  bool StalledLogin(uint64_t now_ms, uint64_t stale_ms) const {
+    return state_ == State::kAuth && !auth_failing_ && now_ms - accepted_ms_ >= stale_ms;
+  }
+  // The pre-auth budget is full and this connection is the oldest idle (or
+  // stalled) one: it gives way.
   void Evict();
   // Accepted over a full budget: answer the StartupMessage with 53300
   // ("sorry, too many clients already") instead of authenticating.

@@ -496,6 +496,16 @@ void ProxyApp::OnConnection(uv_stream_t* server, int status) {
     const void* victim = self->pre_auth_.OldestMatching([](const void* c) {
       return static_cast<const ClientSession*>(c)->AwaitingStartup();
     });
+    // Else a login stalled in authentication for longer than a StartupMessage
+    // may take: without this, connections that start SCRAM and never answer
+    // would hold every slot for the whole login timeout.
+    const uint64_t now = self->NowMs();
+    if (victim == nullptr) {
+      victim = self->pre_auth_.OldestMatching([&](const void* c) {
+        return static_cast<const ClientSession*>(c)->StalledLogin(now,
+                                                                 cfg.startup_packet_timeout_ms);
+      });
+    }
     if (victim != nullptr) {
       static_cast<ClientSession*>(const_cast<void*>(victim))->Evict();
     } else {

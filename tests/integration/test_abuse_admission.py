@@ -114,8 +114,11 @@ def test_idle_socket_flood_evicted_for_new_logins(start_proxy, cluster):
 def test_full_budget_of_logins_in_progress_answers_53300(start_proxy, cluster):
     """When every pre-auth slot is a login in progress (nothing to evict), a new
     client gets 53300 with PostgreSQL's text after its StartupMessage."""
-    p = start_proxy(cluster, proxy={"max_unauthenticated_connections": 5})
+    stale_ms = 2000
+    p = start_proxy(cluster, proxy={"max_unauthenticated_connections": 5,
+                                    "startup_packet_timeout_ms": stale_ms})
     busy = [start_sasl(p) for _ in range(5)]
+    t0 = time.monotonic()
     try:
         with pytest.raises(psycopg.OperationalError) as e:
             connect(p, connect_timeout=5)
@@ -123,6 +126,12 @@ def test_full_budget_of_logins_in_progress_answers_53300(start_proxy, cluster):
         with RawConn(p.host, p.port, timeout=5) as c:
             msgs = c.startup("app", "appdb", password="secret", timeout=5)
             assert msgs and msgs[-1].type == "E" and msgs[-1].sqlstate == "53300"
+        assert time.monotonic() - t0 < stale_ms / 1000, "too slow to test the refusal"
+        # Logins stalled longer than startup_packet_timeout_ms give way to new ones.
+        time.sleep(stale_ms / 1000 + 0.2)
+        assert timed_login(p) < 3.0
+        msgs, closed = busy[0].messages_until_closed(timeout=5)
+        assert closed and msgs and msgs[-1].sqlstate == "53300"
     finally:
         for c in busy:
             c.close()
