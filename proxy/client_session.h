@@ -91,6 +91,10 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
 
   // From the ProxyApp: the topology changed while no node could serve our unit.
   void RetryRoute();
+  // From the ProxyApp: `node` turned suspect (a probe timed out). A retryable
+  // read running or waiting for a connection there is abandoned and sent
+  // elsewhere (client_session_retry.cc).
+  void OnNodeHung(int node);
   // From the pool.
   void OnServerAssigned(ServerConnection* server);
   // `node_failure`: the node failed (not this login); a read may go elsewhere.

@@ -109,6 +109,25 @@ bool ClientSession::MayDeliver(std::string_view bytes) {
   return false;  // written here (with the replayed prefix cut off)
 }
 
+void ClientSession::OnNodeHung(int node) {
+  if (state_ == State::kClosed || retry_.node != node) return;
+  // Nothing of the result reached the client yet (armed), or it already failed
+  // and waits for the rest of its replies (pending: a hung node sends none).
+  if (!retry_.armed && !retry_.pending) return;
+  if (server_ != nullptr) {
+    if (server_->pool()->node() != node) return;
+  } else if (waiting_pool_ != nullptr && waiting_pool_->node() == node) {
+    // A new connection to a hung node would wait up to pool.connect_timeout_ms.
+    waiting_pool_->CancelWait(this);
+    waiting_pool_ = nullptr;
+  } else {
+    return;
+  }
+  // RetryRead closes the server connection (its unit is unfinished): a hung
+  // backend's connection never goes back to the pool.
+  RetryRead("node suspect: a health probe timed out");
+}
+
 void ClientSession::RetryRead(std::string_view why) {
   ServerConnection* server = server_;
   server_ = nullptr;

@@ -216,7 +216,13 @@ class HealthChecker::NodeProbe : public PqAsyncConnection::Handler {
         break;
       }
       case State::kConnecting:
-        uv_timer_start(&timer_, OnTimer, options().connect_timeout_ms, 0);
+        // First deadline: timeout_ms, when the node turns suspect (a hung node's
+        // kernel still accepts the TCP connection, so only time tells); the
+        // connect itself may go on to connect_timeout_ms (a TLS + SCRAM login
+        // to a distant region takes several round trips).
+        connect_suspected_ = false;
+        uv_timer_start(&timer_, OnTimer,
+                       std::min(options().timeout_ms, options().connect_timeout_ms), 0);
         break;
       case State::kProbing:
         uv_timer_start(&timer_, OnTimer, options().timeout_ms, 0);
@@ -237,6 +243,15 @@ class HealthChecker::NodeProbe : public PqAsyncConnection::Handler {
         SendProbe();
         return;
       case State::kConnecting:
+        if (!connect_suspected_ && options().connect_timeout_ms > options().timeout_ms) {
+          connect_suspected_ = true;
+          uv_timer_start(&timer_, OnTimer, options().connect_timeout_ms - options().timeout_ms,
+                         0);
+          LogDebug("health_connect_slow").Kv("node", target().name).Kv("after_ms",
+                                                                       options().timeout_ms);
+          checker_->OnProbeSuspect(index_);  // last: the observer may do anything
+          return;
+        }
         Fail(Failure::kProbeTimeout,
              StrCat("connect timed out after ", options().connect_timeout_ms, " ms"), true);
         return;
@@ -365,6 +380,7 @@ class HealthChecker::NodeProbe : public PqAsyncConnection::Handler {
   uint64_t epoch_ = 0;
   uint64_t cycle_start_ms_ = 0;
   uint64_t probe_sent_ns_ = 0;
+  bool connect_suspected_ = false;  // kConnecting: past timeout_ms, node reported suspect
   routing::ProbeResult result_;
   bool have_row_ = false;
   bool error_ = false;
@@ -411,6 +427,11 @@ void HealthChecker::ReportDataPathFailure(int node, bool certain) {
 void HealthChecker::OnProbeSuccess(size_t node, const routing::ProbeResult& result) {
   routing::TopologyUpdate update = topology_->OnProbeSuccess(node, result, uv_now(loop_));
   observer_->OnTopologyUpdate(node, update);
+}
+
+void HealthChecker::OnProbeSuspect(size_t node) {
+  routing::TopologyUpdate update = topology_->OnProbeSuspect(node, uv_now(loop_));
+  if (update.went_suspect) observer_->OnTopologyUpdate(node, update);
 }
 
 void HealthChecker::OnProbeFailure(size_t node, routing::NodeHealth::Failure failure) {

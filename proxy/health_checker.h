@@ -13,7 +13,8 @@
 // role, its LSN, the replay timestamp and pause state, the system identifier
 // and the timeline, and the probe's round-trip time (send to result, uv_hrtime).
 // A probe without an answer within `timeout_ms` is a kProbeTimeout; a connect
-// that does not finish within `connect_timeout_ms` too; a refused or broken
+// that does not finish within `connect_timeout_ms` too (one still connecting
+// after `timeout_ms` makes the node suspect, NodeHealth); a refused or broken
 // connection or an error reply is a kProbeError. After a failure the node gets
 // a new connection at the next interval, with a new connection epoch (which
 // makes the Topology drop what it cached about the node).
@@ -112,6 +113,7 @@ class HealthChecker {
 
   void OnProbeSuccess(size_t node, const routing::ProbeResult& result);
   void OnProbeFailure(size_t node, routing::NodeHealth::Failure failure);
+  void OnProbeSuspect(size_t node);
 
   uv_loop_t* loop_;
   HealthCheckerOptions options_;

@@ -84,6 +84,7 @@ class Pool {
   size_t total_count() const { return all_.size(); }
   size_t connecting_count() const { return connecting_; }
   size_t waiter_count() const { return waiters_.size(); }
+  const std::deque<ClientSession*>& waiters() const { return waiters_; }
   const absl::flat_hash_set<ServerConnection*>& connections() const { return all_; }
 
  private:

@@ -211,6 +211,7 @@ void ProxyApp::OnTopologyUpdate(size_t node, const routing::TopologyUpdate& upda
     }
   }
   if (update.readmitted) latency_.Readmit(node, NowMs());
+  if (update.went_suspect) AbandonHungReads(node);
   if (update.role_change.has_value()) {
     DrainNode(node, StrCat("role changed from ", routing::NodeRoleName(update.role_change->from),
                            " to ", routing::NodeRoleName(update.role_change->to)));

@@ -191,6 +191,9 @@ class ProxyApp : private HealthChecker::Observer {
   size_t CloseIdle(size_t node, std::string_view why);
   // Retries the units parked for a route (the topology or a pause changed).
   void WakeRouteWaiters();
+  // `node` turned suspect: retryable reads running or queued there go elsewhere
+  // (proxy_app_nodes.cc).
+  void AbandonHungReads(size_t node);
   // paused_ from nodes_ (cluster_view_ holds a span of it).
   void SyncPaused();
   // Reload (proxy_app_reload.cc): the index of the node named `name` that is

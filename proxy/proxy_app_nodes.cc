@@ -1,11 +1,17 @@
 // ProxyApp: changes to the set of nodes in service while clients stay
 // connected: nodes a reload adds or removes, and the admin console's PAUSE /
-// RESUME. Indices are never reused or shifted (proxy_app.h).
+// RESUME. Indices are never reused or shifted (proxy_app.h). And nodes that
+// turn suspect: the reads running there go elsewhere.
+
+#include <algorithm>
+#include <vector>
 
 #include "protocol/str_util.h"
+#include "proxy/client_session.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
 #include "proxy/proxy_app.h"
+#include "proxy/server_connection.h"
 
 namespace pgregion::proxy {
 
@@ -74,6 +80,29 @@ void ProxyApp::RetireNode(size_t node) {
       .Kv("addr", StrCat(n.config.host, ":", n.config.port))
       .Kv("closed_idle", static_cast<uint64_t>(closed))
       .Kv("detail", "no new units; connections in use close when released");
+}
+
+void ProxyApp::AbandonHungReads(size_t node) {
+  // Collected first: a retry closes server connections and may open pools.
+  std::vector<ClientSession*> sessions;
+  for (auto& [key, pool] : pools_) {
+    if (pool->node() != static_cast<int>(node)) continue;
+    for (ServerConnection* server : pool->connections()) {
+      if (server->state() == ServerConnection::State::kActive && server->client() != nullptr) {
+        sessions.push_back(server->client());
+      }
+    }
+    sessions.insert(sessions.end(), pool->waiters().begin(), pool->waiters().end());
+  }
+  std::sort(sessions.begin(), sessions.end());
+  sessions.erase(std::unique(sessions.begin(), sessions.end()), sessions.end());
+  if (sessions.empty()) return;
+  LogWarn("node_suspect")
+      .Kv("node", nodes_[node].config.name)
+      .Kv("sessions", static_cast<uint64_t>(sessions.size()))
+      .Kv("detail", "a probe timed out: no new reads; retryable reads running there go elsewhere");
+  // Each call only touches its own session (it releases or closes its own server).
+  for (ClientSession* c : sessions) c->OnNodeHung(static_cast<int>(node));
 }
 
 void ProxyApp::RestartHealthChecker() {

@@ -14,8 +14,15 @@ void NodeHealth::SetPolicy(const HealthPolicy& policy) {
   policy_.successes_to_up = std::max<uint32_t>(policy_.successes_to_up, 1);
 }
 
+bool NodeHealth::MarkSuspect() {
+  const bool was = suspect_;
+  suspect_ = true;
+  return !was;
+}
+
 NodeHealth::Change NodeHealth::OnSuccess(uint64_t now_ms) {
   failures_ = 0;
+  suspect_ = false;
   ++successes_;
   switch (state_) {
     case State::kUnknown:
@@ -41,6 +48,9 @@ NodeHealth::Change NodeHealth::OnFailure(Failure failure, uint64_t now_ms) {
   successes_ = 0;
   ++failures_;
   last_failure_ms_ = now_ms;
+  // A node that does not answer in time may be hung: no new reads until it
+  // answers again (an error reply is an answer: it only counts).
+  if (failure == Failure::kProbeTimeout) suspect_ = true;
   switch (state_) {
     case State::kDown:
       return Change::kNone;

@@ -15,6 +15,12 @@
 //   down, unless it kept failing). Measuring the hold from the last failure,
 //   not only from the first, keeps a flapping node out until it has been
 //   quiet for the whole hold.
+// - Suspect: a probe that timed out (query, or connect past timeout_ms) makes
+//   the node suspect at once, whatever its state; the next successful probe
+//   clears it. Suspect is no down: writes and the primary role are unchanged,
+//   but replica choice skips a suspect node and reads running there are retried
+//   elsewhere, so a hung node (SIGSTOP, blackholed link) stalls reads for at
+//   most interval_ms + timeout_ms instead of failures_to_down probe rounds.
 #pragma once
 
 #include <cstdint>
@@ -47,9 +53,13 @@ class NodeHealth {
 
   Change OnSuccess(uint64_t now_ms);
   Change OnFailure(Failure failure, uint64_t now_ms);
+  // A probe has waited timeout_ms and is still waiting (a connect allowed to
+  // take longer): suspect now, with no failure counted. True if it was not.
+  bool MarkSuspect();
 
   State state() const { return state_; }
   bool up() const { return state_ == State::kUp; }
+  bool suspect() const { return suspect_; }
   uint32_t consecutive_failures() const { return failures_; }
   uint32_t consecutive_successes() const { return successes_; }
   // When the node last changed between up and down (0: never).
@@ -64,6 +74,7 @@ class NodeHealth {
   uint32_t successes_ = 0;
   uint64_t changed_at_ms_ = 0;
   uint64_t last_failure_ms_ = 0;
+  bool suspect_ = false;
 };
 
 std::string_view NodeHealthStateName(NodeHealth::State state);

@@ -102,7 +102,8 @@ ReadSelection ReplicaSelector::Select(const ReadRequest& request) {
   candidates_.clear();
   waitable_.clear();
   for (const NodeStatus& n : topo.nodes) {
-    if (!n.up || !n.is_replica()) continue;
+    // A suspect replica may be hung: it serves no new read until it answers a probe.
+    if (!n.up || n.suspect || !n.is_replica()) continue;
     if (n.index < 64 && ((request.avoid_nodes >> n.index) & 1) != 0) continue;
     if (n.index < request.paused.size() && request.paused[n.index] != 0) continue;
     // A node that is not a standby of this primary's cluster is no replica of ours.

@@ -5,7 +5,7 @@
 // thread.
 //
 // Rules (DESIGN.md "Topology and replica choice"):
-// - Candidates: up replicas of this cluster (same system identifier as the
+// - Candidates: up, not suspect replicas of this cluster (same system identifier as the
 //   primary when both are known) not paused and not in avoid_nodes, with a known replay LSN,
 //   lag_ms within the limit (when lag is known), and covering the token if one
 //   is required.

@@ -92,8 +92,18 @@ TopologyUpdate Topology::OnProbeFailure(size_t index, NodeHealth::Failure failur
                                         uint64_t now_ms) {
   TopologyUpdate update;
   if (index >= nodes_.size() || nodes_[index].retired) return update;
+  const bool was_suspect = nodes_[index].health.suspect();
   update.health = nodes_[index].health.OnFailure(failure, now_ms);
+  update.went_suspect = !was_suspect && nodes_[index].health.suspect();
   Rebuild(-1, now_ms, &update);
+  return update;
+}
+
+TopologyUpdate Topology::OnProbeSuspect(size_t index, uint64_t now_ms) {
+  TopologyUpdate update;
+  if (index >= nodes_.size() || nodes_[index].retired) return update;
+  update.went_suspect = nodes_[index].health.MarkSuspect();
+  if (update.went_suspect) Rebuild(-1, now_ms, &update);
   return update;
 }
 
@@ -197,6 +207,7 @@ void Topology::Rebuild(int probed_node, uint64_t now_ms, TopologyUpdate* update)
     s.retired = n.retired;
     s.health = n.health.state();
     s.up = n.health.up();
+    s.suspect = n.health.suspect();
     s.role = n.role;
     s.rtt_known = n.rtt_known;
     s.rtt_us = n.rtt_known ? static_cast<uint64_t>(std::llround(n.rtt_us)) : 0;

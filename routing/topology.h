@@ -75,6 +75,7 @@ struct TopologyUpdate {
   bool primary_changed = false;           // primary_state or primary index differs
   bool failover = false;                  // the primary became another node
   bool identity_reset = false;            // cached LSN state of the node was reset
+  bool went_suspect = false;              // a probe timed out: abandon reads running there
 };
 
 class Topology {
@@ -83,6 +84,8 @@ class Topology {
 
   TopologyUpdate OnProbeSuccess(size_t node, const ProbeResult& probe, uint64_t now_ms);
   TopologyUpdate OnProbeFailure(size_t node, NodeHealth::Failure failure, uint64_t now_ms);
+  // A probe still waiting after timeout_ms (NodeHealth::MarkSuspect).
+  TopologyUpdate OnProbeSuspect(size_t node, uint64_t now_ms);
   // A replay LSN learned between probes (the read-your-writes poller): raises the
   // cached lower bound of an up replica; ignored otherwise.
   TopologyUpdate OnReplayLsn(size_t node, Lsn replay, uint64_t now_ms);

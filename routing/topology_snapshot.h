@@ -51,6 +51,8 @@ struct NodeStatus {
 
   NodeHealth::State health = NodeHealth::State::kUnknown;
   bool up = false;
+  // A probe timed out since the last successful one (NodeHealth): no new reads.
+  bool suspect = false;
   // Last role reported; kept while the node is down.
   NodeRole role = NodeRole::kUnknown;
 

@@ -280,6 +280,45 @@ class Node:
     def terminate_backend(self, pid: int) -> bool:
         return self.psql(f"select pg_terminate_backend({int(pid)})") == "t"
 
+    def process_ids(self) -> list[int]:
+        """The postmaster's pid, then every child's (from /proc); [] when not running."""
+        try:
+            postmaster = int((self.datadir / "postmaster.pid").read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return []
+        children = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            # The fields after "(comm)"; comm may hold spaces or parentheses.
+            fields = stat[stat.rfind(")") + 2:].split()
+            if len(fields) > 1 and int(fields[1]) == postmaster:
+                children.append(int(entry))
+        return [postmaster] + sorted(children)
+
+    def freeze(self) -> list[int]:
+        """SIGSTOP the postmaster (first: it forks no more) and every child: a hung node
+        whose kernel still accepts connections. Returns the pids for thaw()."""
+        pids = self.process_ids()
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+        return pids
+
+    def thaw(self, pids: Iterable[int]) -> None:
+        """SIGCONT what freeze() stopped (call it in a finally block)."""
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
     def log_text(self) -> str:
         """The whole server log ("" if there is none yet)."""
         try:

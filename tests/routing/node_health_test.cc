@@ -22,6 +22,33 @@ TEST_CASE("Topology NodeHealth: first success brings a fresh node up at once") {
   CHECK(h.OnSuccess(600) == Change::kNone);
 }
 
+TEST_CASE("Topology NodeHealth: a timeout makes the node suspect until the next success") {
+  NodeHealth h(Policy());
+  h.OnSuccess(0);
+  CHECK_FALSE(h.suspect());
+  CHECK(h.OnFailure(Failure::kProbeError, 500) == Change::kNone);
+  CHECK_FALSE(h.suspect());  // an error reply is an answer
+  CHECK(h.OnFailure(Failure::kProbeTimeout, 1000) == Change::kNone);
+  CHECK(h.suspect());
+  CHECK(h.up());  // suspect is no down: the failure only counts
+  CHECK(h.consecutive_failures() == 2);
+  CHECK(h.OnSuccess(1500) == Change::kNone);
+  CHECK_FALSE(h.suspect());
+  CHECK(h.consecutive_failures() == 0);
+  // MarkSuspect (a connect past timeout_ms) counts no failure.
+  CHECK(h.MarkSuspect());
+  CHECK_FALSE(h.MarkSuspect());
+  CHECK(h.suspect());
+  CHECK(h.consecutive_failures() == 0);
+  CHECK(h.up());
+  // Down and suspect: a success that does not bring it up still clears suspect.
+  h.OnFailure(Failure::kProbeTimeout, 2000);
+  h.OnFailure(Failure::kProbeTimeout, 2500);
+  CHECK(h.OnFailure(Failure::kProbeTimeout, 3000) == Change::kWentDown);
+  CHECK(h.OnSuccess(3500) == Change::kNone);
+  CHECK_FALSE(h.suspect());
+}
+
 TEST_CASE("Topology NodeHealth: an unreachable fresh node goes down after the threshold") {
   NodeHealth h(Policy());
   CHECK(h.OnFailure(Failure::kProbeError, 0) == Change::kNone);

@@ -92,6 +92,19 @@ TEST_CASE("Replica selection: local replicas down -> the nearest other region") 
   CHECK(sel.Select(f.req).node == 4);
 }
 
+TEST_CASE("Replica selection: a suspect replica gets no reads; all suspect -> the primary") {
+  Fixture f;
+  f.node(1).suspect = true;  // up, but its last probe timed out
+  ReplicaSelector sel(3);
+  const auto counts = f.Count(sel, 200);
+  CHECK(counts.size() == 1);
+  CHECK(counts.at(2) == 200);
+  for (size_t i = 2; i < f.snap.nodes.size(); ++i) f.node(i).suspect = true;
+  const ReadSelection s = sel.Select(f.req);
+  CHECK(s.node == 0);
+  CHECK(s.choice == ReadChoice::kNoReplica);
+}
+
 TEST_CASE("Replica selection: a remote tier is every candidate within 1.5 x best + 2 ms") {
   Fixture f;
   f.Down({1, 2});

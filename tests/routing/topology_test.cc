@@ -140,6 +140,32 @@ TEST_CASE("Topology: a data-path failure quarantines a node before the next prob
   CHECK_FALSE(topo.snapshot()->nodes[1].up);
 }
 
+TEST_CASE("Topology: a probe timeout makes a node suspect at once; a success clears it") {
+  Topology topo(ThreeNodes(), Options());
+  topo.OnProbeSuccess(0, Primary(100), 0);
+  topo.OnProbeSuccess(1, Replica(100), 0);
+  auto u = topo.OnProbeFailure(1, Failure::kProbeTimeout, 700);
+  CHECK(u.went_suspect);
+  CHECK(u.health == Change::kNone);  // still up: one timeout counts once toward down
+  CHECK(topo.snapshot()->nodes[1].up);
+  CHECK(topo.snapshot()->nodes[1].suspect);
+  CHECK_FALSE(topo.snapshot()->nodes[0].suspect);
+  // Already suspect: no new report.
+  CHECK_FALSE(topo.OnProbeSuspect(1, 1200).went_suspect);
+  CHECK_FALSE(topo.OnProbeFailure(1, Failure::kProbeTimeout, 1500).went_suspect);
+  topo.OnProbeSuccess(1, Replica(100), 1700);
+  CHECK_FALSE(topo.snapshot()->nodes[1].suspect);
+  CHECK(topo.snapshot()->nodes[1].up);
+  // A connect still running past timeout_ms: suspect without counting a failure.
+  const uint64_t version = topo.snapshot()->version;
+  CHECK(topo.OnProbeSuspect(1, 2000).went_suspect);
+  CHECK(topo.snapshot()->version > version);
+  CHECK(topo.snapshot()->nodes[1].suspect);
+  // An error reply is an answer: it counts, but makes nobody suspect.
+  CHECK_FALSE(topo.OnProbeFailure(2, Failure::kProbeError, 2000).went_suspect);
+  CHECK_FALSE(topo.snapshot()->nodes[2].suspect);
+}
+
 TEST_CASE("Topology: lag in bytes and estimated time") {
   Topology topo(ThreeNodes(), Options());
   // Primary writes 1 MB/s; probes every 500 ms.
