@@ -141,7 +141,10 @@ void RoundTrips(FuzzedDataProvider& fdp) {
       for (int i = 0; i < n; ++i) {
         std::string k = CString(fdp, 16);
         if (k.empty()) k = "k";
-        params.emplace_back(k, CString(fdp, 16));
+        // Duplicate names are rightly rejected (as PostgreSQL does).
+        bool dup = false;
+        for (auto& [name, value] : params) dup |= name == k;
+        if (!dup) params.emplace_back(k, CString(fdp, 16));
       }
       std::vector<std::pair<std::string_view, std::string_view>> view(params.begin(), params.end());
       p::AppendStartupMessage(&out, view);
