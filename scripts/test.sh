@@ -6,7 +6,9 @@
 # pytest integration suite (real PostgreSQL 15 servers started by
 # tests/harness/cluster.py), then does both again in an AddressSanitizer +
 # UndefinedBehaviorSanitizer build (build-asan/, -O1, compiled at low priority
-# while the normal integration suite runs).
+# while the normal integration suite runs), and finally runs each libFuzzer
+# target in fuzz/ for a short time (build-fuzz/, clang, compiled at low
+# priority after the sanitizer build; docs/FUZZING.md).
 #
 # The last line of output is always exactly `N passed, N failed`, summed over
 # every stage from the real test results (pytest errors count as failed; a
@@ -15,6 +17,8 @@
 #
 # Environment:
 #   PGREGION_SKIP_ASAN=1        skip the sanitizer pass
+#   PGREGION_SKIP_FUZZ=1        skip the fuzz stage
+#   PGREGION_FUZZ_SECONDS       seconds per fuzz target (default 12)
 #   PGREGION_SKIP_INSTALL=1     never touch apt
 #   PYTEST_ARGS="..."           extra pytest arguments (e.g. "-k pool -x")
 #   PGREGION_BUILD_DIR          default build
@@ -27,6 +31,7 @@ cd "$REPO" || exit 1
 
 BUILD_DIR=${PGREGION_BUILD_DIR:-build}
 ASAN_DIR=${PGREGION_ASAN_BUILD_DIR:-build-asan}
+FUZZ_DIR=build-fuzz
 abspath() { if [[ $1 == /* ]]; then echo "$1"; else echo "$REPO/$1"; fi; }
 LOGDIR=${PGREGION_TEST_LOGDIR:-$REPO/.tmp/test-logs}
 PYTHON=/usr/bin/python3
@@ -38,7 +43,7 @@ INTEGRATION_TIMEOUT=${PGREGION_INTEGRATION_TIMEOUT:-1800}
 PACKAGES=(build-essential meson ninja-build pkg-config libuv1-dev libpq-dev libssl-dev
   libabsl-dev prometheus-cpp-dev libtoml11-dev doctest-dev libpg-query-dev
   postgresql postgresql-client pgbouncer python3-psycopg python3-pytest openssl
-  libpostgresql-jdbc-java prometheus)
+  libpostgresql-jdbc-java prometheus clang libclang-rt-14-dev)
 # Driver tests (tests/integration/test_drivers.py): node-postgres needs node and npm,
 # pgjdbc a JDK; installed only when the command is missing (see scripts/packages.sh).
 COMMAND_PACKAGES=(node=nodejs npm=npm javac=default-jdk-headless)
@@ -95,6 +100,54 @@ build() {
   } >"$log" 2>&1 || { tail -n 60 "$log"; return 1; }
   timeout "$BUILD_TIMEOUT" ninja -C "$dir" >>"$log" 2>&1 || { tail -n 80 "$log"; return 1; }
   say "built $dir"
+}
+
+# The libFuzzer build (fuzz/meson.build): clang, ASan+UBSan, no --werror since
+# the tree's warning flags are tuned for GCC. Status in $LOGDIR/fuzz-build.rc so
+# a background build can report it.
+FUZZ_OPTS=(-Dfuzzing=true -Dtests=false -Db_sanitize=address,undefined -Db_lundef=false -Doptimization=1)
+rm -f "$LOGDIR/fuzz-build.rc"  # a stale status must not pass for this run's build
+build_fuzz() {
+  local log="$LOGDIR/build-$(basename "$FUZZ_DIR").log"
+  say "building $FUZZ_DIR"
+  {
+    if [[ -f $FUZZ_DIR/build.ninja ]]; then
+      meson setup --reconfigure "$FUZZ_DIR"
+    else
+      CC=clang CXX=clang++ meson setup "$FUZZ_DIR" "${FUZZ_OPTS[@]}"
+    fi && timeout "$BUILD_TIMEOUT" ninja -C "$FUZZ_DIR"
+  } >"$log" 2>&1
+  local rc=$?
+  echo "$rc" >"$LOGDIR/fuzz-build.rc"
+  ((rc == 0)) && say "built $FUZZ_DIR" || tail -n 60 "$log"
+  return "$rc"
+}
+
+# Each target for PGREGION_FUZZ_SECONDS through scripts/fuzz.sh; one test per
+# target (a crash, leak, timeout or property violation fails it).
+fuzz_stage() {
+  local rc
+  rc=$(cat "$LOGDIR/fuzz-build.rc" 2>/dev/null || echo 1)
+  if [[ $rc != 0 ]]; then
+    record "build $FUZZ_DIR" 0 1 "(build failed, see $LOGDIR)"
+    return
+  fi
+  local log="$LOGDIR/fuzz.log"
+  say "fuzz: each target for ${PGREGION_FUZZ_SECONDS:-12} s"
+  env -u ASAN_OPTIONS -u LSAN_OPTIONS FUZZ_BUILD="$FUZZ_DIR" FUZZ_SECONDS="${PGREGION_FUZZ_SECONDS:-12}" \
+    FUZZ_WORK="$LOGDIR/fuzz" bash "$REPO/scripts/fuzz.sh" >"$log" 2>&1
+  local target execs result seen=0
+  while read -r target execs result; do
+    [[ $target == target || $target == total || -z $execs ]] && continue
+    [[ $execs =~ ^[0-9]+$ ]] || continue
+    seen=1
+    if [[ $result == ok* ]]; then
+      record "fuzz $target" 1 0 "($execs executions)"
+    else
+      record "fuzz $target" 0 1 "(see $log)"
+    fi
+  done < <(sed -n '/^target /,/^total /p' "$log")
+  ((seen)) || { tail -n 40 "$log"; record "fuzz" 0 1 "(no results, see $log)"; }
 }
 
 # unit LABEL BINARY: run the doctest binary and parse its summary line
@@ -178,6 +231,9 @@ if build "$BUILD_DIR"; then
     (
       renice -n 19 -p "$BASHPID" >/dev/null
       build "$ASAN_DIR" "${ASAN_OPTS[@]}"
+      asan_rc=$?
+      [[ ${PGREGION_SKIP_FUZZ:-0} == 1 ]] || build_fuzz
+      exit "$asan_rc"
     ) &
     ASAN_BUILD_PID=$!
   fi
@@ -212,6 +268,12 @@ else
   else
     record "build $ASAN_DIR" 0 1 "(build failed, see $LOGDIR)"
   fi
+fi
+
+# --- fuzz (built in the background above, or here when that did not run)
+if [[ ${PGREGION_SKIP_FUZZ:-0} != 1 ]]; then
+  [[ -n $ASAN_BUILD_PID ]] || build_fuzz
+  fuzz_stage
 fi
 
 finish
