@@ -58,6 +58,8 @@ std::string_view WriteReasonName(WriteReason reason) {
       return "execute";
     case WriteReason::kParseError:
       return "parse_error";
+    case WriteReason::kTooComplex:
+      return "too_complex";
   }
   return "unknown";
 }

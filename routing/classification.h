@@ -42,6 +42,7 @@ enum class WriteReason : uint8_t {
   kUnknownFunction,  // a function we do not know, unknown_functions = primary
   kExecute,          // EXECUTE of an SQL-level prepared statement: unknown
   kParseError,       // does not parse: fail closed
+  kTooComplex,       // over the classifier's size/depth budget, not parsed: fail closed
 };
 
 enum class TransactionControl : uint8_t {
@@ -127,6 +128,9 @@ struct Classification {
   bool write = false;                     // some statement must run on the primary
   bool parse_error = false;               // the text does not parse (then write is true)
   std::string error;                      // libpg_query's message when parse_error
+  // Over ClassifierOptions' budget: not parsed, routed as a write (then write
+  // is true and statements holds one kTooComplex entry). Never cached.
+  bool too_complex = false;
   bool transaction_control = false;       // some statement has txn != kNone
   bool session_events = false;            // some statement has events
   bool proxy_handled = false;             // some statement is a pgregion.* one

@@ -63,6 +63,12 @@ JsonTree::Index JsonTree::Add(Type type, std::string_view key, std::string_view 
   return idx;
 }
 
+void JsonTree::ReleaseIfLarger(size_t bytes) {
+  if (capacity_bytes() <= bytes) return;
+  std::vector<Node>().swap(nodes_);
+  std::vector<Frame>().swap(stack_);
+}
+
 bool JsonTree::Parse(std::string_view in) {
   nodes_.clear();
   stack_.clear();

@@ -33,6 +33,13 @@ class JsonTree {
   // Replaces the tree with the parse of `json`. The root is node 0.
   [[nodiscard]] bool Parse(std::string_view json);
 
+  // Frees the node buffers if they hold more than `bytes` (after a huge
+  // document); the tree is then empty.
+  void ReleaseIfLarger(size_t bytes);
+  size_t capacity_bytes() const {
+    return nodes_.capacity() * sizeof(Node) + stack_.capacity() * sizeof(Frame);
+  }
+
   bool empty() const { return nodes_.empty(); }
   const Node& node(Index i) const { return nodes_[i]; }
   size_t size() const { return nodes_.size(); }

@@ -1,5 +1,6 @@
 #include "routing/sql_normalizer.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 
@@ -35,18 +36,70 @@ inline bool IsIdentCont(unsigned char c) { return kClasses[c] & (kIdentStart | k
 enum class StringMode : uint8_t {
   kStandard,  // '...', N'...': '' doubles a quote; a backslash is ambiguous
   kEscape,    // E'...': backslash escapes the next byte
-  kPlain,     // B'...', X'...', U&'...': '' doubles a quote, backslash is data
+  kUnicode,   // U&'...': '' doubles a quote, backslash is data
+  kBitHex,    // B'...', X'...': the first quote ends it (scan.l: no xqdouble in xb/xh)
 };
+
+inline bool IsNewline(unsigned char c) { return c == '\n' || c == '\r'; }
+
+inline char Upper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 32) : c; }
+
+bool WordIs(std::string_view w, std::string_view upper) {
+  if (w.size() != upper.size()) return false;
+  for (size_t k = 0; k < w.size(); ++k) {
+    if (Upper(w[k]) != upper[k]) return false;
+  }
+  return true;
+}
+
+// Keywords that can nest a parse tree without parentheses: prefix NOT,
+// postfix IS .../ISNULL/NOTNULL, binary LIKE/BETWEEN/IN/COLLATE/AT/...,
+// left-deep set operations and joins, CASE, AND/OR. Over-counting is safe
+// (the depth bound is an upper bound); missing one is not.
+bool IsNestingKeyword(std::string_view w) {
+  if (w.size() < 2 || w.size() > 9) return false;
+  switch (Upper(w[0])) {
+    case 'A':
+      return WordIs(w, "AND") || WordIs(w, "AT") || WordIs(w, "ANY") || WordIs(w, "ALL") ||
+             WordIs(w, "ARRAY");
+    case 'B':
+      return WordIs(w, "BETWEEN");
+    case 'C':
+      return WordIs(w, "CASE") || WordIs(w, "COLLATE");
+    case 'E':
+      return WordIs(w, "EXCEPT") || WordIs(w, "ESCAPE") || WordIs(w, "EXISTS");
+    case 'I':
+      return WordIs(w, "IS") || WordIs(w, "IN") || WordIs(w, "ISNULL") || WordIs(w, "ILIKE") ||
+             WordIs(w, "INTERSECT");
+    case 'J':
+      return WordIs(w, "JOIN");
+    case 'L':
+      return WordIs(w, "LIKE");
+    case 'N':
+      return WordIs(w, "NOT") || WordIs(w, "NOTNULL");
+    case 'O':
+      return WordIs(w, "OR") || WordIs(w, "OVERLAPS") || WordIs(w, "OPERATOR");
+    case 'S':
+      return WordIs(w, "SIMILAR") || WordIs(w, "SOME");
+    case 'U':
+      return WordIs(w, "UNION");
+    case 'W':
+      return WordIs(w, "WHEN");
+    default:
+      return false;
+  }
+}
 
 class Lexer {
  public:
-  Lexer(std::string_view sql, std::string* out, StatementHints* hints)
-      : s_(sql), n_(sql.size()), out_(out), hints_(hints) {}
+  Lexer(std::string_view sql, std::string* out, StatementHints* hints, ScanStats* stats)
+      : s_(sql), n_(sql.size()), out_(out), hints_(hints), stats_(stats) {}
 
   bool Run() {
     out_->clear();
     if (out_->capacity() < n_) out_->reserve(n_);
     while (i_ < n_) Step();
+    EndStatement();
     return cacheable_;
   }
 
@@ -75,6 +128,7 @@ class Lexer {
     } else if (IsDigit(c) || (c == '.' && IsDigit(next))) {
       Number();
     } else if (c == '?') {
+      Token(1);
       // A literal `?` of the text is doubled so it never looks like a literal.
       if (!out_->empty() && (pending_space_ || (last_literal_ && out_->back() == '?'))) {
         out_->push_back(' ');
@@ -85,8 +139,52 @@ class Lexer {
       last_literal_ = false;
       ++i_;
     } else {
+      Punctuation(c);
       Verbatim(i_, i_ + 1);
     }
+  }
+
+  // Depth accounting (ScanStats) for one single-character token.
+  void Punctuation(unsigned char c) {
+    switch (c) {
+      case '(':
+      case '[':
+        Token(0);
+        if (++paren_ > max_paren_) max_paren_ = paren_;
+        return;
+      case ')':
+      case ']':
+        Token(0);
+        if (paren_ > 0) --paren_;
+        return;
+      case ';':
+        if (paren_ == 0) EndStatement();
+        return;
+      case ',':
+      case '.':
+        Token(0);
+        return;
+      default:
+        Token(1);  // an operator character (or one PostgreSQL rejects)
+        return;
+    }
+  }
+
+  void Token(size_t nesting) {
+    has_token_ = true;
+    chain_ += nesting;
+  }
+
+  void EndStatement() {
+    if (stats_ != nullptr && has_token_) {
+      ++stats_->statements;
+      const size_t depth = chain_ + ScanStats::kParenWeight * max_paren_;
+      if (depth > stats_->depth) stats_->depth = depth;
+    }
+    has_token_ = false;
+    chain_ = 0;
+    max_paren_ = 0;
+    paren_ = 0;
   }
 
   void Verbatim(size_t from, size_t to) {
@@ -99,6 +197,7 @@ class Lexer {
   }
 
   void Literal(size_t end) {
+    Token(0);
     if (list_state_ == 2) {
       // "?, ?" -> "?": IN lists and VALUES rows of any length share a key.
       out_->resize(list_end_);
@@ -180,17 +279,13 @@ class Lexer {
         if (mode == StringMode::kStandard) cacheable_ = false;
         ++j;
       } else if (ch == '\'') {
-        if (At(j + 1) == '\'') {
+        if (At(j + 1) == '\'' && mode != StringMode::kBitHex) {
           j += 2;
           continue;
         }
         ++j;
-        // quotecontinue: whitespace containing a newline, then a quote.
-        size_t k = j;
-        bool newline = false;
-        while (k < n_ && IsSpace(At(k))) newline |= s_[k++] == '\n';
-        if (newline && At(k) == '\'') {
-          j = k + 1;
+        if (size_t k = Continuation(j); k != 0) {
+          j = k;
           continue;
         }
         Literal(j);
@@ -199,6 +294,28 @@ class Lexer {
         ++j;
       }
     }
+  }
+
+  // scan.l's quotecontinue after a string's closing quote at `j`: horizontal
+  // whitespace and `--` comments, a newline (\n or \r), any whitespace and
+  // `--` comments, then a quote. Returns the position after that quote (the
+  // string goes on), or 0.
+  size_t Continuation(size_t j) const {
+    size_t k = j;
+    bool newline = false;
+    while (k < n_) {
+      const unsigned char ch = At(k);
+      if (IsSpace(ch)) {
+        newline |= IsNewline(ch);
+        ++k;
+      } else if (ch == '-' && At(k + 1) == '-') {
+        while (k < n_ && !IsNewline(At(k))) ++k;
+        if (k >= n_) return 0;  // scan.l needs a newline after the comment
+      } else {
+        break;
+      }
+    }
+    return newline && At(k) == '\'' ? k + 1 : 0;
   }
 
   void IdentifierOrPrefixedString(unsigned char c, unsigned char next) {
@@ -216,7 +333,7 @@ class Lexer {
         case 'b':
         case 'X':
         case 'x':
-          String(i_ + 2, StringMode::kPlain);
+          String(i_ + 2, StringMode::kBitHex);
           return;
         default:
           break;
@@ -224,7 +341,7 @@ class Lexer {
     }
     if ((c == 'U' || c == 'u') && next == '&') {
       if (At(i_ + 2) == '\'') {
-        String(i_ + 3, StringMode::kPlain);
+        String(i_ + 3, StringMode::kUnicode);
         return;
       }
       if (At(i_ + 2) == '"') {
@@ -234,7 +351,39 @@ class Lexer {
     }
     size_t j = i_ + 1;
     while (j < n_ && IsIdentCont(static_cast<unsigned char>(s_[j]))) ++j;
+    const std::string_view word = s_.substr(i_, j - i_);
+    Token(IsNestingKeyword(word) ? 1 : 0);
     Verbatim(i_, j);
+    if (WordIs(word, "UESCAPE")) EscapeCharacter();
+  }
+
+  // The string after UESCAPE names the escape character of the U&'...'
+  // before it; some characters are errors, so it is kept in the key rather
+  // than replaced by `?` (texts differing there may parse differently).
+  void EscapeCharacter() {
+    size_t k = i_;
+    while (k < n_ && IsSpace(At(k))) ++k;
+    if (At(k) != '\'') return;
+    size_t j = k + 1;
+    while (true) {
+      if (j >= n_) {
+        cacheable_ = false;
+        break;
+      }
+      if (s_[j] == '\'') {
+        if (At(j + 1) == '\'') {
+          j += 2;
+          continue;
+        }
+        ++j;
+        break;
+      }
+      if (s_[j] == '\\') cacheable_ = false;
+      ++j;
+    }
+    if (k > i_) pending_space_ = true;
+    Token(0);
+    Verbatim(k, std::min(j, n_));
   }
 
   // `quote` is the position of the opening '"'; the token starts at `start`
@@ -253,6 +402,7 @@ class Lexer {
           j += 2;
           continue;
         }
+        Token(0);
         Verbatim(start, j + 1);
         return;
       }
@@ -264,6 +414,7 @@ class Lexer {
     if (IsDigit(next)) {  // $1: a parameter, part of the statement shape
       size_t j = i_ + 1;
       while (j < n_ && IsDigit(At(j))) ++j;
+      Token(0);
       Verbatim(i_, j);
       return;
     }
@@ -282,6 +433,7 @@ class Lexer {
         return;
       }
     }
+    Token(1);
     Verbatim(i_, i_ + 1);
   }
 
@@ -308,7 +460,13 @@ class Lexer {
   const size_t n_;
   std::string* const out_;
   StatementHints* const hints_;
+  ScanStats* const stats_;  // may be null
   size_t i_ = 0;
+  // Depth accounting of the current statement (ScanStats).
+  bool has_token_ = false;
+  size_t chain_ = 0;
+  size_t paren_ = 0;
+  size_t max_paren_ = 0;
   bool pending_space_ = false;
   bool last_literal_ = false;
   bool cacheable_ = true;
@@ -319,8 +477,10 @@ class Lexer {
 
 }  // namespace
 
-bool SqlNormalizer::Normalize(std::string_view sql, std::string* key, StatementHints* hints) {
-  return Lexer(sql, key, hints).Run();
+bool SqlNormalizer::Normalize(std::string_view sql, std::string* key, StatementHints* hints,
+                              ScanStats* stats) {
+  if (stats != nullptr) *stats = ScanStats{};
+  return Lexer(sql, key, hints, stats).Run();
 }
 
 }  // namespace pgregion::routing

@@ -25,6 +25,16 @@
 // whose tokens depend on settings we do not see (a backslash in a plain
 // '...' string means something else under standard_conforming_strings = off),
 // is reported as not cacheable. Pure; usable from any thread.
+//
+// Literal forms follow PostgreSQL 15's scan.l: '' doubles a quote in '...',
+// N'...', E'...' and U&'...' but ends B'...' and X'...' (xb/xh have no
+// xqdouble rule); a string continues across whitespace holding a newline
+// (\n or \r) and `--` comments (quotecontinue); the character after
+// UESCAPE stays in the key (some escape characters are errors).
+//
+// The same pass measures the text for the classifier's budget (ScanStats):
+// libpg_query's parse and JSON output recurse once per parse-tree level, so a
+// deep tree must be refused before it is parsed (see ClassifierOptions).
 #pragma once
 
 #include <string>
@@ -34,12 +44,27 @@
 
 namespace pgregion::routing {
 
+// What the lexer pass learned about the size of the statements' parse trees.
+struct ScanStats {
+  // A conservative bound on the parse-tree nesting of the deepest statement
+  // (statements end at a `;` outside parentheses): every operator character
+  // and every keyword that can nest without parentheses (NOT, IS, UNION,
+  // JOIN, CASE, ...) counts 1 whether or not it nests, and the deepest
+  // parenthesis/bracket level counts kParenWeight per level (a parenthesized
+  // subquery or call adds several tree levels). Literals, identifiers and
+  // commas count 0: lists are siblings, not levels.
+  size_t depth = 0;
+  size_t statements = 0;  // `;`-separated pieces with some token (upper bound)
+  static constexpr size_t kParenWeight = 4;
+};
+
 class SqlNormalizer {
  public:
   // Writes the key of `sql` to `*key` (replacing its contents; reuse one
   // string to avoid allocating) and applies hint comments to `*hints`.
   // Returns false when the key must not be used for caching.
-  static bool Normalize(std::string_view sql, std::string* key, StatementHints* hints);
+  static bool Normalize(std::string_view sql, std::string* key, StatementHints* hints,
+                        ScanStats* stats = nullptr);
 
   // Convenience for tests and tools.
   static std::string Key(std::string_view sql) {

@@ -22,7 +22,26 @@ Classification ParseFailure(std::string message) {
   c.write = true;
   c.parse_error = true;
   c.error = std::move(message);
+  c.cacheable = false;  // see the header: errors may depend on literal content
   return c;
+}
+
+Classification TooComplex() {
+  Classification c;
+  StatementInfo s;
+  s.kind = StatementKind::kWrite;
+  s.write = true;
+  s.reason = WriteReason::kTooComplex;
+  c.statements.push_back(std::move(s));
+  c.write = true;
+  c.too_complex = true;
+  c.cacheable = false;
+  return c;
+}
+
+// Gives back a string's memory once it grew past `keep` bytes.
+void Release(std::string* s, size_t keep) {
+  if (s->capacity() > keep) std::string().swap(*s);
 }
 
 void Summarize(Classification* c) {
@@ -57,7 +76,17 @@ ClassifyResult StatementClassifier::Classify(std::string_view sql) {
       return result;
     }
   }
-  const bool key_ok = SqlNormalizer::Normalize(sql, &key_, &result.hints);
+  ScanStats scan;
+  const bool key_ok = SqlNormalizer::Normalize(sql, &key_, &result.hints, &scan);
+  if (OverBudget(sql.size(), scan)) {
+    // Checked before the cache too, so the result depends on the text alone
+    // (cached == uncached): a 1M-element IN list shares a key with a short one.
+    ++stats_.too_complex;
+    ++stats_.uncacheable;
+    ReleaseLargeBuffers();
+    result.classification = std::make_shared<const Classification>(TooComplex());
+    return result;
+  }
   const bool use_cache =
       key_ok && cache_.capacity() > 0 && key_.size() <= options_.max_cached_key_bytes;
   if (use_cache) {
@@ -77,13 +106,30 @@ ClassifyResult StatementClassifier::Classify(std::string_view sql) {
   } else {
     ++stats_.uncacheable;
   }
+  ReleaseLargeBuffers();
   result.classification = std::move(classification);
   return result;
 }
 
 Classification StatementClassifier::ClassifyUncached(std::string_view sql) {
   if (size_t nul = sql.find('\0'); nul != std::string_view::npos) sql = sql.substr(0, nul);
-  return Parse(sql);
+  ScanStats scan;
+  StatementHints hints;
+  SqlNormalizer::Normalize(sql, &key_, &hints, &scan);
+  Classification c = OverBudget(sql.size(), scan) ? TooComplex() : Parse(sql);
+  ReleaseLargeBuffers();
+  return c;
+}
+
+bool StatementClassifier::OverBudget(size_t bytes, const ScanStats& scan) const {
+  return (options_.max_bytes > 0 && bytes > options_.max_bytes) ||
+         (options_.max_depth > 0 && scan.depth > options_.max_depth);
+}
+
+void StatementClassifier::ReleaseLargeBuffers() {
+  Release(&key_, kKeepBufferBytes);
+  Release(&text_, kKeepBufferBytes);
+  tree_.ReleaseIfLarger(kKeepBufferBytes);
 }
 
 StatementClassifier::Stats StatementClassifier::stats() const {

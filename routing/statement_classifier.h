@@ -9,9 +9,25 @@
 // a backslash in a plain '...' string) or its key is longer than
 // max_cached_key_bytes. Those are parsed on every call. Hints
 // in comments are not part of the key: they are extracted on every call.
-// Parse errors are cached like any other result (all texts with one key fail
-// the same way, up to the content of a literal; either way the primary gets
-// them).
+// Parse errors are not cached: whether a text parses can depend on a
+// literal's content (U&'\zz', a LIMIT #,# list folded into one `?`), and a
+// cached error would send every later valid text with that key to the
+// primary. Re-parsing an error costs its sender microseconds.
+//
+// Budget (class 1 of issue 16): libpg_query's parser and JSON output recurse
+// once per parse-tree level with no limit (`SELECT 1+1+...+1` with ~70,000
+// terms overflows an 8 MiB stack, ~9,000 with 1 MiB; measured on PG 15's
+// libpg_query), and parse cost grows with the text (a 9 MB text took 27 s).
+// So before parsing, the normalizer's lexer pass (which touches every byte
+// anyway) yields the text's size and a conservative depth bound (ScanStats);
+// a text over max_bytes or max_depth is not parsed but classified as a write
+// with reason kTooComplex (primary, fail closed), never cached. The defaults
+// keep a text at the budget under ~10 ms to classify here and the depth
+// ~9x below the overflow even on a 1 MiB stack; JsonTree and
+// ParseTreeWalker do not recurse at all.
+//
+// The reusable buffers (key, text, tree) are released after a text that grew
+// them past kKeepBufferBytes, so one big statement does not pin megabytes.
 //
 // No I/O, no clock, no globals of ours (libpg_query keeps a per-thread memory
 // context). Not thread-safe: one classifier per loop thread.
@@ -28,6 +44,7 @@
 #include "routing/function_catalog.h"
 #include "routing/json_tree.h"
 #include "routing/shape_memo.h"
+#include "routing/sql_normalizer.h"
 #include "routing/statement_hints.h"
 
 namespace pgregion::routing {
@@ -40,6 +57,11 @@ struct ClassifierOptions {
   UnknownFunctionPolicy unknown_functions = UnknownFunctionPolicy::kPrimary;
   std::vector<std::string> write_functions;      // "name" or "schema.name"
   std::vector<std::string> read_only_functions;  // "name" or "schema.name"
+  // Budget (see the header comment): longer texts, or texts whose depth bound
+  // (ScanStats::depth) exceeds max_depth, are routed to the primary unparsed.
+  // 0 disables a limit (tests only: a deep text can then crash the process).
+  size_t max_bytes = 256 * 1024;
+  size_t max_depth = 1000;
 };
 
 struct ClassifyResult {
@@ -57,6 +79,7 @@ class StatementClassifier {
     uint64_t hits = 0;
     uint64_t misses = 0;       // parsed
     uint64_t uncacheable = 0;  // parsed and not stored (policy above, or cache off)
+    uint64_t too_complex = 0;  // over the budget: not parsed
     uint64_t evictions = 0;
     size_t entries = 0;
   };
@@ -78,8 +101,13 @@ class StatementClassifier {
 
   Stats stats() const;
 
+  // Reusable buffers above this size are released after use.
+  static constexpr size_t kKeepBufferBytes = 64 * 1024;
+
  private:
+  bool OverBudget(size_t bytes, const ScanStats& scan) const;
   Classification Parse(std::string_view sql);
+  void ReleaseLargeBuffers();
 
   const ClassifierOptions options_;
   const FunctionCatalog catalog_;

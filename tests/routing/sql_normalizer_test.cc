@@ -44,7 +44,7 @@ TEST_CASE("SqlNormalizer: keys") {
       {"SELECT N'x'", "SELECT ?"},
       {"SELECT B'0101', X'ff', x'00', b'1'", "SELECT ?"},
       {"SELECT U&'\\0041'", "SELECT ?"},
-      {"SELECT u&'d!0061t!+000061' UESCAPE '!'", "SELECT ? UESCAPE ?"},
+      {"SELECT u&'d!0061t!+000061' UESCAPE '!'", "SELECT ? UESCAPE '!'"},
       {"SELECT U&\"d\\0061t\"", "SELECT U&\"d\\0061t\""},
       {"SELECT $$a'b$$", "SELECT ?"},
       {"SELECT $tag$ $$ 'x' $tag$", "SELECT ?"},

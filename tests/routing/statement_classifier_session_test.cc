@@ -418,10 +418,11 @@ TEST_CASE("classifier: cache keyed by normalized text") {
   CHECK(!classifier.Classify("SELECT 'a\\'").cache_hit);
   CHECK(!classifier.Classify("SELECT 'a\\'").cache_hit);
 
-  // Parse errors are cached and still parse errors.
+  // Parse errors are not cached (they may depend on a literal's content),
+  // and are still parse errors.
   CHECK(classifier.Classify("SELEC 1")->parse_error);
   ClassifyResult again = classifier.Classify("SELEC 2");
-  CHECK(again.cache_hit);
+  CHECK(!again.cache_hit);
   CHECK(again->parse_error);
   CHECK(again->write);
 
@@ -465,6 +466,36 @@ TEST_CASE("classifier: text after a NUL byte is ignored") {
   ClassifyResult r = classifier.Classify(sql);
   CHECK(r->statements.size() == 1);
   CHECK(!r->write);
+}
+
+
+TEST_CASE("classifier: budget routes deep and huge texts to the primary unparsed") {
+  StatementClassifier classifier(ClassifierOptions{});
+  std::string deep = "SELECT 1";
+  for (int i = 0; i < 100000; ++i) deep += "+1";
+  ClassifyResult r = classifier.Classify(deep);
+  CHECK(r->too_complex);
+  CHECK(r->write);
+  CHECK(r->statements[0].reason == WriteReason::kTooComplex);
+  CHECK(classifier.ClassifyUncached(deep).too_complex);
+  std::string in = "SELECT * FROM t WHERE id IN (1";
+  for (int i = 0; i < 3000; ++i) in += ", " + std::to_string(100000 + i);
+  in += ")";
+  CHECK(!classifier.Classify(in)->write);  // ORM-sized IN lists still go to replicas
+  std::string many;
+  for (int i = 0; i < 100000; ++i) many += "SELECT 1;";
+  CHECK(classifier.Classify(many)->too_complex);
+  CHECK(!classifier.Classify("SELECT 1")->too_complex);
+}
+
+TEST_CASE("classifier: X'' and B'' end at the first quote (no cache poisoning)") {
+  StatementClassifier classifier(ClassifierOptions{});
+  CHECK(classifier.Classify("SELECT X'ab''cd' FROM t")->parse_error);
+  CHECK(!classifier.Classify("SELECT X'ab' FROM t")->write);
+  CHECK(classifier.Classify("SELECT B'01''1' FROM t")->parse_error);
+  CHECK(!classifier.Classify("SELECT B'01' FROM t")->write);
+  CHECK(!classifier.Classify("SELECT 'a'\r'b' FROM t")->write);
+  CHECK(!classifier.Classify("SELECT 'a' -- c\n'b' FROM t")->write);
 }
 
 }  // namespace pgregion::routing
