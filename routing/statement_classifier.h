@@ -60,7 +60,7 @@ struct ClassifierOptions {
   // Budget (see the header comment): longer texts, or texts whose depth bound
   // (ScanStats::depth) exceeds max_depth, are routed to the primary unparsed.
   // 0 disables a limit (tests only: a deep text can then crash the process).
-  size_t max_bytes = 256 * 1024;
+  size_t max_bytes = 64 * 1024;
   size_t max_depth = 1000;
 };
 
