@@ -290,6 +290,7 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
   struct Unit {
     bool write = false;
     bool parse_error = false;
+    bool too_complex = false;  // a statement over the classifier's budget
     bool begins_transaction = false;
     bool read_only_transaction = false;
     bool pins = false;

@@ -98,6 +98,7 @@ bool ClientSession::InspectFrame(const p::Frame& frame) {
       // tables of a write yet, and it never runs one).
       unit_.write |= st->classification->write;
       unit_.parse_error |= st->classification->parse_error;
+      unit_.too_complex |= st->classification->too_complex;
       if (st->hints.route) unit_.hint = ToPreference(*st->hints.route);
       return true;
     }
@@ -135,6 +136,7 @@ bool ClientSession::InspectFrame(const p::Frame& frame) {
 void ClientSession::Accumulate(const r::Classification& c, const r::StatementHints& hints) {
   unit_.write |= c.write;
   unit_.parse_error |= c.parse_error;
+  unit_.too_complex |= c.too_complex;
   if (hints.route) unit_.hint = ToPreference(*hints.route);
   AddConsistencyHints(hints);
   for (const r::StatementInfo& s : c.statements) {
@@ -186,6 +188,7 @@ r::RouteContext ClientSession::UnitRouteContext() {
   ctx.now_ms = app_->NowMs();
   ctx.write = unit_.write;
   ctx.parse_error = unit_.parse_error;
+  ctx.too_complex = unit_.too_complex;
   ctx.begins_transaction = unit_.begins_transaction;
   ctx.read_only_transaction = unit_.read_only_transaction;
   ctx.pinned = unit_.pins || pinned();

@@ -104,6 +104,10 @@ struct RoutingSection {
   std::vector<std::string> read_only_functions;
   std::vector<std::string> write_functions;
   uint32_t statement_cache_size = 10000;
+  // Classification budget (routing::ClassifierOptions): longer or deeper
+  // statements are not parsed and go to the primary (fail closed). 0 = no limit.
+  uint32_t classify_max_bytes = 64 * 1024;
+  uint32_t classify_max_depth = 1000;
 };
 
 struct HealthSection {

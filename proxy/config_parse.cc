@@ -360,6 +360,8 @@ void ReadRouting(Section& s, RoutingSection* r) {
   s.StringList("read_only_functions", &r->read_only_functions);
   s.StringList("write_functions", &r->write_functions);
   s.Uint("statement_cache_size", &r->statement_cache_size, 0);
+  s.Uint("classify_max_bytes", &r->classify_max_bytes, 0);
+  s.Uint("classify_max_depth", &r->classify_max_depth, 0);
   for (const std::string& name : r->write_functions) {
     if (std::find(r->read_only_functions.begin(), r->read_only_functions.end(), name) !=
         r->read_only_functions.end()) {

@@ -49,6 +49,8 @@ std::map<std::string, std::string> Settings(const Config& c) {
 routing::ClassifierOptions ClassifierOptionsFrom(const RoutingSection& r) {
   routing::ClassifierOptions o;
   o.cache_capacity = r.statement_cache_size;
+  o.max_bytes = r.classify_max_bytes;
+  o.max_depth = r.classify_max_depth;
   o.unknown_functions = r.unknown_functions == "replica" ? routing::UnknownFunctionPolicy::kReplica
                                                          : routing::UnknownFunctionPolicy::kPrimary;
   o.write_functions = r.write_functions;

@@ -175,6 +175,8 @@ ConsoleTable ConfigTable(const Config& c) {
   add("routing.read_only_functions", List(c.routing.read_only_functions));
   add("routing.write_functions", List(c.routing.write_functions));
   add("routing.statement_cache_size", num(c.routing.statement_cache_size));
+  add("routing.classify_max_bytes", num(c.routing.classify_max_bytes));
+  add("routing.classify_max_depth", num(c.routing.classify_max_depth));
   add("health.interval_ms", num(c.health.interval_ms));
   add("health.timeout_ms", num(c.health.timeout_ms));
   add("health.failures_to_down", num(c.health.failures_to_down));

@@ -28,6 +28,8 @@ std::string_view RouteReasonName(RouteReason reason) {
       return "parse_error";
     case RouteReason::kConsistency:
       return "consistency";
+    case RouteReason::kTooComplex:
+      return "too_complex";
   }
   return "unknown";
 }
@@ -103,6 +105,7 @@ Route Router::Decide(const RouteContext& ctx) {
     return route;
   };
   // Fail closed: anything that writes, might write, or holds state goes to the primary.
+  if (ctx.too_complex) return on_primary(RouteReason::kTooComplex);
   if (ctx.parse_error) return on_primary(RouteReason::kParseError);
   if (ctx.session_pooling) return on_primary(RouteReason::kSession);
   if (ctx.pinned) return on_primary(RouteReason::kPinned);

@@ -56,6 +56,7 @@ enum class RouteReason : uint8_t {
   kRywFallback,  // a read, no replica has replayed the session's token
   kParseError,   // the text does not parse: fail closed to the primary
   kConsistency,  // a read under `strong` consistency (or with a token that cannot be judged)
+  kTooComplex,   // over the classifier's size/depth budget, not parsed: fail closed
 };
 
 std::string_view RouteReasonName(RouteReason reason);
@@ -114,6 +115,7 @@ struct RouteContext {
   // What the unit does (from the statement classifier).
   bool write = false;
   bool parse_error = false;
+  bool too_complex = false;  // not parsed (classifier budget): fail closed
   bool read_only_transaction = false;  // BEGIN READ ONLY / default_transaction_read_only
   bool begins_transaction = false;     // a read-write BEGIN
   bool pinned = false;                 // session state that must stay on the primary

@@ -100,6 +100,8 @@ unknown_functions = "replica"
 read_only_functions = ["report_total", "public.lookup"]
 write_functions = ["bump_counter"]
 statement_cache_size = 123
+classify_max_bytes = 4096
+classify_max_depth = 50
 
 [health]
 interval_ms = 200
@@ -180,6 +182,8 @@ format = "json"
   CHECK(c.routing.read_only_functions == std::vector<std::string>{"report_total", "public.lookup"});
   CHECK(c.routing.write_functions == std::vector<std::string>{"bump_counter"});
   CHECK(c.routing.statement_cache_size == 123);
+  CHECK(c.routing.classify_max_bytes == 4096);
+  CHECK(c.routing.classify_max_depth == 50);
 
   CHECK(c.health.interval_ms == 200);
   CHECK(c.health.timeout_ms == 900);
@@ -230,6 +234,8 @@ TEST_CASE("config: defaults apply when only users and nodes are given") {
   CHECK(c.routing.unknown_functions == "primary");
   CHECK(c.routing.read_only_functions.empty());
   CHECK(c.routing.statement_cache_size == defaults.routing.statement_cache_size);
+  CHECK(c.routing.classify_max_bytes == 64 * 1024);
+  CHECK(c.routing.classify_max_depth == 1000);
   CHECK(c.health.interval_ms == 500);
   CHECK(c.health.failures_to_down == 3);
   CHECK(c.health.successes_to_up == 3);

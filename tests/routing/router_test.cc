@@ -116,6 +116,10 @@ TEST_CASE("Router: every unit that needs the primary goes there, with its reason
   c.parse_error = true;
   cases.push_back({"parse error", c, RouteReason::kParseError});
   c = f.ctx;
+  c.too_complex = true;
+  c.preference = RoutePreference::kReplica;  // a hint cannot send an unparsed text to a replica
+  cases.push_back({"over the classifier budget", c, RouteReason::kTooComplex});
+  c = f.ctx;
   c.session_pooling = true;
   cases.push_back({"session pooling", c, RouteReason::kSession});
   c = f.ctx;
@@ -258,6 +262,7 @@ TEST_CASE("Router: reason and block names") {
   CHECK(RouteReasonName(RouteReason::kRead) == "read");
   CHECK(RouteReasonName(RouteReason::kWrite) == "write");
   CHECK(RouteReasonName(RouteReason::kRywFallback) == "ryw_fallback");
+  CHECK(RouteReasonName(RouteReason::kTooComplex) == "too_complex");
   CHECK(RouteBlockName(RouteBlock::kNone) == "none");
   CHECK(RouteBlockName(RouteBlock::kNoNode) == "no_node");
 }
