@@ -22,7 +22,7 @@
 // anyway) yields the text's size and a conservative depth bound (ScanStats);
 // a text over max_bytes or max_depth is not parsed but classified as a write
 // with reason kTooComplex (primary, fail closed), never cached. The defaults
-// keep a text at the budget under ~10 ms to classify here and the depth
+// keep a text at the budget under ~15 ms to classify here and the depth
 // ~9x below the overflow even on a 1 MiB stack; JsonTree and
 // ParseTreeWalker do not recurse at all.
 //
