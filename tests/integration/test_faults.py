@@ -27,6 +27,7 @@ import pytest
 from cluster import Cluster
 from conftest import connect as _connect
 from wanlink import WanLink, default_binary as wanlink_binary
+from write_loop import WriteLoop, check_acked_writes
 
 CLUSTER_KW = {"replicas": 1}
 INTERVAL_MS = 200
@@ -198,74 +199,13 @@ def test_blackholed_replica_link_does_not_stall_reads(cluster, start_proxy):
         link.stop(check=False)
 
 
-class WriteLoop:
-    """Inserts through pgregion on one connection, reconnecting after errors; keeps every
-    acknowledged id, every error and the longest statement."""
-
-    def __init__(self, p, table: str):
-        self.p = p
-        self.table = table
-        self.acked: list[tuple[int, int, float]] = []  # (id, server port, monotonic time)
-        self.errors: list[tuple[float, str | None, str]] = []
-        self.longest = 0.0
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        conn = None
-        while not self.stop_event.is_set():
-            t0 = time.monotonic()
-            try:
-                if conn is None:
-                    conn = connect(self.p, connect_timeout=10)
-                row = conn.execute(f"insert into {self.table} default values "
-                                   "returning id, inet_server_port()").fetchone()
-                self.acked.append((row[0], row[1], time.monotonic()))
-                time.sleep(0.005)
-            except psycopg.Error as e:
-                self.errors.append((time.monotonic(), e.sqlstate, str(e).strip()))
-                if conn is not None:
-                    conn.close()
-                    conn = None
-                time.sleep(0.02)
-            finally:
-                self.longest = max(self.longest, time.monotonic() - t0)
-        if conn is not None:
-            conn.close()
-
-    def wait_acked(self, port: int, after: float, timeout: float) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for _, p, t in self.acked:
-                if p == port and t >= after:
-                    return t
-            time.sleep(0.01)
-        raise AssertionError(f"no write acknowledged on port {port} within {timeout}s; "
-                             f"errors: {self.errors[-5:]}\n" + self.p.log_tail(60))
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        self.thread.join(20)
-        assert not self.thread.is_alive(), "the write loop is stuck"
-
-
-def _check_writes(loop: WriteLoop, node, table: str) -> None:
-    rows = {int(x) for x in node.psql(f"select id from {table}", dbname="appdb").split()}
-    acked = {i for i, _, _ in loop.acked}
-    assert acked <= rows, f"lost acknowledged writes: {sorted(acked - rows)[:10]}"
-    # Errors are connection-class or admin shutdown (the client reconnects), nothing else.
-    for _, sqlstate, e in loop.errors:
-        assert sqlstate is None or sqlstate[:2] in ("08", "57"), (sqlstate, e)
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_primary_restart_under_a_write_loop(cluster, start_proxy):
     primary = cluster.primary
     p = start_proxy(cluster, health=HEALTH, failover={"write_wait_ms": WRITE_WAIT_MS},
                     pool={"connect_timeout_ms": 2000})
-    loop = WriteLoop(p, "fault_writes")
+    loop = WriteLoop(p, "fault_writes", connect)
     try:
         loop.wait_acked(primary.port, after=0, timeout=10 + SLACK_S)
         time.sleep(0.5)
@@ -283,7 +223,7 @@ def test_primary_restart_under_a_write_loop(cluster, start_proxy):
     print(f"\n[faults] primary restart took {t_up - t_stop:.2f}s; writes resumed {resume:.2f}s "
           f"after it was up; {len(loop.acked)} writes acknowledged, {len(loop.errors)} clean "
           f"errors, longest statement {loop.longest:.2f}s")
-    _check_writes(loop, primary, "fault_writes")
+    check_acked_writes(loop, primary, "fault_writes")
     assert resume <= bound, resume
     # No statement hangs: an in-flight write fails, one sent during the restart waits at
     # most failover.write_wait_ms for the primary.
@@ -299,7 +239,7 @@ def test_promotion_under_a_write_loop_keeps_acknowledged_writes(start_proxy):
         old.psql("grant all on promo_writes, promo_writes_id_seq to app", dbname="appdb")
         p = start_proxy(c, health=HEALTH, failover={"write_wait_ms": WRITE_WAIT_MS},
                         pool={"connect_timeout_ms": 2000})
-        loop = WriteLoop(p, "promo_writes")
+        loop = WriteLoop(p, "promo_writes", connect)
         try:
             loop.wait_acked(old.port, after=0, timeout=10 + SLACK_S)
             time.sleep(0.5)
@@ -319,7 +259,7 @@ def test_promotion_under_a_write_loop_keeps_acknowledged_writes(start_proxy):
         print(f"\n[faults] promotion: writes resumed on the new primary {resume:.2f}s after "
               f"promote returned; {len(loop.acked)} writes acknowledged, {len(loop.errors)} "
               f"clean errors, longest statement {loop.longest:.2f}s")
-        _check_writes(loop, new, "promo_writes")
+        check_acked_writes(loop, new, "promo_writes")
         assert resume <= bound, resume
         for _, port, t in loop.acked:
             if t > t_promoted:
