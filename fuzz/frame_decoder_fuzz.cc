@@ -51,19 +51,37 @@ void Check(bool ok, const char* what) {
   }
 }
 
+// Feeds `input` into a buffer in the fuzzer-chosen chunk sizes (the rest in
+// one piece), as reads from a socket would arrive.
+class ChunkFeeder {
+ public:
+  ChunkFeeder(std::string_view input, const std::vector<size_t>& chunk_sizes)
+      : input_(input), chunk_sizes_(chunk_sizes) {}
+  // Appends the next chunk to `buffer`; false when the input is used up.
+  bool Next(std::string* buffer) {
+    if (pos_ >= input_.size()) return false;
+    size_t n = chunk_ < chunk_sizes_.size() ? chunk_sizes_[chunk_++] : input_.size() - pos_;
+    n = std::min(std::max<size_t>(n, 1), input_.size() - pos_);
+    buffer->append(input_.substr(pos_, n));
+    pos_ += n;
+    return true;
+  }
+
+ private:
+  std::string_view input_;
+  const std::vector<size_t>& chunk_sizes_;
+  size_t pos_ = 0;
+  size_t chunk_ = 0;
+};
+
 Outcome RunTagged(const Config& config, std::string_view input,
                   const std::vector<size_t>& chunk_sizes) {
   MessageDecoder decoder(config.max_message_bytes, config.stream_threshold);
   for (char t : config.streamable) decoder.SetStreamable(t, true);
   Outcome out;
   std::string buffer;
-  size_t pos = 0;
-  size_t chunk = 0;
-  while (pos < input.size()) {
-    size_t n = chunk < chunk_sizes.size() ? chunk_sizes[chunk++] : input.size() - pos;
-    n = std::min(std::max<size_t>(n, 1), input.size() - pos);
-    buffer.append(input.substr(pos, n));
-    pos += n;
+  ChunkFeeder feeder(input, chunk_sizes);
+  while (feeder.Next(&buffer)) {
     for (;;) {
       auto r = decoder.Next(buffer);
       if (r.status == DecodeStatus::kNeedMore) {
@@ -104,13 +122,8 @@ Outcome RunTagged(const Config& config, std::string_view input,
 Outcome RunStartup(std::string_view input, const std::vector<size_t>& chunk_sizes) {
   Outcome out;
   std::string buffer;
-  size_t pos = 0;
-  size_t chunk = 0;
-  while (pos < input.size()) {
-    size_t n = chunk < chunk_sizes.size() ? chunk_sizes[chunk++] : input.size() - pos;
-    n = std::min(std::max<size_t>(n, 1), input.size() - pos);
-    buffer.append(input.substr(pos, n));
-    pos += n;
+  ChunkFeeder feeder(input, chunk_sizes);
+  while (feeder.Next(&buffer)) {
     for (;;) {
       auto r = DecodeStartupPacket(buffer);
       if (r.kind == StartupKind::kNeedMore) break;
