@@ -1,0 +1,1 @@
+SELECT $tag$ body 'x' $tag$, $$ 1 $$ FROM "quoted""ident" WHERE $1 = 3

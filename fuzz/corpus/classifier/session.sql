@@ -1,0 +1,1 @@
+SET work_mem = '64MB'; SELECT pg_advisory_lock(12); WITH x AS (DELETE FROM t RETURNING 1) SELECT 1

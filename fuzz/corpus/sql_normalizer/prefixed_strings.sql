@@ -1,0 +1,1 @@
+SELECT X'1F2a', B'0101', E'a\'b\n', U&'d\0061t!0061' UESCAPE '!'
