@@ -1,8 +1,8 @@
 // Fuzz target: routing::SqlNormalizer (the classification cache's key).
 //
 // Properties: never crashes; Normalize is deterministic (key, cacheable flag,
-// hints-independent ScanStats); a text and its literal-changed variant
-// (fuzz/literal_variant.h) share a key; and the key never merges statements
+// hints-independent ScanStats); a cacheable text and its literal-changed
+// variant (fuzz/literal_variant.h) share a key; and the key never merges statements
 // PostgreSQL tells apart: when libpg_query's pg_query_normalize (the real
 // lexer and parser, constants replaced by $n) succeeds on two texts with the
 // same key, its outputs are equal after stripping whitespace. The two texts
@@ -104,7 +104,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       pgregion::fuzz::LiteralVariant(text, pgregion::fuzz::VariantRot(input));
   const Norm t = Run(text);
   const Norm v = Run(variant);
-  Check(t.key == v.key, "a literal-changed variant has another key");
+  // Only for cacheable texts: an uncacheable text (unterminated literal or
+  // comment, backslash in a plain string) is never looked up by its key, and
+  // after an unterminated literal our scan and the normalizer may pair quotes
+  // differently without that mattering.
+  if (t.cacheable) Check(t.key == v.key, "a literal-changed variant has another key");
   if (t.key == v.key) CheckPgAgrees(text, variant);
 
   if (nul != std::string_view::npos) {
