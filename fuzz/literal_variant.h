@@ -11,7 +11,7 @@
 //  - in plain '...' strings without a backslash, letters become other
 //    letters and digits other digits;
 //  - in B'...' strings 0 and 1 swap; in X'...' hex digits become hex digits.
-// E'...', U&'...', N'...' strings, string continuations (a string right
+// E'...', U&'...', N'...' strings, the string after UESCAPE, string continuations (a string right
 // after a string), dollar quotes, quoted identifiers and comments are left
 // alone (escapes there could become invalid).
 #pragma once
@@ -52,6 +52,7 @@ inline std::string LiteralVariant(std::string_view in, unsigned rot, bool mask =
   // Kind of the string last closed, to skip continuations.
   bool last_was_string = false;
   bool last_escapes = false;  // the last string was an E'...' one
+  bool after_uescape = false;  // the last token was the keyword UESCAPE
   size_t i = 0;
   while (i < n) {
     const unsigned char c = out[i];
@@ -79,6 +80,8 @@ inline std::string LiteralVariant(std::string_view in, unsigned rot, bool mask =
       last_was_string = false;
       continue;
     }
+    const bool uescape_arg = after_uescape;
+    after_uescape = false;
     const bool continuation = last_was_string;
     const bool continued_escapes = last_escapes;
     last_was_string = false;
@@ -107,11 +110,19 @@ inline std::string LiteralVariant(std::string_view in, unsigned rot, bool mask =
         kind = 's';
         q = j + 1;
       } else {
+        // UESCAPE's string is syntax (one escape character), kept in the key.
+        after_uescape = j - i == 7 && (in.substr(i, 7) == "UESCAPE" || in.substr(i, 7) == "uescape" ||
+                                       [&] {
+                                         for (size_t k = 0; k < 7; ++k)
+                                           if ((out[i + k] | 0x20) != "uescape"[k]) return false;
+                                         return true;
+                                       }());
         i = j;
         continue;
       }
     }
     if (kind != 0) {
+      if (uescape_arg) kind = 's';
       if (continuation && kind == 'p') {  // only a bare quote continues a string
         kind = 's';
         escapes = continued_escapes;
