@@ -211,8 +211,12 @@ inline std::string LiteralVariant(std::string_view in, unsigned rot, bool mask =
     }
     if (IsDigit(c) || (c == '.' && i + 1 < n && IsDigit(out[i + 1]))) {
       size_t j = i;
-      while (j < n && (IsDigit(out[j]) || out[j] == '.')) {
-        if (out[j] == '.' && j + 1 < n && out[j + 1] == '.') break;  // 1..2
+      bool dot = false;  // one decimal point at most (2.5.e3 is 2.5 . e3)
+      while (j < n && (IsDigit(out[j]) || (out[j] == '.' && !dot))) {
+        if (out[j] == '.') {
+          if (j + 1 < n && out[j + 1] == '.') break;  // 1..2
+          dot = true;
+        }
         ++j;
       }
       if (j < n && (out[j] == 'e' || out[j] == 'E')) {
