@@ -37,8 +37,13 @@ def _wait_replicated(cluster, sql, expect, timeout=10.0):
             time.sleep(0.05)
 
 
-def _wait_topology(p, cluster, timeout=10.0):
-    """Until the health checker has seen every replica up, reads go to the primary."""
+def _wait_topology(p, cluster, timeout=20.0):
+    """Until the health checker has seen every replica up, reads go to the primary.
+
+    Reads are paced (not back to back) and the bound is generous: on a loaded
+    machine one replica's probe RTT can stay apart for seconds, and a probe that
+    times out makes a replica suspect until its next probe; either keeps reads
+    on the other replica meanwhile."""
     want = {r.port for r in cluster.replicas}
     seen = set()
     deadline = time.monotonic() + timeout
@@ -49,8 +54,7 @@ def _wait_topology(p, cluster, timeout=10.0):
             port = _port(c)
             if port in want:
                 seen.add(port)
-            else:
-                time.sleep(0.05)
+            time.sleep(0.05)
 
 
 # Reads right after a session's own write go to the primary at `causal` (the default)
