@@ -291,7 +291,14 @@ void Stream::CloseAfterFlush() {
     return;
   }
   FlushNow();
+  if (closing_ || close_timer_ != nullptr) return;
+  close_timer_ = new uv_timer_t;
+  uv_timer_init(tcp_.loop, close_timer_);
+  close_timer_->data = this;
+  uv_timer_start(close_timer_, CloseTimerCb, kCloseFlushTimeoutMs, 0);
 }
+
+void Stream::CloseTimerCb(uv_timer_t* t) { static_cast<Stream*>(t->data)->Close(); }
 
 void Stream::Close() {
   if (closing_) return;
@@ -300,6 +307,12 @@ void Stream::Close() {
   if (flush_queued_) FlushNow();
   if (closing_) return;  // FlushNow() closed it (CloseAfterFlush)
   closing_ = true;
+  if (close_timer_ != nullptr) {
+    // Closed before the stream's own handle, so its callback can no longer run.
+    uv_close(reinterpret_cast<uv_handle_t*>(close_timer_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    close_timer_ = nullptr;
+  }
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), CloseCb);
 }
 

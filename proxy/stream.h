@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 #include <uv.h>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -72,8 +73,11 @@ class Stream {
   // Bytes queued or in flight.
   size_t pending_bytes() const { return out_.size() + inflight_.size(); }
 
-  // Closes after everything queued has been sent (bounded: the kernel either takes it or errors).
+  // Closes after everything queued has been sent, or after kCloseFlushTimeoutMs
+  // if the peer stops reading (a client that never reads its FATAL error must
+  // not keep the stream, and process exit, waiting).
   void CloseAfterFlush();
+  static constexpr uint64_t kCloseFlushTimeoutMs = 10'000;
   void Close();
   bool closing() const { return closing_; }
 
@@ -89,6 +93,7 @@ class Stream {
   static void WriteCb(uv_write_t* req, int status);
   static void ConnectCb(uv_connect_t* req, int status);
   static void CloseCb(uv_handle_t* h);
+  static void CloseTimerCb(uv_timer_t* t);
 
   void OnCipherText(const char* data, size_t len);
   void DrainTlsOutput();
@@ -108,6 +113,7 @@ class Stream {
   bool writing_ = false;
   bool closing_ = false;
   bool close_after_flush_ = false;
+  uv_timer_t* close_timer_ = nullptr;  // CloseAfterFlush's deadline, only while one runs
   // FlushQueue's intrusive list.
   FlushQueue* flush_;
   bool flush_first_ = false;

@@ -158,3 +158,32 @@ def test_zero_timeout_closes_at_once(cluster, pgregion_bin):
     with pytest.raises(psycopg.OperationalError):
         stuck.execute("select 1")
     stuck.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_client_that_never_reads_does_not_hold_up_exit(cluster, pgregion_bin):
+    """A client whose replies pile up unread (the proxy stopped reading it) gets its
+    FATAL queued behind them at shutdown; the stream closes after
+    Stream::kCloseFlushTimeoutMs (10 s) instead of keeping the process alive forever."""
+    from pgwire import RawConn, query_message
+
+    p = Pgregion(cluster, binary=pgregion_bin, proxy={"shutdown_timeout_s": 0})
+    c = RawConn(p.host, p.port, timeout=30)
+    msgs = c.startup("app", "appdb", "secret")
+    assert msgs and msgs[-1].type == "Z", msgs
+    c.sock.settimeout(3)
+    chunk = query_message("SHOW pgregion.route") * 4096
+    try:
+        for _ in range(400):  # stops when the proxy stops reading (backpressure)
+            c.sock.sendall(chunk)
+    except (socket.timeout, TimeoutError):
+        pass
+    t0 = time.monotonic()
+    p.proc.send_signal(signal.SIGINT)
+    rc = p.proc.wait(timeout=40)
+    elapsed = time.monotonic() - t0
+    print(f"\nexit with an unread client took {elapsed:.1f} s")
+    assert rc == 0, p.log_tail()
+    assert elapsed < 25
+    p.stop(check=False)
+    c.close()
