@@ -146,4 +146,20 @@ std::string_view SessionEventTypeName(SessionEventType type) {
   return "unknown";
 }
 
+std::string_view IsolationLevelName(IsolationLevel level) {
+  switch (level) {
+    case IsolationLevel::kUnspecified:
+      return "unspecified";
+    case IsolationLevel::kReadUncommitted:
+      return "read uncommitted";
+    case IsolationLevel::kReadCommitted:
+      return "read committed";
+    case IsolationLevel::kRepeatableRead:
+      return "repeatable read";
+    case IsolationLevel::kSerializable:
+      return "serializable";
+  }
+  return "unknown";
+}
+
 }  // namespace pgregion::routing

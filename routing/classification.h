@@ -6,6 +6,7 @@
 // once built; shared (shared_ptr<const>) between the cache and the sessions.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -61,6 +62,18 @@ enum class TransactionControl : uint8_t {
 
 enum class AccessMode : uint8_t { kUnspecified, kReadOnly, kReadWrite };
 
+// An isolation level a statement asks for (BEGIN/START ... ISOLATION LEVEL,
+// SET TRANSACTION ISOLATION LEVEL, SET [LOCAL] transaction_isolation).
+// A hot standby refuses SERIALIZABLE ("cannot use serializable mode in a hot
+// standby", 0A000), so a unit asking for it goes to the primary.
+enum class IsolationLevel : uint8_t {
+  kUnspecified,
+  kReadUncommitted,
+  kReadCommitted,
+  kRepeatableRead,
+  kSerializable,
+};
+
 // A change of the session default access mode (SET SESSION CHARACTERISTICS AS
 // TRANSACTION READ ONLY/WRITE, SET default_transaction_read_only = on/off,
 // RESET of it or RESET ALL).
@@ -114,13 +127,36 @@ struct StatementInfo {
   bool copy_in = false;                   // COPY ... FROM STDIN: the server enters CopyIn
   bool untracked_session_change = false;  // set_config(), LOAD: state the proxy cannot see
   TransactionControl txn = TransactionControl::kNone;
-  AccessMode access = AccessMode::kUnspecified;  // BEGIN/START/SET TRANSACTION
-  bool chain = false;                            // COMMIT/ROLLBACK AND CHAIN
+  AccessMode access = AccessMode::kUnspecified;             // BEGIN/START/SET TRANSACTION
+  IsolationLevel isolation = IsolationLevel::kUnspecified;  // BEGIN/START/SET TRANSACTION
+  bool chain = false;                                       // COMMIT/ROLLBACK AND CHAIN
+  std::string savepoint;                                    // SAVEPOINT/RELEASE/ROLLBACK TO name
   DefaultAccessChange default_access = DefaultAccessChange::kNone;
   std::string node;          // parse-tree node, e.g. "SelectStmt" (logs, metrics-free)
   std::string function;      // the function behind kWriteFunction/kUnknownFunction
   std::string execute_name;  // EXECUTE name
   std::vector<SessionEvent> events;
+  // Reads state only the primary has, or that a standby shows differently
+  // (pg_locks, pg_stat_*, pg_is_in_recovery(), sequence relations, SHOW
+  // transaction_read_only, ...): it runs on the primary, the oracle being a
+  // client connected to the primary directly. Not a write: no LSN probe
+  // follows it. `primary_object` names what was found (logs, tests).
+  bool primary_state = false;
+  std::string primary_object;
+  // Relations whose content only the primary has from now on: sequences this
+  // statement advances (nextval/setval with a literal name, 'seq' or
+  // 's.seq'::regclass) and unlogged tables it creates (CREATE UNLOGGED
+  // TABLE, ALTER TABLE ... SET UNLOGGED). Bare relation names, folded as
+  // PostgreSQL folds identifiers; the schema is dropped (a read matches by
+  // name: conservative). The session keeps them (PrimaryRelations).
+  std::vector<std::string> primary_relations;
+  // Relation names this statement names (FROM, JOIN, DML targets: every
+  // RangeVar, CTE references included), bare and folded, each once, at most
+  // kMaxRelations; `relations_truncated` when there were more.
+  std::vector<std::string> relations;
+  bool relations_truncated = false;
+
+  static constexpr size_t kMaxRelations = 64;
 };
 
 struct Classification {
@@ -131,11 +167,13 @@ struct Classification {
   // Over ClassifierOptions' budget: not parsed, routed as a write (then write
   // is true and statements holds one kTooComplex entry). Never cached.
   bool too_complex = false;
-  bool transaction_control = false;       // some statement has txn != kNone
-  bool session_events = false;            // some statement has events
-  bool proxy_handled = false;             // some statement is a pgregion.* one
-  bool mixed_proxy = false;               // pgregion.* statements together with ones for Postgres
-  bool copy_in = false;                   // some statement is COPY ... FROM STDIN
+  bool transaction_control = false;  // some statement has txn != kNone
+  bool session_events = false;       // some statement has events
+  bool proxy_handled = false;        // some statement is a pgregion.* one
+  bool mixed_proxy = false;          // pgregion.* statements together with ones for Postgres
+  bool copy_in = false;              // some statement is COPY ... FROM STDIN
+  bool primary_state = false;        // some statement has primary_state
+  bool serializable = false;         // some statement asks for SERIALIZABLE isolation
   // Whether the result may be reused for other texts with the same key: false
   // when it holds values taken from literals (SET values, EXPLAIN options).
   bool cacheable = true;
@@ -145,5 +183,6 @@ std::string_view StatementKindName(StatementKind kind);
 std::string_view WriteReasonName(WriteReason reason);
 std::string_view TransactionControlName(TransactionControl txn);
 std::string_view SessionEventTypeName(SessionEventType type);
+std::string_view IsolationLevelName(IsolationLevel level);
 
 }  // namespace pgregion::routing

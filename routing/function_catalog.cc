@@ -327,20 +327,9 @@ constexpr std::string_view kBuiltinRead[] = {
     "current_schema",
     "current_schemas",
     "current_query",
-    "pg_backend_pid",
-    "pg_postmaster_start_time",
-    "pg_conf_load_time",
-    "pg_is_in_recovery",
-    "pg_is_wal_replay_paused",
-    "pg_last_wal_replay_lsn",
-    "pg_last_wal_receive_lsn",
-    "pg_last_xact_replay_timestamp",
     "pg_wal_lsn_diff",
-    "inet_server_port",
-    "inet_server_addr",
     "inet_client_addr",
     "inet_client_port",
-    "pg_current_snapshot",
     "pg_snapshot_xmin",
     "pg_snapshot_xmax",
     "pg_typeof",
@@ -370,11 +359,8 @@ constexpr std::string_view kBuiltinRead[] = {
     "pg_sleep",
     "pg_sleep_for",
     "pg_sleep_until",
-    "pg_notification_queue_usage",
     "pg_listening_channels",
     "pg_jit_available",
-    "pg_sequence_last_value",
-    "pg_export_snapshot",
     "to_regclass",
     "to_regtype",
     "to_regproc",
@@ -389,7 +375,68 @@ constexpr std::string_view kBuiltinRead[] = {
 
 // Prefixes of read-only built-in families.
 constexpr std::string_view kBuiltinReadPrefixes[] = {
-    "json_", "jsonb_", "pg_get_", "pg_stat_get_", "has_",
+    "json_",
+    "jsonb_",
+    "pg_get_",
+    "has_",
+};
+
+// Read-only, but what they return is the node's own state: a standby answers
+// differently from the primary (pg_is_in_recovery(), WAL replay positions,
+// its own locks, backends, statistics counters, snapshots, sequence caches,
+// settings files), or refuses (pg_is_wal_replay_paused() is an error on the
+// primary). The oracle is a client connected to the primary directly, so
+// these run there (StatementInfo::primary_state). Matched when unqualified or
+// pg_catalog-qualified; a configured read_only_functions entry overrides.
+constexpr std::string_view kBuiltinPrimaryState[] = {
+    "pg_is_in_recovery",
+    "pg_is_wal_replay_paused",
+    "pg_get_wal_replay_pause_state",
+    "pg_wal_replay_pause",
+    "pg_wal_replay_resume",
+    "pg_backend_pid",
+    "pg_postmaster_start_time",
+    "pg_conf_load_time",
+    "inet_server_addr",
+    "inet_server_port",
+    "pg_current_snapshot",
+    "txid_current_snapshot",
+    "pg_export_snapshot",
+    "pg_sequence_last_value",
+    "pg_notification_queue_usage",
+    "pg_current_logfile",
+    "pg_read_file",
+    "pg_read_binary_file",
+    "pg_blocking_pids",
+    "pg_safe_snapshot_blocking_pids",
+    "pg_lock_status",
+    "pg_prepared_xact",
+    "pg_show_all_settings",
+    "pg_show_all_file_settings",
+    "pg_hba_file_rules",
+    "pg_ident_file_mappings",
+    "pg_cursor",
+    "pg_prepared_statement",
+    "pg_get_backend_memory_contexts",
+    "pg_get_shmem_allocations",
+    "pg_walfile_name",
+    "pg_walfile_name_offset",
+    "pg_xact_status",
+    "txid_status",
+    "pg_xact_commit_timestamp",
+    "pg_xact_commit_timestamp_origin",
+    "pg_show_replication_origin_status",
+};
+
+// Prefixes of such families: pg_stat_* (pg_stat_get_*, pg_stat_get_xact_*,
+// pg_stat_file, pg_stat_statements(); pg_stat_reset* is a write, matched
+// first), pg_last_* (replay positions, pg_last_committed_xact), pg_ls_*
+// (the node's directories), pg_control_* (its control file).
+constexpr std::string_view kBuiltinPrimaryStatePrefixes[] = {
+    "pg_stat_",
+    "pg_last_",
+    "pg_ls_",
+    "pg_control_",
 };
 
 bool HasPrefix(std::string_view name, std::string_view prefix) {
@@ -421,6 +468,7 @@ FunctionSessionEffect SessionEffectOf(std::string_view name) {
 
 size_t FunctionCatalog::BuiltinReadCount() { return std::size(kBuiltinRead); }
 size_t FunctionCatalog::BuiltinWriteCount() { return std::size(kBuiltinWrite); }
+size_t FunctionCatalog::BuiltinPrimaryStateCount() { return std::size(kBuiltinPrimaryState); }
 
 FunctionCatalog::FunctionCatalog(const std::vector<std::string>& write_functions,
                                  const std::vector<std::string>& read_only_functions) {
@@ -428,6 +476,7 @@ FunctionCatalog::FunctionCatalog(const std::vector<std::string>& write_functions
   for (const std::string& f : read_only_functions) read_.insert(Lower(f));
   for (std::string_view f : kBuiltinWrite) builtin_write_.insert(std::string(f));
   for (std::string_view f : kBuiltinRead) builtin_read_.insert(std::string(f));
+  for (std::string_view f : kBuiltinPrimaryState) builtin_primary_state_.insert(std::string(f));
 }
 
 bool FunctionCatalog::Configured(const absl::flat_hash_set<std::string>& set,
@@ -455,6 +504,12 @@ FunctionInfo FunctionCatalog::Lookup(std::string_view raw_schema, std::string_vi
                          [&](std::string_view p) { return HasPrefix(name, p); }) ||
              (HasPrefix(name, "pg_") && name.find("replication_slot") != std::string::npos)) {
     info.effect = FunctionEffect::kWrite;
+  } else if (catalog && (builtin_primary_state_.contains(name) ||
+                         std::any_of(std::begin(kBuiltinPrimaryStatePrefixes),
+                                     std::end(kBuiltinPrimaryStatePrefixes),
+                                     [&](std::string_view p) { return HasPrefix(name, p); }))) {
+    info.effect = FunctionEffect::kRead;
+    info.primary_state = true;
   } else if (catalog &&
              (builtin_read_.contains(name) ||
               std::any_of(std::begin(kBuiltinReadPrefixes), std::end(kBuiltinReadPrefixes),

@@ -6,9 +6,9 @@
 // "schema.name", case-insensitive; a bare name matches in every schema).
 //
 // Precedence: configured write > configured read-only > built-in write >
-// built-in read-only (only when unqualified or pg_catalog-qualified: a
-// function in another schema shadows nothing) > unknown. Immutable after
-// construction; safe to share between threads.
+// built-in primary-state read (FunctionInfo::primary_state) > built-in read-only (only when
+// unqualified or pg_catalog-qualified: a function in another schema shadows nothing) > unknown.
+// Immutable after construction; safe to share between threads.
 #pragma once
 
 #include <cstdint>
@@ -38,6 +38,9 @@ enum class FunctionSessionEffect : uint8_t {
 struct FunctionInfo {
   FunctionEffect effect = FunctionEffect::kUnknown;
   FunctionSessionEffect session = FunctionSessionEffect::kNone;
+  // kRead, but returns the node's own state (pg_is_in_recovery(), pg_stat_*,
+  // pg_current_snapshot(), ...): runs on the primary. Built-ins only.
+  bool primary_state = false;
 };
 
 class FunctionCatalog {
@@ -51,6 +54,7 @@ class FunctionCatalog {
   // Number of built-in names (exact entries, not prefixes), for reports.
   static size_t BuiltinReadCount();
   static size_t BuiltinWriteCount();
+  static size_t BuiltinPrimaryStateCount();
 
  private:
   bool Configured(const absl::flat_hash_set<std::string>& set, std::string_view schema,
@@ -60,6 +64,7 @@ class FunctionCatalog {
   absl::flat_hash_set<std::string> read_;   // configured, lower case
   absl::flat_hash_set<std::string> builtin_write_;
   absl::flat_hash_set<std::string> builtin_read_;
+  absl::flat_hash_set<std::string> builtin_primary_state_;
 };
 
 }  // namespace pgregion::routing

@@ -30,6 +30,10 @@ std::string_view RouteReasonName(RouteReason reason) {
       return "consistency";
     case RouteReason::kTooComplex:
       return "too_complex";
+    case RouteReason::kSerializable:
+      return "serializable";
+    case RouteReason::kPrimaryState:
+      return "primary_state";
   }
   return "unknown";
 }
@@ -111,8 +115,15 @@ Route Router::Decide(const RouteContext& ctx) {
   if (ctx.pinned) return on_primary(RouteReason::kPinned);
   if (ctx.write) return on_primary(RouteReason::kWrite);
   if (ctx.preference == RoutePreference::kPrimary) return on_primary(RouteReason::kHint);
+  // What a standby refuses, whatever the hint.
+  if (ctx.serializable) return on_primary(RouteReason::kSerializable);
+  if (ctx.read_write_requested) return on_primary(RouteReason::kTransaction);
   if (ctx.begins_transaction && !ctx.read_only_transaction) {
     return on_primary(RouteReason::kTransaction);
+  }
+  if (ctx.primary_state &&
+      !(ctx.preference == RoutePreference::kReplica && ctx.preference_from_hint)) {
+    return on_primary(RouteReason::kPrimaryState);
   }
 
   // A read: its consistency level says which replicas may serve it.

@@ -7,7 +7,13 @@
 // Rules (DESIGN.md "Data flow" and "Topology and replica choice"):
 // - Anything that writes, may write, or holds server state goes to the primary:
 //   parse errors, session pooling, pins, writes, the primary hint, read-write
-//   transactions.
+//   transactions (also SET TRANSACTION READ WRITE), SERIALIZABLE (reason
+//   serializable: a standby refuses it, reads included).
+// - Reads of state only the primary has, or that a standby shows differently
+//   (RouteContext::primary_state: pg_locks, pg_stat_*, pg_is_in_recovery(),
+//   sequences, ...) go to the primary with reason primary_state, unless the
+//   unit's own comment hint asks for a replica (route=replica: the client
+//   wants that replica's view, e.g. its replay position).
 // - Reads (autocommit, read-only transactions, the replica hint) go where
 //   their consistency level allows (DESIGN.md "Consistency levels and
 //   read-your-writes tokens"): `strong` to the primary (reason consistency);
@@ -45,18 +51,20 @@
 namespace pgregion::routing {
 
 enum class RouteReason : uint8_t {
-  kWrite,        // the unit writes (or may: unknown functions, parse errors)
-  kRead,         // an autocommit read, or a read-only transaction, on a replica
-  kTransaction,  // a read-write transaction starts here
-  kHint,         // a comment hint or pgregion.route chose the node
-  kPinned,       // session state (temp tables, LISTEN, ...) keeps the client on the primary
-  kSession,      // session pooling: the client keeps one server, on the primary
-  kNoReplica,    // a read, but no replica is up (or roles are not discovered yet)
-  kLagFallback,  // a read, replicas are up but all beyond routing.max_replica_lag_ms
-  kRywFallback,  // a read, no replica has replayed the session's token
-  kParseError,   // the text does not parse: fail closed to the primary
-  kConsistency,  // a read under `strong` consistency (or with a token that cannot be judged)
-  kTooComplex,   // over the classifier's size/depth budget, not parsed: fail closed
+  kWrite,         // the unit writes (or may: unknown functions, parse errors)
+  kRead,          // an autocommit read, or a read-only transaction, on a replica
+  kTransaction,   // a read-write transaction starts here
+  kHint,          // a comment hint or pgregion.route chose the node
+  kPinned,        // session state (temp tables, LISTEN, ...) keeps the client on the primary
+  kSession,       // session pooling: the client keeps one server, on the primary
+  kNoReplica,     // a read, but no replica is up (or roles are not discovered yet)
+  kLagFallback,   // a read, replicas are up but all beyond routing.max_replica_lag_ms
+  kRywFallback,   // a read, no replica has replayed the session's token
+  kParseError,    // the text does not parse: fail closed to the primary
+  kConsistency,   // a read under `strong` consistency (or with a token that cannot be judged)
+  kTooComplex,    // over the classifier's size/depth budget, not parsed: fail closed
+  kSerializable,  // SERIALIZABLE isolation (asked, or the session default): a standby refuses it
+  kPrimaryState,  // reads state only the primary has (pg_locks, pg_stat_*, sequences, ...)
 };
 
 std::string_view RouteReasonName(RouteReason reason);
@@ -115,10 +123,20 @@ struct RouteContext {
   // What the unit does (from the statement classifier).
   bool write = false;
   bool parse_error = false;
-  bool too_complex = false;  // not parsed (classifier budget): fail closed
+  bool too_complex = false;            // not parsed (classifier budget): fail closed
   bool read_only_transaction = false;  // BEGIN READ ONLY / default_transaction_read_only
   bool begins_transaction = false;     // a read-write BEGIN
-  bool pinned = false;                 // session state that must stay on the primary
+  // TransactionMode::serializable(): the unit runs under SERIALIZABLE (its
+  // transaction's level, SET TRANSACTION ISOLATION LEVEL SERIALIZABLE, or
+  // the session's default_transaction_isolation), which a standby refuses.
+  bool serializable = false;
+  // TransactionMode::read_write_requested(): SET TRANSACTION READ WRITE or
+  // transaction_read_only = off, which a standby refuses.
+  bool read_write_requested = false;
+  // Classification::primary_state, or PrimaryRelations::Reads(): the unit
+  // reads state only the primary has.
+  bool primary_state = false;
+  bool pinned = false;  // session state that must stay on the primary
   bool session_pooling = false;
   RoutePreference preference = RoutePreference::kAuto;  // hint or pgregion.route
   bool preference_from_hint = false;

@@ -1,5 +1,7 @@
 #include "routing/statement_analyzer.h"
 
+#include <cctype>
+
 #include "protocol/str_util.h"
 
 namespace pgregion::routing {
@@ -67,11 +69,11 @@ StatementInfo StatementAnalyzer::Analyze(Index stmt, bool* cacheable) const {
   info.node = std::string(type);
 
   if (type == "SelectStmt") {
-    Query(node, &info);
+    Query(node, &info, cacheable);
   } else if (type == "InsertStmt" || type == "UpdateStmt" || type == "DeleteStmt" ||
              type == "MergeStmt") {
     SetWrite(&info, StatementKind::kWrite, WriteReason::kDml);
-    ApplyFacts(walker_.Walk(node), &info);
+    ApplyFacts(walker_.Walk(node), &info, cacheable);
   } else if (type == "TransactionStmt") {
     Transaction(node, &info);
   } else if (type == "VariableSetStmt") {
@@ -150,10 +152,14 @@ StatementInfo StatementAnalyzer::Analyze(Index stmt, bool* cacheable) const {
   } else if (type == "CreateTableAsStmt") {
     // CREATE TABLE AS / CREATE MATERIALIZED VIEW: runs its query too.
     SetWrite(&info, StatementKind::kWrite, WriteReason::kDdl);
-    ApplyFacts(walker_.Walk(tree_.Member(node, "query")), &info);
-    if (IsTemp(tree_.Member(tree_.Member(node, "into"), "rel"))) {
-      AddEvent(&info, SessionEventType::kTempObject);
+    ApplyFacts(walker_.Walk(tree_.Member(node, "query")), &info, cacheable);
+    const Index rel = tree_.Member(tree_.Member(node, "into"), "rel");
+    if (IsTemp(rel)) AddEvent(&info, SessionEventType::kTempObject);
+    if (tree_.RawString(rel, "relpersistence") == "u") {
+      info.primary_relations.push_back(tree_.String(tree_.Member(rel, "relname")));
     }
+  } else if (type == "AlterTableStmt") {
+    AlterTable(node, &info);
   } else {
     // Every other statement is DDL, GRANT/REVOKE, ALTER SYSTEM, or new to
     // us: the primary.
@@ -162,18 +168,32 @@ StatementInfo StatementAnalyzer::Analyze(Index stmt, bool* cacheable) const {
   return info;
 }
 
-void StatementAnalyzer::Query(Index body, StatementInfo* info) const {
+void StatementAnalyzer::Query(Index body, StatementInfo* info, bool* cacheable) const {
   SetRead(info, StatementKind::kRead);
-  ApplyFacts(walker_.Walk(body), info);
+  ApplyFacts(walker_.Walk(body), info, cacheable);
   info->kind = info->write ? StatementKind::kWrite : StatementKind::kRead;
 }
 
-void StatementAnalyzer::ApplyFacts(const TreeFacts& facts, StatementInfo* info) const {
+void StatementAnalyzer::ApplyFacts(const TreeFacts& facts, StatementInfo* info,
+                                   bool* cacheable) const {
+  if (facts.from_literal) *cacheable = false;
+  if (!facts.primary_state.empty() && !info->primary_state) {
+    info->primary_state = true;
+    info->primary_object = facts.primary_state;
+  }
+  info->relations = facts.relations;
+  info->relations_truncated = facts.relations_truncated;
+  info->primary_relations.insert(info->primary_relations.end(), facts.sequences.begin(),
+                                 facts.sequences.end());
   if (facts.modifies) MarkWrite(info, WriteReason::kModifyingCte);
   if (facts.locking) MarkWrite(info, WriteReason::kLockingClause);
   if (facts.into != kNone) {
     MarkWrite(info, WriteReason::kSelectInto);
-    if (IsTemp(tree_.Member(facts.into, "rel"))) AddEvent(info, SessionEventType::kTempObject);
+    const Index rel = tree_.Member(facts.into, "rel");
+    if (IsTemp(rel)) AddEvent(info, SessionEventType::kTempObject);
+    if (tree_.RawString(rel, "relpersistence") == "u") {
+      info->primary_relations.push_back(tree_.String(tree_.Member(rel, "relname")));
+    }
   }
   if (!facts.write_function.empty()) {
     MarkWrite(info, WriteReason::kWriteFunction, facts.write_function);
@@ -248,9 +268,13 @@ void StatementAnalyzer::Transaction(Index body, StatementInfo* info) const {
   SetRead(info, StatementKind::kTransaction);
   std::string_view kind = tree_.RawString(body, "kind");
   info->chain = tree_.Bool(body, "chain");
+  // SAVEPOINT, RELEASE and ROLLBACK TO name the savepoint: the session keeps
+  // changes per savepoint to drop those rolled back to.
+  info->savepoint = tree_.String(tree_.Member(body, "savepoint_name"));
   if (kind == "TRANS_STMT_BEGIN" || kind == "TRANS_STMT_START") {
     info->txn = TransactionControl::kBegin;
     info->access = ReadOnlyOption(tree_.Member(body, "options"));
+    info->isolation = IsolationOption(tree_.Member(body, "options"));
   } else if (kind == "TRANS_STMT_COMMIT") {
     info->txn = TransactionControl::kCommit;
   } else if (kind == "TRANS_STMT_ROLLBACK") {
@@ -299,7 +323,25 @@ void StatementAnalyzer::Prepare(Index body, StatementInfo* info, bool* cacheable
 void StatementAnalyzer::CreateRelation(Index body, std::string_view rel_field,
                                        StatementInfo* info) const {
   SetWrite(info, StatementKind::kWrite, WriteReason::kDdl);
-  if (IsTemp(tree_.Member(body, rel_field))) AddEvent(info, SessionEventType::kTempObject);
+  const Index rel = tree_.Member(body, rel_field);
+  if (IsTemp(rel)) AddEvent(info, SessionEventType::kTempObject);
+  // A standby refuses to read an unlogged table ("cannot access temporary or
+  // unlogged relations during recovery").
+  if (tree_.RawString(rel, "relpersistence") == "u") {
+    info->primary_relations.push_back(tree_.String(tree_.Member(rel, "relname")));
+  }
+}
+
+void StatementAnalyzer::AlterTable(Index body, StatementInfo* info) const {
+  SetWrite(info, StatementKind::kWrite, WriteReason::kDdl);
+  Index cmds = tree_.Member(body, "cmds");
+  for (Index cmd = tree_.FirstChild(cmds); cmd != kNone; cmd = tree_.Next(cmd)) {
+    if (tree_.RawString(tree_.Member(cmd, "AlterTableCmd"), "subtype") == "AT_SetUnLogged") {
+      info->primary_relations.push_back(
+          tree_.String(tree_.Member(tree_.Member(body, "relation"), "relname")));
+      return;
+    }
+  }
 }
 
 bool StatementAnalyzer::IsTemp(Index range_var) const {
@@ -320,6 +362,28 @@ AccessMode StatementAnalyzer::ReadOnlyOption(Index options) const {
     mode = v && *v != 0 ? AccessMode::kReadOnly : AccessMode::kReadWrite;
   }
   return mode;
+}
+
+IsolationLevel StatementAnalyzer::IsolationOption(Index options) const {
+  IsolationLevel level = IsolationLevel::kUnspecified;
+  for (Index opt = tree_.FirstChild(options); opt != kNone; opt = tree_.Next(opt)) {
+    Index def = tree_.Member(opt, "DefElem");
+    if (tree_.RawString(def, "defname") != "transaction_isolation") continue;
+    // {"A_Const":{"sval":{"sval":"serializable"}}}: the grammar's lower-case words.
+    level = ParseIsolationLevel(tree_.String(tree_.Member(
+        tree_.Member(tree_.Member(tree_.Member(def, "arg"), "A_Const"), "sval"), "sval")));
+  }
+  return level;
+}
+
+IsolationLevel ParseIsolationLevel(std::string_view text) {
+  std::string v(text);
+  for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (v == "serializable") return IsolationLevel::kSerializable;
+  if (v == "repeatable read") return IsolationLevel::kRepeatableRead;
+  if (v == "read committed") return IsolationLevel::kReadCommitted;
+  if (v == "read uncommitted") return IsolationLevel::kReadUncommitted;
+  return IsolationLevel::kUnspecified;
 }
 
 }  // namespace pgregion::routing

@@ -18,6 +18,10 @@
 
 namespace pgregion::routing {
 
+// An isolation level as the transaction_isolation setting spells it
+// ("serializable", "repeatable read", ...; any case); kUnspecified otherwise.
+IsolationLevel ParseIsolationLevel(std::string_view text);
+
 class StatementAnalyzer {
  public:
   StatementAnalyzer(const JsonTree& tree, std::string_view sql, const FunctionCatalog& catalog,
@@ -32,7 +36,7 @@ class StatementAnalyzer {
  private:
   using Index = JsonTree::Index;
 
-  void Query(Index body, StatementInfo* info) const;
+  void Query(Index body, StatementInfo* info, bool* cacheable) const;
   void Explain(Index body, StatementInfo* info, bool* cacheable) const;
   void Copy(Index body, StatementInfo* info, bool* cacheable) const;
   void Transaction(Index body, StatementInfo* info) const;
@@ -40,8 +44,10 @@ class StatementAnalyzer {
   void Prepare(Index body, StatementInfo* info, bool* cacheable) const;
   void CreateRelation(Index body, std::string_view rel_field, StatementInfo* info) const;
   // Applies walker facts: nested writes, locking, INTO, functions, advisory
-  // lock events.
-  void ApplyFacts(const TreeFacts& facts, StatementInfo* info) const;
+  // lock events, primary-only state, relations, advanced sequences.
+  void ApplyFacts(const TreeFacts& facts, StatementInfo* info, bool* cacheable) const;
+  // ALTER TABLE ... SET UNLOGGED: the table's content is the primary's only.
+  void AlterTable(Index body, StatementInfo* info) const;
   // Analyzes a nested statement wrapper (EXPLAIN ANALYZE x, COPY (x) TO,
   // PREPARE p AS x, DECLARE c CURSOR FOR x) in place of `info`, keeping the
   // outer node name.
@@ -58,6 +64,7 @@ class StatementAnalyzer {
 
   bool IsTemp(Index range_var) const;
   AccessMode ReadOnlyOption(Index options) const;
+  IsolationLevel IsolationOption(Index options) const;
 
   const JsonTree& tree_;
   const std::string_view sql_;

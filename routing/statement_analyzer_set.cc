@@ -81,6 +81,13 @@ void StatementAnalyzer::VariableSet(Index body, StatementInfo* info, bool* cache
       info->kind = StatementKind::kTransaction;
       info->txn = TransactionControl::kSetTransaction;
       info->access = ReadOnlyOption(args);
+      info->isolation = IsolationOption(args);
+      if (name == "TRANSACTION SNAPSHOT") {
+        // Snapshots are exported on the primary (pg_export_snapshot() is
+        // primary state): only that node can import one.
+        info->primary_state = true;
+        info->primary_object = "SET TRANSACTION SNAPSHOT";
+      }
     } else if (name == "SESSION CHARACTERISTICS") {
       SessionCharacteristics(args, info);
     } else {
@@ -117,6 +124,9 @@ void StatementAnalyzer::VariableSet(Index body, StatementInfo* info, bool* cache
     if (name == "transaction_read_only" && set_value) {
       auto ro = ParseBool(FlattenSetArgs(name, args).value_or(std::string()));
       if (ro) info->access = *ro ? AccessMode::kReadOnly : AccessMode::kReadWrite;
+    }
+    if (name == "transaction_isolation" && set_value) {
+      info->isolation = ParseIsolationLevel(FlattenSetArgs(name, args).value_or(std::string()));
     }
     return;
   }
@@ -177,6 +187,10 @@ void StatementAnalyzer::VariableShow(Index body, StatementInfo* info) const {
     info->kind = StatementKind::kSession;
     info->proxy_handled = true;
     AddEvent(info, SessionEventType::kProxyShow, Lower(name));
+  } else if (IsPrimaryStateSetting(Lower(name))) {
+    // SHOW transaction_read_only is "on" on a standby, SHOW port its own, ...
+    info->primary_state = true;
+    info->primary_object = StrCat("SHOW ", Lower(name));
   }
 }
 

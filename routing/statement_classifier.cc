@@ -53,6 +53,8 @@ void Summarize(Classification* c) {
     c->proxy_handled |= s.proxy_handled;
     for_postgres |= !s.proxy_handled;
     c->copy_in |= s.copy_in;
+    c->primary_state |= s.primary_state;
+    c->serializable |= s.isolation == IsolationLevel::kSerializable;
   }
   c->mixed_proxy = c->proxy_handled && for_postgres;
 }
