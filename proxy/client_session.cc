@@ -417,6 +417,7 @@ void ClientSession::OnServerAssigned(ServerConnection* server) {
     server->tracker().Expect(p::ReplyTracker::Owner::kProxy);
     server->set_unnamed_owner(0);  // a simple Query destroys the unnamed statement
   }
+  GuardSequenceState(retry_.ctx);
   if (prepend_begin_) {
     prepend_begin_ = false;
     std::string q;
@@ -480,36 +481,32 @@ void ClientSession::RouteCollected() {
   collected_ready_ = false;
   retry_.armed = false;  // two units in flight: neither may be retried
   bound_autocommit_ = bound_autocommit_ && !ctx.begins_transaction && !ctx.pinned && !unit_open_;
+  GuardSequenceState(ctx);
   dispatched_bytes_ = to_server_.size();
   SendDispatched();
   if (server_ != nullptr) server_->Flush();
 }
 
+void ClientSession::GuardSequenceState(const routing::RouteContext& ctx) {
+  ServerConnection* server = server_;
+  if (ctx.reads_sequence_state &&
+      (server->sequence_owner() != pid_ || server->id() != sequence_server_)) {
+    // PostgreSQL then answers as a session that never called nextval() would
+    // (55000), never with another client's value.
+    std::string q;
+    p::AppendQuery(&q, "DISCARD SEQUENCES");
+    server->Write(q);
+    server->tracker().Expect(p::ReplyTracker::Owner::kProxy);
+    server->set_unnamed_owner(0);  // a simple Query destroys the unnamed statement
+  }
+  if (ctx.write) {
+    server->set_sequence_owner(pid_);
+    sequence_server_ = server->id();
+  }
+}
+
 std::string ClientSession::ParameterReplay(ServerConnection* server) {
-  // set_config() parses values like the config file does, so list settings
-  // such as search_path keep their elements (SET name = 'a, b' would not).
-  SessionParams& sp = server->params();
-  if (sp.SameAs(params_)) return "";
-  std::string sets;
-  std::string resets;
-  for (const SessionParams::Entry& e : params_.entries()) {
-    if (IsReadOnlyParameter(e.name)) continue;
-    const std::string* have = sp.Get(e.name);
-    if (have != nullptr && *have == e.value) continue;
-    StrAppend(&sets, sets.empty() ? "SELECT " : ", ", "pg_catalog.set_config(",
-                    p::QuoteLiteral(e.name), ", ", p::QuoteLiteral(e.value), ", false)");
-    sp.Set(e.name, e.value);
-  }
-  std::vector<std::string> stale;
-  for (const SessionParams::Entry& e : sp.entries()) {
-    if (!IsReadOnlyParameter(e.name) && params_.Get(e.name) == nullptr) stale.push_back(e.name);
-  }
-  for (const std::string& name : stale) {
-    StrAppend(&resets, "RESET ", p::QuoteIdentifier(name), ";");
-    sp.Erase(name);
-  }
-  if (sets.empty()) return resets;
-  return StrCat(sets, ";", resets);
+  return session_.Replay(&server->params());
 }
 
 void ClientSession::ForwardToClient(std::string_view bytes) {
@@ -539,7 +536,7 @@ void ClientSession::OnServerDrained() {
 }
 
 void ClientSession::OnServerParameter(std::string_view name, std::string_view value) {
-  params_.Set(name, value);
+  session_.OnServerParameter(name, value);
 }
 
 void ClientSession::OnServerUnitDone() {
@@ -551,7 +548,15 @@ void ClientSession::OnServerUnitDone() {
     return;
   }
   retry_.armed = false;
-  ApplySessionEvents(server_->tx_status());
+  session_.OnUnitDone(server_->tx_status(), unit_failed_, &server_->params(),
+                      &server_->startup_params());
+  txn_mode_.OnUnitDone(server_->tx_status());
+  unit_failed_ = false;
+  if (session_.TakeProtocolStatementsDropped()) {
+    // DISCARD ALL / DEALLOCATE ALL committed: protocol-level statements are gone too.
+    statements_.clear();
+    server_->ForgetPrepared();
+  }
   if (app_->config().pool.mode == PoolMode::kSession) return;
   // A held unit's pins are its own (it has not run): they do not keep this server.
   if (server_->clean() && !open_batch_ && (!pinned() || held_)) ReleaseServer();
@@ -629,7 +634,13 @@ void ClientSession::DetachServer() {
     server->Close("client left mid-transaction");
     return;
   }
-  if (app_->config().pool.mode == PoolMode::kSession) {
+  if (session_.server_unresettable()) {
+    server->Close("client left state DISCARD ALL cannot undo (LOAD, set_config)");
+    return;
+  }
+  if (app_->config().pool.mode == PoolMode::kSession || session_.server_dirty()) {
+    // Temporary objects, SQL PREPAREs, held cursors, LISTENs, advisory locks
+    // or settings the proxy could not track may be on it: nobody else gets them.
     server->Reset("DISCARD ALL");
     return;
   }

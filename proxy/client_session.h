@@ -28,9 +28,12 @@
 #include "proxy/config.h"
 #include "proxy/metrics.h"
 #include "proxy/replay_poller.h"
+#include "proxy/session/session_state.h"
 #include "proxy/session_params.h"
 #include "proxy/stream.h"
 #include "routing/classification.h"
+#include "routing/primary_relations.h"
+#include "routing/transaction_mode.h"
 #include "routing/router.h"
 #include "routing/ryw_token.h"
 #include "routing/statement_hints.h"
@@ -87,7 +90,9 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
   const std::string& peer() const { return peer_; }
   bool tls() const { return tls_; }
   uint32_t pid() const { return pid_; }
-  const std::string* application_name() const { return params_.Get("application_name"); }
+  const std::string* application_name() const {
+    return session_.params().Get("application_name");
+  }
 
   // From the ProxyApp: the topology changed while no node could serve our unit.
   void RetryRoute();
@@ -197,6 +202,9 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
   bool BoundReplicaServes(int node, const routing::RouteContext& ctx) const;
   void CountRywFallback(const routing::RouteContext& ctx, const routing::Route& route);
   void ReleaseServer();
+  // Before a unit goes to the bound server: another client's currval()/lastval()
+  // state there is discarded before this unit could read it.
+  void GuardSequenceState(const routing::RouteContext& ctx);
   void DetachServer();
   std::string ParameterReplay(ServerConnection* server);
   Pool* PoolFor(int node);
@@ -221,9 +229,7 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
   bool DeferExtendedBegin();
   bool MayDeferBegin() const;
   routing::RouteContext UnitRouteContext();
-  void ApplySessionEvents(char tx_status);
-  void ApplyEvent(const routing::SessionEvent& e, bool committed);
-  bool pinned() const;
+  bool pinned() const { return session_.pinned(); }
   void TakeProxySettings(SessionParams* params);
   bool SetProxySetting(std::string_view name, std::string_view value, std::string* error);
   std::string ProxySetting(std::string_view name) const;
@@ -255,8 +261,12 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
   // passed (the timer); reads stop meanwhile.
   bool auth_failing_ = false;
   std::string auth_failure_;
-  SessionParams startup_params_;  // what the client asked for at startup
-  SessionParams params_;          // what the client believes it has
+  SessionState session_;  // parameters, identity, pins: what PostgreSQL would keep
+  routing::TransactionMode txn_mode_;  // read-only/serializable as PostgreSQL sets them
+  routing::PrimaryRelations primary_relations_;  // sequences advanced, unlogged tables made
+  // The server connection (ServerConnection::id) this client last wrote on:
+  // its currval()/lastval() state is there, if anywhere.
+  uint64_t sequence_server_ = 0;
   uint32_t pid_ = 0;
   uint32_t secret_ = 0;
   std::vector<Pool*> pools_;  // by node index, filled lazily
@@ -294,6 +304,8 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
     bool begins_transaction = false;
     bool read_only_transaction = false;
     bool pins = false;
+    bool primary_state = false;  // reads what only the primary shows this session
+    bool sequence_state = false;  // calls currval() or lastval()
     routing::RoutePreference hint = routing::RoutePreference::kAuto;
     uint32_t statements = 0;  // statements accumulated so far
     bool after_begin = false;  // the last one was a BEGIN (SET TRANSACTION may follow)
@@ -346,19 +358,10 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
     routing::RouteContext ctx;
   };
   ReadRetry retry_;
-  std::vector<routing::SessionEvent> unit_events_;  // applied when the unit succeeds
-  std::vector<routing::SessionEvent> txn_events_;   // applied when the transaction commits
   ClientStatement unnamed_statement_;
   uint64_t unnamed_generation_ = 0;  // bumps with every unnamed Parse
   absl::flat_hash_map<std::string, ClientStatement> statements_;
   uint64_t UnnamedOwnerKey() const { return (uint64_t{pid_} << 32) ^ unnamed_generation_; }
-  // Pins: state that lives on one server connection.
-  bool temp_objects_ = false;
-  bool advisory_locks_ = false;
-  absl::flat_hash_set<std::string> listens_;
-  absl::flat_hash_set<std::string> sql_prepared_;
-  absl::flat_hash_set<std::string> held_cursors_;
-  bool default_read_only_ = false;
   // pgregion.* settings, answered by the proxy.
   routing::RoutePreference route_pref_ = routing::RoutePreference::kAuto;
   routing::RoutePreference default_route_ = routing::RoutePreference::kAuto;  // from the config

@@ -187,7 +187,7 @@ void ClientSession::HandleStartupMessage(std::string_view body, bool* stop) {
         return;
       }
     } else {
-      startup_params_.Set(name, value);
+      session_.mutable_startup_params().Set(name, value);
     }
   }
   if (sm.minor > 0 || !unsupported.empty()) {
@@ -204,7 +204,7 @@ void ClientSession::HandleStartupMessage(std::string_view body, bool* stop) {
   }
   if (database_.empty()) database_ = user_name_;
   std::string error;
-  if (!options.empty() && !ParseOptions(options, &startup_params_, &error)) {
+  if (!options.empty() && !ParseOptions(options, &session_.mutable_startup_params(), &error)) {
     Fatal(p::sqlstate::kProtocolViolation, error);
     *stop = true;
     return;
@@ -360,15 +360,12 @@ void ClientSession::SendWelcome(Pool* pool) {
   route_pref_ = default_route_;
   default_consistency_ = std::string(config.DefaultConsistency(user_, database_));
   SetConsistency(default_consistency_);
-  TakeProxySettings(&startup_params_);
+  TakeProxySettings(&session_.mutable_startup_params());
   // What the client sees: the backend's defaults, overridden by its own startup values.
-  for (const SessionParams::Entry& e : pool->params().entries()) params_.Set(e.name, e.value);
-  for (const SessionParams::Entry& e : startup_params_.entries()) {
-    if (!IsReadOnlyParameter(e.name)) params_.Set(e.name, e.value);
-  }
+  session_.Login(pool->params(), session_.startup_params());
   std::string out;
   for (const SessionParams::Entry& e : pool->params().entries()) {
-    p::AppendParameterStatus(&out, e.name, *params_.Get(e.name));
+    p::AppendParameterStatus(&out, e.name, *session_.params().Get(e.name));
   }
   app_->RegisterClient(this, &pid_, &secret_);
   p::AppendBackendKeyData(&out, pid_, secret_);

@@ -21,12 +21,6 @@ namespace {
 
 constexpr std::string_view kProxyPrefix = "pgregion.";
 
-bool IsPinEvent(SessionEventType t) {
-  return t == SessionEventType::kTempObject || t == SessionEventType::kListen ||
-         t == SessionEventType::kAdvisoryLock || t == SessionEventType::kPrepare ||
-         t == SessionEventType::kDeclareWithHold || t == SessionEventType::kSetUnreplayable;
-}
-
 r::RoutePreference ToPreference(r::StatementHints::Route route) {
   switch (route) {
     case r::StatementHints::Route::kPrimary:
@@ -140,18 +134,32 @@ void ClientSession::Accumulate(const r::Classification& c, const r::StatementHin
   if (hints.route) unit_.hint = ToPreference(*hints.route);
   AddConsistencyHints(hints);
   for (const r::StatementInfo& s : c.statements) {
+    if (unit_.statements == 0) {
+      txn_mode_.StartUnit({session_.default_read_only(), session_.default_serializable()});
+    }
+    // What a standby refuses (serializable, read-write requests) or shows
+    // differently (pg_locks, pg_stat_*, sequences this session advanced).
+    txn_mode_.OnStatement(s);
+    unit_.primary_state |= s.primary_state || primary_relations_.Reads(s);
+    primary_relations_.OnStatement(s);
+    unit_.sequence_state |= s.function == "currval" || s.function == "lastval";
+    for (const r::SessionEvent& e : s.events) {
+      if (e.type == SessionEventType::kDiscardSequences || e.type == SessionEventType::kDiscardAll) {
+        sequence_server_ = 0;  // the sequence state is gone wherever it was
+      }
+    }
     const bool set_read_only =
         s.txn == r::TransactionControl::kSetTransaction && s.access == r::AccessMode::kReadOnly;
     if (unit_.statements == 0 && deferred_begin_) {
       // The first statement after a deferred BEGIN opens the transaction.
       unit_.begins_transaction = true;
-      unit_.read_only_transaction = default_read_only_ || set_read_only;
+      unit_.read_only_transaction = session_.default_read_only() || set_read_only;
     }
     if (s.txn == r::TransactionControl::kBegin) {
       unit_.begins_transaction = true;
       unit_.read_only_transaction =
           s.access == r::AccessMode::kReadOnly ||
-          (s.access == r::AccessMode::kUnspecified && default_read_only_);
+          (s.access == r::AccessMode::kUnspecified && session_.default_read_only());
     } else if (unit_.after_begin && set_read_only) {
       unit_.read_only_transaction = true;  // BEGIN; SET TRANSACTION READ ONLY; ...
     }
@@ -166,19 +174,8 @@ void ClientSession::Accumulate(const r::Classification& c, const r::StatementHin
                           !hints.route;
     }
     ++unit_.statements;
-    for (const r::SessionEvent& e : s.events) {
-      // Pin as soon as the state may exist; unpin only once it is gone for sure.
-      if (IsPinEvent(e.type)) {
-        unit_.pins = true;
-        ApplyEvent(e, /*committed=*/false);
-      }
-      if (!s.set_local) unit_events_.push_back(e);
-    }
-    if (s.default_access == r::DefaultAccessChange::kReadOnly) {
-      unit_events_.push_back({SessionEventType::kSet, "default_transaction_read_only", "on"});
-    } else if (s.default_access == r::DefaultAccessChange::kReadWrite) {
-      unit_events_.push_back({SessionEventType::kSet, "default_transaction_read_only", "off"});
-    }
+    // Pinned as soon as the state may exist; unpinned only once it is gone for sure.
+    if (session_.OnStatement(s)) unit_.pins = true;
   }
 }
 
@@ -192,6 +189,10 @@ r::RouteContext ClientSession::UnitRouteContext() {
   ctx.begins_transaction = unit_.begins_transaction;
   ctx.read_only_transaction = unit_.read_only_transaction;
   ctx.pinned = unit_.pins || pinned();
+  ctx.serializable = txn_mode_.serializable();
+  ctx.read_write_requested = txn_mode_.read_write_requested();
+  ctx.primary_state = unit_.primary_state;
+  ctx.reads_sequence_state = unit_.sequence_state;
   ctx.session_pooling = app_->config().pool.mode == PoolMode::kSession;
   ctx.preference = unit_.hint != r::RoutePreference::kAuto ? unit_.hint : route_pref_;
   ctx.preference_from_hint = unit_.hint != r::RoutePreference::kAuto;
@@ -200,7 +201,7 @@ r::RouteContext ClientSession::UnitRouteContext() {
   if (deferred_begin_) {
     // Units without a Bind (Parse/Describe only) accumulate no statements.
     ctx.begins_transaction = true;
-    if (unit_.statements == 0) ctx.read_only_transaction = default_read_only_;
+    if (unit_.statements == 0) ctx.read_only_transaction = session_.default_read_only();
     deferred_begin_ = false;
     prepend_begin_ = true;
   }
@@ -302,124 +303,6 @@ bool ClientSession::EndDeferredBegin(const r::Classification& c) {
   stream_->Write(out);
   stream_->Flush();
   return true;
-}
-
-bool ClientSession::pinned() const {
-  return temp_objects_ || advisory_locks_ || !listens_.empty() || !sql_prepared_.empty() ||
-         !held_cursors_.empty();
-}
-
-void ClientSession::ApplySessionEvents(char tx_status) {
-  bool failed = unit_failed_;
-  unit_failed_ = false;
-  if (failed) {
-    unit_events_.clear();
-    if (tx_status != 'T') txn_events_.clear();
-    return;
-  }
-  if (tx_status == 'T') {
-    txn_events_.insert(txn_events_.end(), unit_events_.begin(), unit_events_.end());
-    unit_events_.clear();
-    return;
-  }
-  if (tx_status == 'E') {
-    unit_events_.clear();
-    return;
-  }
-  // Idle: whatever ran has committed (or was rolled back without an error: ROLLBACK).
-  for (const r::SessionEvent& e : txn_events_) ApplyEvent(e, true);
-  for (const r::SessionEvent& e : unit_events_) ApplyEvent(e, true);
-  txn_events_.clear();
-  unit_events_.clear();
-}
-
-void ClientSession::ApplyEvent(const r::SessionEvent& e, bool committed) {
-  ServerConnection* server = server_;
-  switch (e.type) {
-    case SessionEventType::kSet:
-      if (StartsWith(e.name, kProxyPrefix)) return;
-      params_.Set(e.name, e.value);
-      if (server != nullptr) server->params().Set(e.name, e.value);
-      if (e.name == "default_transaction_read_only") {
-        default_read_only_ = e.value == "on" || e.value == "true" || e.value == "1";
-      }
-      return;
-    case SessionEventType::kReset:
-      // The server is back at its login default, which is what the client saw
-      // at its own login unless it set the parameter at startup.
-      if (const std::string* v = startup_params_.Get(e.name)) {
-        params_.Set(e.name, *v);
-      } else {
-        params_.Erase(e.name);
-      }
-      if (server != nullptr) server->params().Erase(e.name);
-      if (e.name == "default_transaction_read_only") default_read_only_ = false;
-      return;
-    case SessionEventType::kDiscardAll:
-      statements_.clear();
-      if (server != nullptr) server->ForgetPrepared();
-      temp_objects_ = advisory_locks_ = false;
-      listens_.clear();
-      sql_prepared_.clear();
-      held_cursors_.clear();
-      [[fallthrough]];
-    case SessionEventType::kResetAll:
-      default_read_only_ = false;
-      for (const SessionParams::Entry& s : startup_params_.entries()) params_.Set(s.name, s.value);
-      if (server != nullptr) server->params() = server->startup_params();
-      return;
-    case SessionEventType::kDiscardTemp:
-      temp_objects_ = false;
-      return;
-    case SessionEventType::kTempObject:
-      temp_objects_ = true;
-      return;
-    case SessionEventType::kSetUnreplayable:
-    case SessionEventType::kAdvisoryLock:
-      advisory_locks_ = true;
-      return;
-    case SessionEventType::kAdvisoryUnlockAll:
-      if (committed) advisory_locks_ = false;
-      return;
-    case SessionEventType::kListen:
-      listens_.insert(e.name);
-      return;
-    case SessionEventType::kUnlisten:
-      if (committed) listens_.erase(e.name);
-      return;
-    case SessionEventType::kUnlistenAll:
-      if (committed) listens_.clear();
-      return;
-    case SessionEventType::kPrepare:
-      sql_prepared_.insert(e.name);
-      return;
-    case SessionEventType::kDeallocate:
-      if (committed) sql_prepared_.erase(e.name);
-      return;
-    case SessionEventType::kDeallocateAll:
-      if (!committed) return;
-      // DEALLOCATE ALL drops protocol-level statements too.
-      sql_prepared_.clear();
-      statements_.clear();
-      if (server != nullptr) server->ForgetPrepared();
-      return;
-    case SessionEventType::kDeclareWithHold:
-      held_cursors_.insert(e.name);
-      return;
-    case SessionEventType::kClose:
-      if (committed) held_cursors_.erase(e.name);
-      return;
-    case SessionEventType::kCloseAll:
-      if (committed) held_cursors_.clear();
-      return;
-    case SessionEventType::kAdvisoryUnlock:
-    case SessionEventType::kDiscardPlans:
-    case SessionEventType::kDiscardSequences:
-    case SessionEventType::kProxySet:
-    case SessionEventType::kProxyReset:
-    case SessionEventType::kProxyShow:
-      return;
-  }
 }
 
 // SET / RESET / SHOW of pgregion.* settings never reach Postgres.

@@ -56,6 +56,10 @@ class ServerConnection : public Stream::Handler {
 
   State state() const { return state_; }
   uint64_t id() const { return id_; }
+  // The client (its proxy pid) that last wrote on this connection: a write may
+  // have called nextval(), whose value currval()/lastval() then return.
+  uint32_t sequence_owner() const { return sequence_owner_; }
+  void set_sequence_owner(uint32_t pid) { sequence_owner_ = pid; }
   Pool* pool() const { return pool_; }
   ClientSession* client() const { return client_; }
 
@@ -131,6 +135,7 @@ class ServerConnection : public Stream::Handler {
   Pool* pool_;
   uv_loop_t* loop_;
   uint64_t id_;
+  uint32_t sequence_owner_ = 0;
   Stream* stream_;
   uv_timer_t timer_;
   State state_ = State::kConnecting;

@@ -136,6 +136,9 @@ struct RouteContext {
   // Classification::primary_state, or PrimaryRelations::Reads(): the unit
   // reads state only the primary has.
   bool primary_state = false;
+  // The unit calls currval() or lastval(): the proxy makes sure the server
+  // connection holds no other client's sequence state (not used for routing).
+  bool reads_sequence_state = false;
   bool pinned = false;  // session state that must stay on the primary
   bool session_pooling = false;
   RoutePreference preference = RoutePreference::kAuto;  // hint or pgregion.route

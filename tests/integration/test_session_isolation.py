@@ -29,6 +29,10 @@ USERS = [{"name": "app", "password": "secret", "auth": "scram-sha-256"},
          {"name": "postgres", "password": "postgres", "auth": "scram-sha-256"}]
 PASSWORDS = {u["name"]: u["password"] for u in USERS}
 PRIMARY_HINT = "/* pgregion: route=primary */ "
+# The snapshot reads per-backend views (pg_locks, pg_cursors, pg_settings, ...) that
+# pgregion sends to the primary (what a direct session sees there); the hint makes it
+# look at the replica's connection too.
+REPLICA_HINT = "/* pgregion: route=replica */ "
 CLEANUP_WAIT_S = 3.0
 
 # What a session can see of leftover state, on whichever node runs it. The last column
@@ -272,7 +276,7 @@ def test_state_does_not_leak_to_next_client(cluster, proxy_for, kind, mode, exit
     try:
         got_primary, on = split(b.q(PRIMARY_HINT + SNAPSHOT))
         assert on == {"f"}, f"hinted read ran with recovery={on}"
-        got_read, on = split(b.q(SNAPSHOT))
+        got_read, on = split(b.q(REPLICA_HINT + SNAPSHOT))
         assert on == {read_node(mode)}, f"read ran with recovery={on} in {mode} pooling"
         if got_primary != want_b[0]:
             problems.append(f"B on the primary sees {got_primary}, a new session {want_b[0]}")

@@ -1,0 +1,453 @@
+#include "proxy/session/session_state.h"
+
+#include "protocol/message_builder.h"
+#include "protocol/str_util.h"
+
+namespace pgregion::proxy {
+
+namespace r = ::pgregion::routing;
+using r::SessionEventType;
+using r::TransactionControl;
+
+namespace {
+
+bool IsPinEvent(SessionEventType t) {
+  return t == SessionEventType::kTempObject || t == SessionEventType::kListen ||
+         t == SessionEventType::kAdvisoryLock || t == SessionEventType::kPrepare ||
+         t == SessionEventType::kDeclareWithHold || t == SessionEventType::kSetUnreplayable;
+}
+
+bool IsOn(std::string_view v) {
+  return EqualsIgnoreCase(v, "on") || EqualsIgnoreCase(v, "true") || v == "1" ||
+         EqualsIgnoreCase(v, "yes");
+}
+
+bool IsIdentityKey(std::string_view name) {
+  return name == SessionState::kSessionAuthorizationKey || name == SessionState::kRoleKey;
+}
+
+}  // namespace
+
+void SessionState::Login(const SessionParams& reported, const SessionParams& startup) {
+  startup_ = startup;
+  params_.Clear();
+  for (const SessionParams::Entry& e : reported.entries()) params_.Set(e.name, e.value);
+  for (const SessionParams::Entry& e : startup_.entries()) {
+    if (!IsReadOnlyParameter(e.name)) params_.Set(e.name, e.value);
+  }
+  if (const std::string* v = params_.Get("default_transaction_read_only")) {
+    default_read_only_ = IsOn(*v);
+  }
+  if (const std::string* v = params_.Get("default_transaction_isolation")) {
+    default_serializable_ = EqualsIgnoreCase(*v, "serializable");
+  }
+}
+
+bool SessionState::OnStatement(const r::StatementInfo& s) {
+  using Kind = Entry::Kind;
+  bool pins = false;
+  switch (s.txn) {
+    case TransactionControl::kBegin:
+      unit_.push_back({Kind::kBegin, {}, {}});
+      break;
+    case TransactionControl::kSavepoint:
+      unit_.push_back({Kind::kSavepoint, {}, s.savepoint});
+      break;
+    case TransactionControl::kRelease:
+      unit_.push_back({Kind::kRelease, {}, s.savepoint});
+      break;
+    case TransactionControl::kRollbackTo:
+      unit_.push_back({Kind::kRollbackTo, {}, s.savepoint});
+      break;
+    case TransactionControl::kCommit:
+    case TransactionControl::kPrepareTransaction:  // keeps the session's settings, as COMMIT
+      unit_.push_back({Kind::kCommit, {}, {}});
+      if (s.chain) unit_.push_back({Kind::kBegin, {}, {}});
+      break;
+    case TransactionControl::kRollback:
+      unit_.push_back({Kind::kRollback, {}, {}});
+      if (s.chain) unit_.push_back({Kind::kBegin, {}, {}});
+      break;
+    default:
+      break;
+  }
+  if (s.untracked_session_change) {
+    // set_config(), LOAD and the like: state only that connection has.
+    unreplayable_ = dirty_ = unresettable_ = pins = true;
+  }
+  for (const r::SessionEvent& e : s.events) {
+    if (IsPinEvent(e.type)) {
+      Apply(e, /*committed=*/false);  // pinned as soon as the state may exist
+      pins = true;
+    }
+    if (!s.set_local) unit_.push_back({Kind::kEvent, e, {}});
+  }
+  if (s.default_access == r::DefaultAccessChange::kReadOnly) {
+    unit_.push_back({Kind::kEvent, {SessionEventType::kSet, "default_transaction_read_only", "on"},
+                     {}});
+  } else if (s.default_access == r::DefaultAccessChange::kReadWrite) {
+    unit_.push_back(
+        {Kind::kEvent, {SessionEventType::kSet, "default_transaction_read_only", "off"}, {}});
+  }
+  return pins;
+}
+
+void SessionState::OnUnitDone(char tx_status, bool failed, SessionParams* server,
+                              const SessionParams* server_login) {
+  using Kind = Entry::Kind;
+  if (failed) {
+    // Which statement failed is not known: its unit's changes are dropped
+    // (PostgreSQL drops them in the common single-statement case, and the
+    // whole implicit transaction of a multi-statement query). Savepoints and
+    // transaction boundaries are kept so a later ROLLBACK TO still matches.
+    std::erase_if(unit_, [](const Entry& e) { return e.kind == Kind::kEvent; });
+    if (tx_status == 'E') unit_.push_back({Kind::kAborted, {}, {}});
+  }
+  txn_.insert(txn_.end(), std::make_move_iterator(unit_.begin()),
+              std::make_move_iterator(unit_.end()));
+  unit_.clear();
+  if (tx_status == 'I' && failed) {
+    // The error ended the transaction (outside a transaction block, or a
+    // failed COMMIT): what was still open is gone.
+    txn_.clear();
+  }
+  server_ = server;
+  server_login_ = server_login;
+  Resolve(tx_status == 'I');
+  server_ = nullptr;
+  server_login_ = nullptr;
+}
+
+// Walks the log as PostgreSQL's transaction and subtransaction stack would:
+// events are kept per savepoint level, applied at COMMIT, dropped at ROLLBACK
+// or ROLLBACK TO. Outside a transaction block (idle), what is left committed.
+void SessionState::Resolve(bool idle) {
+  using Kind = Entry::Kind;
+  struct Level {
+    std::string savepoint;
+    std::vector<const r::SessionEvent*> events;
+  };
+  std::vector<Level> levels(1);
+  bool in_block = false;
+  bool aborted = false;
+  size_t keep_from = 0;  // entries before this were resolved
+  auto commit_all = [&] {
+    for (const Level& l : levels) {
+      for (const r::SessionEvent* e : l.events) {
+        Apply(*e, /*committed=*/true);
+        if (server_ != nullptr) MirrorOnServer(*e);
+      }
+    }
+    levels.assign(1, Level());
+  };
+  for (size_t i = 0; i < txn_.size(); ++i) {
+    const Entry& e = txn_[i];
+    switch (e.kind) {
+      case Kind::kEvent:
+        levels.back().events.push_back(&e.event);
+        break;
+      case Kind::kBegin:
+        commit_all();  // what ran before, outside a block, has committed
+        keep_from = i;
+        in_block = true;
+        aborted = false;
+        break;
+      case Kind::kSavepoint:
+        levels.push_back({e.name, {}});
+        break;
+      case Kind::kRelease:
+      case Kind::kRollbackTo: {
+        size_t at = levels.size();
+        while (at > 1 && !EqualsIgnoreCase(levels[at - 1].savepoint, e.name)) --at;
+        if (at <= 1) break;  // no such savepoint: PostgreSQL refused it
+        if (e.kind == Kind::kRelease) {
+          for (size_t k = at - 1; k < levels.size(); ++k) {
+            levels[at - 2].events.insert(levels[at - 2].events.end(), levels[k].events.begin(),
+                                         levels[k].events.end());
+          }
+          levels.resize(at - 1);
+        } else {
+          levels.resize(at);
+          levels.back().events.clear();
+          aborted = false;
+        }
+        break;
+      }
+      case Kind::kAborted:
+        aborted = true;
+        break;
+      case Kind::kCommit:
+        // COMMIT of a failed transaction is a ROLLBACK.
+        if (aborted) {
+          levels.assign(1, Level());
+        } else {
+          commit_all();
+        }
+        in_block = aborted = false;
+        keep_from = i + 1;
+        break;
+      case Kind::kRollback:
+        levels.assign(1, Level());
+        in_block = aborted = false;
+        keep_from = i + 1;
+        break;
+    }
+  }
+  if (idle) {
+    if (!in_block) commit_all();
+    txn_.clear();
+    return;
+  }
+  if (!in_block) {
+    // Still in a transaction the log did not see begin (an implicit block of
+    // a multi-statement query cannot outlive its unit): keep it all.
+    keep_from = 0;
+  }
+  if (keep_from > 0) txn_.erase(txn_.begin(), txn_.begin() + static_cast<std::ptrdiff_t>(keep_from));
+}
+
+void SessionState::SetIdentity(const r::SessionEvent& e) {
+  const bool set = e.type == SessionEventType::kSet;
+  if (e.name == "session_authorization") {
+    // Switching the session user also resets the role (PostgreSQL 15).
+    params_.Erase(kRoleKey);
+    if (set) {
+      params_.Set(kSessionAuthorizationKey, e.value);
+    } else {
+      params_.Erase(kSessionAuthorizationKey);
+    }
+    return;
+  }
+  if (set && !EqualsIgnoreCase(e.value, "none")) {
+    params_.Set(kRoleKey, e.value);
+  } else {
+    params_.Erase(kRoleKey);
+  }
+}
+
+void SessionState::Apply(const r::SessionEvent& e, bool committed) {
+  switch (e.type) {
+    case SessionEventType::kSet:
+      if (e.name.starts_with("pgregion.")) return;
+      if (e.name == "session_authorization" || e.name == "role") {
+        SetIdentity(e);
+        return;
+      }
+      params_.Set(e.name, e.value);
+      if (e.name == "default_transaction_read_only") default_read_only_ = IsOn(e.value);
+      if (e.name == "default_transaction_isolation") {
+        default_serializable_ = EqualsIgnoreCase(e.value, "serializable");
+      }
+      return;
+    case SessionEventType::kReset:
+      if (e.name == "session_authorization" || e.name == "role") {
+        SetIdentity(e);
+        return;
+      }
+      // The server goes back to its login default, which is what the client
+      // saw at its own login unless it set the parameter at startup.
+      if (const std::string* v = startup_.Get(e.name)) {
+        params_.Set(e.name, *v);
+      } else {
+        params_.Erase(e.name);
+      }
+      if (e.name == "default_transaction_read_only") default_read_only_ = false;
+      if (e.name == "default_transaction_isolation") default_serializable_ = false;
+      return;
+    case SessionEventType::kDiscardAll:
+      protocol_statements_dropped_ = true;
+      // A LOADed library stays (unresettable_ too).
+      temp_objects_ = advisory_locks_ = unreplayable_ = dirty_ = false;
+      listens_.clear();
+      sql_prepared_.clear();
+      held_cursors_.clear();
+      params_.Erase(kSessionAuthorizationKey);
+      params_.Erase(kRoleKey);
+      [[fallthrough]];
+    case SessionEventType::kResetAll: {
+      // RESET ALL leaves the identity alone (GUC_NO_RESET_ALL).
+      default_read_only_ = default_serializable_ = false;
+      std::vector<std::string> drop;
+      for (const SessionParams::Entry& p : params_.entries()) {
+        if (!IsReadOnlyParameter(p.name) && !IsIdentityKey(p.name) && !startup_.Get(p.name)) {
+          drop.push_back(p.name);
+        }
+      }
+      for (const std::string& name : drop) params_.Erase(name);
+      for (const SessionParams::Entry& s : startup_.entries()) {
+        if (!IsReadOnlyParameter(s.name)) params_.Set(s.name, s.value);
+      }
+      if (const std::string* v = params_.Get("default_transaction_read_only")) {
+        default_read_only_ = IsOn(*v);
+      }
+      return;
+    }
+    case SessionEventType::kDiscardTemp:
+      if (committed) temp_objects_ = false;
+      return;
+    case SessionEventType::kTempObject:
+      temp_objects_ = dirty_ = true;
+      return;
+    case SessionEventType::kSetUnreplayable:
+      unreplayable_ = dirty_ = true;  // DISCARD ALL resets a SET, whatever its value
+      return;
+    case SessionEventType::kAdvisoryLock:
+      advisory_locks_ = dirty_ = true;
+      return;
+    case SessionEventType::kAdvisoryUnlockAll:
+      if (committed) advisory_locks_ = false;
+      return;
+    case SessionEventType::kListen:
+      listens_.insert(e.name);
+      dirty_ = true;
+      return;
+    case SessionEventType::kUnlisten:
+      if (committed) listens_.erase(e.name);
+      return;
+    case SessionEventType::kUnlistenAll:
+      if (committed) listens_.clear();
+      return;
+    case SessionEventType::kPrepare:
+      sql_prepared_.insert(e.name);
+      dirty_ = true;
+      return;
+    case SessionEventType::kDeallocate:
+      if (committed) sql_prepared_.erase(e.name);
+      return;
+    case SessionEventType::kDeallocateAll:
+      if (!committed) return;
+      sql_prepared_.clear();
+      protocol_statements_dropped_ = true;  // DEALLOCATE ALL drops those too
+      return;
+    case SessionEventType::kDeclareWithHold:
+      held_cursors_.insert(e.name);
+      dirty_ = true;
+      return;
+    case SessionEventType::kClose:
+      if (committed) held_cursors_.erase(e.name);
+      return;
+    case SessionEventType::kCloseAll:
+      if (committed) held_cursors_.clear();
+      return;
+    case SessionEventType::kAdvisoryUnlock:
+    case SessionEventType::kDiscardPlans:
+    case SessionEventType::kDiscardSequences:
+    case SessionEventType::kProxySet:
+    case SessionEventType::kProxyReset:
+    case SessionEventType::kProxyShow:
+      return;
+  }
+}
+
+// What a committed change did to the server connection it ran on, so that its
+// record (ServerConnection::params) says what it really has: RESET goes back
+// to that server's login value, not to the client's startup value.
+void SessionState::MirrorOnServer(const r::SessionEvent& e) {
+  SessionParams* server = server_;
+  auto login_value = [&](std::string_view name) {
+    return server_login_ != nullptr ? server_login_->Get(name) : nullptr;
+  };
+  switch (e.type) {
+    case SessionEventType::kSet:
+    case SessionEventType::kReset:
+      if (e.name.starts_with("pgregion.")) return;
+      if (e.name == "session_authorization" || e.name == "role") {
+        const bool set = e.type == SessionEventType::kSet &&
+                         !(e.name == "role" && EqualsIgnoreCase(e.value, "none"));
+        if (e.name == "session_authorization") server->Erase(kRoleKey);
+        std::string_view key = e.name == "role" ? kRoleKey : kSessionAuthorizationKey;
+        if (set) {
+          server->Set(key, e.value);
+        } else {
+          server->Erase(key);
+        }
+        return;
+      }
+      if (e.type == SessionEventType::kSet) {
+        server->Set(e.name, e.value);
+      } else if (const std::string* v = login_value(e.name)) {
+        server->Set(e.name, *v);
+      } else {
+        server->Erase(e.name);
+      }
+      return;
+    case SessionEventType::kDiscardAll:
+      server->Erase(kSessionAuthorizationKey);
+      server->Erase(kRoleKey);
+      [[fallthrough]];
+    case SessionEventType::kResetAll: {
+      std::vector<std::string> drop;
+      for (const SessionParams::Entry& p : server->entries()) {
+        if (!IsReadOnlyParameter(p.name) && !IsIdentityKey(p.name)) drop.push_back(p.name);
+      }
+      for (const std::string& name : drop) server->Erase(name);
+      if (server_login_ != nullptr) {
+        for (const SessionParams::Entry& p : server_login_->entries()) {
+          if (!IsReadOnlyParameter(p.name)) server->Set(p.name, p.value);
+        }
+      }
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+bool SessionState::pinned() const {
+  return temp_objects_ || advisory_locks_ || unreplayable_ || unresettable_ || !listens_.empty() ||
+         !sql_prepared_.empty() || !held_cursors_.empty();
+}
+
+std::string SessionState::Replay(SessionParams* server) const {
+  if (server->SameAs(params_)) return "";
+  std::string out;
+  const std::string* want_auth = params_.Get(kSessionAuthorizationKey);
+  const std::string* want_role = params_.Get(kRoleKey);
+  const std::string* have_auth = server->Get(kSessionAuthorizationKey);
+  const std::string* have_role = server->Get(kRoleKey);
+  auto same = [](const std::string* a, const std::string* b) {
+    return (a == nullptr && b == nullptr) || (a != nullptr && b != nullptr && *a == *b);
+  };
+  const bool identity_differs = !same(want_auth, have_auth) || !same(want_role, have_role);
+  if (identity_differs && (have_auth != nullptr || have_role != nullptr)) {
+    // Back to the login user first: RESET SESSION AUTHORIZATION also resets the role.
+    out.append("RESET SESSION AUTHORIZATION;");
+    server->Erase(kSessionAuthorizationKey);
+    server->Erase(kRoleKey);
+  }
+  // set_config() parses values like the config file does, so list settings
+  // such as search_path keep their elements (SET name = 'a, b' would not).
+  std::string sets;
+  for (const SessionParams::Entry& e : params_.entries()) {
+    if (IsReadOnlyParameter(e.name) || IsIdentityKey(e.name)) continue;
+    const std::string* have = server->Get(e.name);
+    if (have != nullptr && *have == e.value) continue;
+    StrAppend(&sets, sets.empty() ? "SELECT " : ", ", "pg_catalog.set_config(",
+              protocol::QuoteLiteral(e.name), ", ", protocol::QuoteLiteral(e.value), ", false)");
+    server->Set(e.name, e.value);
+  }
+  if (!sets.empty()) StrAppend(&out, sets, ";");
+  std::vector<std::string> stale;
+  for (const SessionParams::Entry& e : server->entries()) {
+    if (!IsReadOnlyParameter(e.name) && !IsIdentityKey(e.name) && params_.Get(e.name) == nullptr) {
+      stale.push_back(e.name);
+    }
+  }
+  for (const std::string& name : stale) {
+    StrAppend(&out, "RESET ", protocol::QuoteIdentifier(name), ";");
+    server->Erase(name);
+  }
+  if (identity_differs) {
+    if (want_auth != nullptr) {
+      StrAppend(&out, "SET SESSION AUTHORIZATION ", protocol::QuoteLiteral(*want_auth), ";");
+      server->Set(kSessionAuthorizationKey, *want_auth);
+    }
+    if (want_role != nullptr) {
+      StrAppend(&out, "SET ROLE ", protocol::QuoteLiteral(*want_role), ";");
+      server->Set(kRoleKey, *want_role);
+    }
+  }
+  return out;
+}
+
+}  // namespace pgregion::proxy

@@ -1,0 +1,121 @@
+// What one client's session has changed on PostgreSQL, as PostgreSQL itself
+// would keep it: run-time parameters, the session's identity (SET SESSION
+// AUTHORIZATION, SET ROLE), and state that lives on one server connection and
+// so pins the client to it (temporary objects, SQL PREPARE, cursors WITH HOLD,
+// LISTEN, session advisory locks, changes the proxy cannot replay).
+//
+// Changes count when they commit: a SET inside a transaction that rolls back,
+// or under a savepoint rolled back to, is dropped, as PostgreSQL drops it.
+// Pins count at once (the state may exist as soon as the statement runs) and
+// go only when their removal has committed.
+//
+// Pure: no I/O, no clock. ClientSession feeds it each statement it sends and
+// the outcome of each unit (tests/proxy/session_state_test.cc).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "proxy/session_params.h"
+#include "routing/classification.h"
+
+namespace pgregion::proxy {
+
+class SessionState {
+ public:
+  // Keys under which the identity is kept in SessionParams (both the
+  // session's and a server connection's): absent means the login default.
+  // They cannot clash with a GUC name (no spaces there).
+  static constexpr std::string_view kSessionAuthorizationKey = "<session authorization>";
+  static constexpr std::string_view kRoleKey = "<role>";
+
+  // At login: the parameters the server reported and what the client asked for.
+  void Login(const SessionParams& reported, const SessionParams& startup);
+
+  // A statement about to be sent, in order. Returns whether it pins.
+  bool OnStatement(const routing::StatementInfo& s);
+  // The unit that carried the statements since the last call ended: `failed`
+  // when an ErrorResponse reached the client, `tx_status` the server's
+  // ReadyForQuery status after it. `server` (may be null) is the record of
+  // the connection it ran on, `server_login` that connection's login values:
+  // committed changes are applied to the record as the server applied them.
+  void OnUnitDone(char tx_status, bool failed, SessionParams* server = nullptr,
+                  const SessionParams* server_login = nullptr);
+  // A ParameterStatus the server sent the client.
+  void OnServerParameter(std::string_view name, std::string_view value) {
+    params_.Set(name, value);
+  }
+  // The statements of a unit that was never sent (dropped by the proxy).
+  void ForgetUnit() { unit_.clear(); }
+
+  const SessionParams& params() const { return params_; }
+  const SessionParams& startup_params() const { return startup_; }
+  SessionParams& mutable_startup_params() { return startup_; }
+
+  // State that lives on the bound server connection: the client stays on it.
+  bool pinned() const;
+  // The bound server connection may hold this client's state beyond what a
+  // parameter replay undoes (anything that ever pinned): it must be reset
+  // (DISCARD ALL) before another client gets it. Cleared by a committed
+  // DISCARD ALL.
+  bool server_dirty() const { return dirty_; }
+  // Beyond what DISCARD ALL undoes (a LOADed library, whatever set_config()
+  // or a SET the proxy could not read changed): the connection must be closed.
+  bool server_unresettable() const { return unresettable_; }
+  bool default_read_only() const { return default_read_only_; }
+  bool default_serializable() const { return default_serializable_; }
+  // Whether a committed DISCARD ALL or DEALLOCATE ALL dropped the
+  // protocol-level prepared statements too (then the caller forgets its own).
+  bool TakeProtocolStatementsDropped() {
+    const bool dropped = protocol_statements_dropped_;
+    protocol_statements_dropped_ = false;
+    return dropped;
+  }
+
+  // SQL that brings a server connection whose parameters are `server` to this
+  // session's parameters and identity, recording the result in `server`.
+  // Empty when they already agree. Identity first goes back to the login
+  // user (a superuser-only setting must be replayed as the login user, as the
+  // client set it before switching), then the parameters, then the identity.
+  std::string Replay(SessionParams* server) const;
+
+ private:
+  // One entry of the transaction-scoped log.
+  struct Entry {
+    enum class Kind : uint8_t { kEvent, kBegin, kSavepoint, kRelease, kRollbackTo, kCommit,
+                                kRollback, kAborted };
+    Kind kind = Kind::kEvent;
+    routing::SessionEvent event;
+    std::string name;  // savepoint
+  };
+
+  void Apply(const routing::SessionEvent& e, bool committed);
+  // Applies what the log says committed; keeps what is still open.
+  void Resolve(bool idle);
+  void SetIdentity(const routing::SessionEvent& e);
+  void MirrorOnServer(const routing::SessionEvent& e);
+
+  SessionParams startup_;  // what the client asked for at startup
+  SessionParams params_;   // what the client believes it has
+  std::vector<Entry> unit_;  // the running unit's statements
+  std::vector<Entry> txn_;   // the open transaction's, from earlier units
+  bool temp_objects_ = false;
+  bool advisory_locks_ = false;
+  bool unreplayable_ = false;  // set_config(), LOAD, SET ... the proxy cannot replay
+  absl::flat_hash_set<std::string> listens_;
+  absl::flat_hash_set<std::string> sql_prepared_;
+  absl::flat_hash_set<std::string> held_cursors_;
+  bool dirty_ = false;
+  bool unresettable_ = false;
+  bool protocol_statements_dropped_ = false;
+  bool default_read_only_ = false;
+  bool default_serializable_ = false;
+  // Set only during OnUnitDone.
+  SessionParams* server_ = nullptr;
+  const SessionParams* server_login_ = nullptr;
+};
+
+}  // namespace pgregion::proxy

@@ -1,0 +1,235 @@
+// SessionState against PostgreSQL 15's own rules: what a session keeps after
+// commits, rollbacks and savepoints, its identity, its pins, and the replay
+// that brings a pooled server connection to it.
+#include "proxy/session/session_state.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "routing/statement_classifier.h"
+
+namespace pgregion::proxy {
+namespace {
+
+using routing::ClassifierOptions;
+using routing::StatementClassifier;
+
+// Runs `sql` (one unit, as a simple Query) through the session; `status` is
+// the server's ReadyForQuery status after it.
+class Session {
+ public:
+  Session() : classifier_(ClassifierOptions{}) {
+    SessionParams reported;
+    reported.Set("DateStyle", "ISO, MDY");
+    reported.Set("session_authorization", "app");
+    SessionParams startup;
+    startup.Set("application_name", "test");
+    state.Login(reported, startup);
+    server_login.Set("DateStyle", "ISO, MDY");
+    server = server_login;
+    state.Replay(&server);  // bound once, as ClientSession does before the first unit
+  }
+
+  bool Unit(std::string_view sql, char status = 'I', bool failed = false) {
+    bool pins = false;
+    for (const routing::StatementInfo& s : classifier_.ClassifyUncached(sql).statements) {
+      pins |= state.OnStatement(s);
+    }
+    state.OnUnitDone(status, failed, &server, &server_login);
+    return pins;
+  }
+  std::string Param(std::string_view name) const {
+    const std::string* v = state.params().Get(name);
+    return v == nullptr ? "<none>" : *v;
+  }
+
+  SessionState state;
+  SessionParams server;
+  SessionParams server_login;
+
+ private:
+  StatementClassifier classifier_;
+};
+
+TEST_CASE("a SET counts once its transaction commits") {
+  Session s;
+  s.Unit("SET work_mem = '1MB'");
+  CHECK(s.Param("work_mem") == "1MB");
+  s.Unit("BEGIN", 'T');
+  s.Unit("SET work_mem = '2MB'", 'T');
+  CHECK(s.Param("work_mem") == "1MB");  // not yet committed
+  s.Unit("ROLLBACK");
+  CHECK(s.Param("work_mem") == "1MB");
+  s.Unit("BEGIN", 'T');
+  s.Unit("SET work_mem = '3MB'", 'T');
+  s.Unit("COMMIT");
+  CHECK(s.Param("work_mem") == "3MB");
+}
+
+TEST_CASE("savepoints: ROLLBACK TO drops what came after, RELEASE keeps it") {
+  Session s;
+  s.Unit("BEGIN", 'T');
+  s.Unit("SET work_mem = '2MB'", 'T');
+  s.Unit("SAVEPOINT a", 'T');
+  s.Unit("SET work_mem = '3MB'", 'T');
+  s.Unit("SAVEPOINT b", 'T');
+  s.Unit("SET statement_timeout = '5s'", 'T');
+  s.Unit("RELEASE b", 'T');
+  s.Unit("ROLLBACK TO a", 'T');
+  s.Unit("SAVEPOINT c", 'T');
+  s.Unit("SET search_path = 'x'", 'T');
+  s.Unit("RELEASE SAVEPOINT c", 'T');
+  s.Unit("COMMIT");
+  CHECK(s.Param("work_mem") == "2MB");
+  CHECK(s.Param("statement_timeout") == "<none>");
+  CHECK(s.Param("search_path") == "x");
+}
+
+TEST_CASE("an error aborts: COMMIT is then a rollback, ROLLBACK TO recovers") {
+  Session s;
+  s.Unit("BEGIN", 'T');
+  s.Unit("SET work_mem = '2MB'", 'T');
+  s.Unit("SELECT 1/0", 'E', /*failed=*/true);
+  s.Unit("COMMIT");  // PostgreSQL answers ROLLBACK
+  CHECK(s.Param("work_mem") == "<none>");
+
+  s.Unit("BEGIN", 'T');
+  s.Unit("SET work_mem = '2MB'", 'T');
+  s.Unit("SAVEPOINT a", 'T');
+  s.Unit("SET work_mem = '9MB'; SELECT 1/0", 'E', /*failed=*/true);
+  s.Unit("ROLLBACK TO a", 'T');
+  s.Unit("COMMIT");
+  CHECK(s.Param("work_mem") == "2MB");
+}
+
+TEST_CASE("a failed autocommit unit changes nothing; one in a single query string is atomic") {
+  Session s;
+  s.Unit("SET work_mem = '2MB'; SELECT 1/0", 'I', /*failed=*/true);
+  CHECK(s.Param("work_mem") == "<none>");
+  s.Unit("SET work_mem = '2MB'; SET statement_timeout = 10");
+  CHECK(s.Param("work_mem") == "2MB");
+  CHECK(s.Param("statement_timeout") == "10");
+}
+
+TEST_CASE("RESET goes back to the startup value; RESET ALL keeps the identity") {
+  Session s;
+  s.Unit("SET application_name = 'other'");
+  CHECK(s.Param("application_name") == "other");
+  s.Unit("RESET application_name");
+  CHECK(s.Param("application_name") == "test");
+  s.Unit("SET SESSION AUTHORIZATION alice");
+  s.Unit("SET work_mem = '1MB'");
+  s.Unit("RESET ALL");
+  CHECK(s.Param("work_mem") == "<none>");
+  CHECK(s.Param(SessionState::kSessionAuthorizationKey) == "alice");
+  s.Unit("DISCARD ALL");
+  CHECK(s.Param(SessionState::kSessionAuthorizationKey) == "<none>");
+}
+
+TEST_CASE("identity: SET SESSION AUTHORIZATION resets the role; ROLE NONE is the default") {
+  Session s;
+  s.Unit("SET ROLE bob");
+  CHECK(s.Param(SessionState::kRoleKey) == "bob");
+  s.Unit("SET SESSION AUTHORIZATION alice");
+  CHECK(s.Param(SessionState::kRoleKey) == "<none>");
+  s.Unit("SET ROLE carol");
+  s.Unit("SET ROLE NONE");
+  CHECK(s.Param(SessionState::kRoleKey) == "<none>");
+  s.Unit("RESET SESSION AUTHORIZATION");
+  CHECK(s.Param(SessionState::kSessionAuthorizationKey) == "<none>");
+  // SET LOCAL ROLE ends with its transaction: nothing to keep.
+  s.Unit("BEGIN", 'T');
+  s.Unit("SET LOCAL ROLE bob", 'T');
+  s.Unit("COMMIT");
+  CHECK(s.Param(SessionState::kRoleKey) == "<none>");
+}
+
+TEST_CASE("replay: identity back to the login user first, settings, then the identity") {
+  Session s;
+  s.Unit("SET work_mem = '1MB'");
+  s.Unit("SET SESSION AUTHORIZATION alice");
+  s.Unit("SET ROLE bob");
+  // The connection it ran on now has it all: nothing to replay there.
+  CHECK(s.state.Replay(&s.server).empty());
+  // A fresh connection gets everything, in an order PostgreSQL accepts.
+  SessionParams fresh = s.server_login;
+  CHECK(s.state.Replay(&fresh) ==
+        "SELECT pg_catalog.set_config('application_name', 'test', false), "
+        "pg_catalog.set_config('work_mem', '1MB', false);"
+        "SET SESSION AUTHORIZATION 'alice';SET ROLE 'bob';");
+  CHECK(s.state.Replay(&fresh).empty());
+  // Another client (no identity, no settings) taking that connection resets it.
+  Session other;
+  CHECK(other.state.Replay(&fresh) == "RESET SESSION AUTHORIZATION;RESET \"work_mem\";");
+}
+
+TEST_CASE("RESET on a server goes to that server's login value") {
+  Session s;
+  s.Unit("SET DateStyle = 'German'");
+  CHECK(s.server.Get("DateStyle") != nullptr);
+  CHECK(*s.server.Get("DateStyle") == "German");
+  s.Unit("RESET DateStyle");
+  CHECK(*s.server.Get("DateStyle") == "ISO, MDY");
+}
+
+TEST_CASE("pins: state on one connection keeps the client there and dirties it") {
+  Session s;
+  CHECK_FALSE(s.state.pinned());
+  CHECK(s.Unit("CREATE TEMP TABLE t (x int)"));
+  CHECK(s.state.pinned());
+  CHECK(s.state.server_dirty());
+  s.Unit("DISCARD TEMP");
+  CHECK_FALSE(s.state.pinned());
+  CHECK(s.state.server_dirty());  // reset before another client gets it, to be sure
+
+  CHECK(s.Unit("LISTEN ch"));
+  s.Unit("BEGIN", 'T');
+  s.Unit("UNLISTEN ch", 'T');
+  s.Unit("ROLLBACK");
+  CHECK(s.state.pinned());  // the UNLISTEN rolled back
+  s.Unit("UNLISTEN *");
+  CHECK_FALSE(s.state.pinned());
+
+  CHECK(s.Unit("SELECT pg_advisory_lock(1)"));
+  s.Unit("SELECT pg_advisory_unlock_all()");
+  CHECK_FALSE(s.state.pinned());
+
+  CHECK(s.Unit("PREPARE p AS SELECT 1"));
+  s.Unit("DISCARD ALL");
+  CHECK_FALSE(s.state.pinned());
+  CHECK_FALSE(s.state.server_dirty());
+  CHECK(s.state.TakeProtocolStatementsDropped());
+  CHECK_FALSE(s.state.TakeProtocolStatementsDropped());
+
+  // set_config() and LOAD: state DISCARD ALL may not undo; pinned for good,
+  // and the connection is closed when the client leaves.
+  CHECK(s.Unit("LOAD 'auto_explain'"));
+  s.Unit("DISCARD ALL");
+  CHECK(s.state.pinned());
+  CHECK(s.state.server_unresettable());
+}
+
+TEST_CASE("a pin that failed still pins (the state may exist), a failed unpin does not unpin") {
+  Session s;
+  CHECK(s.Unit("PREPARE p AS SELECT 1", 'I', /*failed=*/true));
+  CHECK(s.state.pinned());
+  s.Unit("DEALLOCATE p", 'I', /*failed=*/true);
+  CHECK(s.state.pinned());
+  s.Unit("DEALLOCATE p");
+  CHECK_FALSE(s.state.pinned());
+}
+
+TEST_CASE("session defaults: read only and serializable") {
+  Session s;
+  s.Unit("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY");
+  CHECK(s.state.default_read_only());
+  s.Unit("SET default_transaction_isolation = 'serializable'");
+  CHECK(s.state.default_serializable());
+  s.Unit("RESET ALL");
+  CHECK_FALSE(s.state.default_read_only());
+  CHECK_FALSE(s.state.default_serializable());
+}
+
+}  // namespace
+}  // namespace pgregion::proxy
