@@ -331,7 +331,7 @@ Pool* ClientSession::PoolFor(int node) {
   }
   if (pools_.size() <= static_cast<size_t>(node)) pools_.resize(app_->node_count());
   Pool*& pool = pools_[static_cast<size_t>(node)];
-  if (pool == nullptr) pool = app_->GetPool(node, database_, *user_);
+  if (pool == nullptr) pool = app_->GetPool(node, database_, *user_, session_.login_params());
   return pool;
 }
 

@@ -10,13 +10,14 @@
 namespace pgregion::proxy {
 
 Pool::Pool(ProxyApp* app, int node, std::string database, std::string user,
-           std::string server_user, std::string server_password)
+           std::string server_user, std::string server_password, SessionParams login)
     : app_(app),
       node_(node),
       database_(std::move(database)),
       user_(std::move(user)),
       server_user_(std::move(server_user)),
-      server_password_(std::move(server_password)) {}
+      server_password_(std::move(server_password)),
+      login_(std::move(login)) {}
 
 Pool::~Pool() = default;
 

@@ -39,8 +39,11 @@ class ServerConnection;
 
 class Pool {
  public:
+  // `login`: run-time parameters every connection of this pool logs in with
+  // (the startup parameters of its clients), so that RESET, RESET ALL and
+  // DISCARD ALL go back to the client's own startup values, as in PostgreSQL.
   Pool(ProxyApp* app, int node, std::string database, std::string user, std::string server_user,
-       std::string server_password);
+       std::string server_password, SessionParams login = {});
   ~Pool();
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
@@ -75,6 +78,7 @@ class Pool {
   const std::string& user() const { return user_; }
   const std::string& server_user() const { return server_user_; }
   const std::string& server_password() const { return server_password_; }
+  const SessionParams& login_params() const { return login_; }
 
   // ParameterStatus values a fresh backend reports, learned from the first login.
   bool has_params() const { return has_params_; }
@@ -105,6 +109,7 @@ class Pool {
   std::string user_;
   std::string server_user_;
   std::string server_password_;
+  SessionParams login_;
   std::vector<ServerConnection*> idle_;
   std::deque<ClientSession*> waiters_;
   absl::flat_hash_set<ServerConnection*> all_;

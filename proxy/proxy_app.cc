@@ -529,15 +529,26 @@ void ProxyApp::OnConnection(uv_stream_t* server, int status) {
   session->Start();
 }
 
-Pool* ProxyApp::GetPool(int node, const std::string& database, const UserConfig& user) {
-  auto key = std::make_tuple(node, database, user.name);
+Pool* ProxyApp::GetPool(int node, const std::string& database, const UserConfig& user,
+                        const SessionParams& login) {
+  // Parameters in a fixed order (names lower case) so equal sets share a pool.
+  std::vector<std::pair<std::string, std::string>> sorted;
+  for (const SessionParams::Entry& e : login.entries()) {
+    std::string name = e.name;
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    sorted.emplace_back(std::move(name), e.value);
+  }
+  std::sort(sorted.begin(), sorted.end());
+  std::string login_key;
+  for (const auto& [name, value] : sorted) StrAppend(&login_key, name, "=", value, std::string_view("\0", 1));
+  auto key = std::make_tuple(node, database, user.name, std::move(login_key));
   auto it = pools_.find(key);
   if (it != pools_.end()) return it->second.get();
   std::string server_user = user.server_user.empty() ? user.name : user.server_user;
   // The loader fills server credentials (a SCRAM verifier is never sent as a password).
   std::string server_password = user.server_password;
   auto pool = std::make_unique<Pool>(this, node, database, user.name, std::move(server_user),
-                                     std::move(server_password));
+                                     std::move(server_password), login);
   Pool* raw = pool.get();
   pools_.emplace(std::move(key), std::move(pool));
   return raw;

@@ -42,6 +42,7 @@
 #include "absl/status/statusor.h"
 #include "protocol/scram.h"
 #include "proxy/config.h"
+#include "proxy/session_params.h"
 #include "proxy/flush_queue.h"
 #include "proxy/health_checker.h"
 #include "proxy/log_rate_limiter.h"
@@ -99,7 +100,9 @@ class ProxyApp : private HealthChecker::Observer {
   const Config& config() const { return *config_; }
   uint64_t NowMs() const { return uv_now(loop_); }
 
-  Pool* GetPool(int node, const std::string& database, const UserConfig& user);
+  // `login`: the startup parameters its connections log in with (Pool).
+  Pool* GetPool(int node, const std::string& database, const UserConfig& user,
+                const SessionParams& login);
   // Every node ever configured, by index; retired ones included.
   const NodeRuntime& node(int i) const { return nodes_[static_cast<size_t>(i)]; }
   size_t node_count() const { return nodes_.size(); }
@@ -240,7 +243,10 @@ class ProxyApp : private HealthChecker::Observer {
   std::unique_ptr<TlsContext> server_tls_;
   absl::flat_hash_map<std::string, protocol::ScramVerifier> verifiers_;
   protocol::ScramVerifier decoy_verifier_;
-  absl::flat_hash_map<std::tuple<int, std::string, std::string>, std::unique_ptr<Pool>> pools_;
+  // node, database, user, login parameters (PoolLoginKey)
+  absl::flat_hash_map<std::tuple<int, std::string, std::string, std::string>,
+                      std::unique_ptr<Pool>>
+      pools_;
   absl::flat_hash_set<ClientSession*> sessions_;
   // The sessions of sessions_ not yet logged in, oldest first (admission).
   PreAuthBudget pre_auth_{0};

@@ -117,8 +117,17 @@ void ServerConnection::OnStreamTlsReady() {
 
 void ServerConnection::SendStartup() {
   std::string msg;
-  // Nothing session-specific: the login defaults become what clients see.
-  p::AppendStartupMessage(&msg, {{"user", pool_->server_user()}, {"database", pool_->database()}});
+  // The pool's clients' startup parameters become this backend's login
+  // defaults (what RESET returns to); application_name is replayed instead.
+  std::vector<std::pair<std::string_view, std::string_view>> params = {
+      {"user", pool_->server_user()}, {"database", pool_->database()}};
+  for (const SessionParams::Entry& e : pool_->login_params().entries()) {
+    params.emplace_back(e.name, e.value);
+    // Parameters the server does not report are recorded as sent.
+    startup_params_.Set(e.name, e.value);
+    params_.Set(e.name, e.value);
+  }
+  p::AppendStartupMessage(&msg, params);
   stream_->Write(msg);
   stream_->Flush();
   TransitionTo(State::kLogin);

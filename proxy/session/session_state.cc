@@ -22,6 +22,12 @@ bool IsOn(std::string_view v) {
          EqualsIgnoreCase(v, "yes");
 }
 
+bool IsLoginParameter(std::string_view name) {
+  constexpr std::string_view kProxy = "pgregion.";
+  const bool proxy = name.size() >= kProxy.size() && EqualsIgnoreCase(name.substr(0, kProxy.size()), kProxy);
+  return !proxy && !EqualsIgnoreCase(name, "application_name") && !IsReadOnlyParameter(name);
+}
+
 bool IsIdentityKey(std::string_view name) {
   return name == SessionState::kSessionAuthorizationKey || name == SessionState::kRoleKey;
 }
@@ -30,10 +36,15 @@ bool IsIdentityKey(std::string_view name) {
 
 void SessionState::Login(const SessionParams& reported, const SessionParams& startup) {
   startup_ = startup;
+  reported_ = reported;
   params_.Clear();
+  // Servers log in with the client's startup parameters (login_params()), so
+  // what they report is what PostgreSQL made of them ("German, DMY" for
+  // "german,dmy"); the others are kept as the client sent them.
   for (const SessionParams::Entry& e : reported.entries()) params_.Set(e.name, e.value);
   for (const SessionParams::Entry& e : startup_.entries()) {
-    if (!IsReadOnlyParameter(e.name)) params_.Set(e.name, e.value);
+    if (IsReadOnlyParameter(e.name)) continue;
+    if (!IsLoginParameter(e.name) || reported.Get(e.name) == nullptr) params_.Set(e.name, e.value);
   }
   if (const std::string* v = params_.Get("default_transaction_read_only")) {
     default_read_only_ = IsOn(*v);
@@ -41,6 +52,14 @@ void SessionState::Login(const SessionParams& reported, const SessionParams& sta
   if (const std::string* v = params_.Get("default_transaction_isolation")) {
     default_serializable_ = EqualsIgnoreCase(*v, "serializable");
   }
+}
+
+SessionParams SessionState::login_params() const {
+  SessionParams out;
+  for (const SessionParams::Entry& e : startup_.entries()) {
+    if (IsLoginParameter(e.name)) out.Set(e.name, e.value);
+  }
+  return out;
 }
 
 bool SessionState::OnStatement(const r::StatementInfo& s) {
@@ -233,7 +252,7 @@ void SessionState::Apply(const r::SessionEvent& e, bool committed) {
         SetIdentity(e);
         return;
       }
-      params_.Set(e.name, e.value);
+      if (!Reported(e.name)) params_.Set(e.name, e.value);
       if (e.name == "default_transaction_read_only") default_read_only_ = IsOn(e.value);
       if (e.name == "default_transaction_isolation") {
         default_serializable_ = EqualsIgnoreCase(e.value, "serializable");
@@ -246,7 +265,9 @@ void SessionState::Apply(const r::SessionEvent& e, bool committed) {
       }
       // The server goes back to its login default, which is what the client
       // saw at its own login unless it set the parameter at startup.
-      if (const std::string* v = startup_.Get(e.name)) {
+      if (Reported(e.name)) {
+        // ParameterStatus said it.
+      } else if (const std::string* v = startup_.Get(e.name)) {
         params_.Set(e.name, *v);
       } else {
         params_.Erase(e.name);
@@ -269,13 +290,14 @@ void SessionState::Apply(const r::SessionEvent& e, bool committed) {
       default_read_only_ = default_serializable_ = false;
       std::vector<std::string> drop;
       for (const SessionParams::Entry& p : params_.entries()) {
-        if (!IsReadOnlyParameter(p.name) && !IsIdentityKey(p.name) && !startup_.Get(p.name)) {
+        if (!IsReadOnlyParameter(p.name) && !IsIdentityKey(p.name) && !startup_.Get(p.name) &&
+            !Reported(p.name)) {
           drop.push_back(p.name);
         }
       }
       for (const std::string& name : drop) params_.Erase(name);
       for (const SessionParams::Entry& s : startup_.entries()) {
-        if (!IsReadOnlyParameter(s.name)) params_.Set(s.name, s.value);
+        if (!IsReadOnlyParameter(s.name) && !Reported(s.name)) params_.Set(s.name, s.value);
       }
       if (const std::string* v = params_.Get("default_transaction_read_only")) {
         default_read_only_ = IsOn(*v);
@@ -363,6 +385,7 @@ void SessionState::MirrorOnServer(const r::SessionEvent& e) {
         }
         return;
       }
+      if (Reported(e.name)) return;  // ServerConnection records its ParameterStatus
       if (e.type == SessionEventType::kSet) {
         server->Set(e.name, e.value);
       } else if (const std::string* v = login_value(e.name)) {

@@ -53,6 +53,10 @@ class SessionState {
 
   const SessionParams& params() const { return params_; }
   const SessionParams& startup_params() const { return startup_; }
+  // The startup parameters server connections for this client log in with
+  // (Pool): all but application_name (often unique per process, it would
+  // split pools; replayed instead) and the proxy's own pgregion.* settings.
+  SessionParams login_params() const;
   SessionParams& mutable_startup_params() { return startup_; }
 
   // State that lives on the bound server connection: the client stays on it.
@@ -98,6 +102,12 @@ class SessionState {
   void SetIdentity(const routing::SessionEvent& e);
   void MirrorOnServer(const routing::SessionEvent& e);
 
+  // Whether the server reports `name` (ParameterStatus): its value then comes
+  // from the server, as PostgreSQL made it ("ISO, YMD" after SET datestyle TO
+  // ymd), not from the statement's text.
+  bool Reported(std::string_view name) const { return reported_.Get(name) != nullptr; }
+
+  SessionParams reported_;  // what a fresh backend reported at login
   SessionParams startup_;  // what the client asked for at startup
   SessionParams params_;   // what the client believes it has
   std::vector<Entry> unit_;  // the running unit's statements

@@ -166,10 +166,27 @@ TEST_CASE("replay: identity back to the login user first, settings, then the ide
 
 TEST_CASE("RESET on a server goes to that server's login value") {
   Session s;
-  s.Unit("SET DateStyle = 'German'");
+  s.server_login.Set("work_mem", "64kB");  // as if the pool logged in with it
+  s.server = s.server_login;
+  s.Unit("SET work_mem = '1MB'");
+  CHECK(*s.server.Get("work_mem") == "1MB");
+  s.Unit("RESET work_mem");
+  CHECK(*s.server.Get("work_mem") == "64kB");
+}
+
+TEST_CASE("a reported parameter takes PostgreSQL's value, not the statement's text") {
+  Session s;
+  // SET datestyle TO ymd keeps the output style: PostgreSQL reports "ISO, YMD".
+  routing::StatementClassifier classifier(ClassifierOptions{});
+  for (const routing::StatementInfo& st : classifier.ClassifyUncached("SET datestyle TO ymd").statements) {
+    s.state.OnStatement(st);
+  }
+  s.state.OnServerParameter("DateStyle", "ISO, YMD");
+  s.state.OnUnitDone('I', false, &s.server, &s.server_login);
+  CHECK(s.Param("DateStyle") == "ISO, YMD");
+  // Nothing for the replay to redo from the text (ServerConnection records the
+  // server's own report).
   CHECK(s.server.Get("DateStyle") != nullptr);
-  CHECK(*s.server.Get("DateStyle") == "German");
-  s.Unit("RESET DateStyle");
   CHECK(*s.server.Get("DateStyle") == "ISO, MDY");
 }
 
