@@ -329,6 +329,15 @@ void ClientSession::OnLoggedIn() {
     return;
   }
   Pool* pool = PoolFor(app_->WelcomeNode());
+  if (pool == nullptr && app_->node_count() > 0) {
+    // Each distinct set of startup parameters has its own pools (server
+    // connections log in with them): a bounded number per database and user.
+    Fatal(p::sqlstate::kTooManyConnections,
+          StrCat("pgregion: too many distinct sets of startup parameters for database \"",
+                 database_, "\" and user \"", user_name_, "\" (at most ",
+                 ProxyApp::kMaxLoginVariants, "); send the same options as other clients"));
+    return;
+  }
   if (pool == nullptr) {
     Fatal(p::sqlstate::kConnectionFailure, "pgregion: no node configured");
     return;

@@ -541,9 +541,14 @@ Pool* ProxyApp::GetPool(int node, const std::string& database, const UserConfig&
   std::sort(sorted.begin(), sorted.end());
   std::string login_key;
   for (const auto& [name, value] : sorted) StrAppend(&login_key, name, "=", value, std::string_view("\0", 1));
-  auto key = std::make_tuple(node, database, user.name, std::move(login_key));
+  auto key = std::make_tuple(node, database, user.name, login_key);
   auto it = pools_.find(key);
   if (it != pools_.end()) return it->second.get();
+  absl::flat_hash_set<std::string>& variants = login_variants_[{database, user.name}];
+  if (!variants.contains(login_key)) {
+    if (variants.size() >= kMaxLoginVariants) return nullptr;
+    variants.insert(std::move(login_key));
+  }
   std::string server_user = user.server_user.empty() ? user.name : user.server_user;
   // The loader fills server credentials (a SCRAM verifier is never sent as a password).
   std::string server_password = user.server_password;

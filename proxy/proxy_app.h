@@ -101,8 +101,10 @@ class ProxyApp : private HealthChecker::Observer {
   uint64_t NowMs() const { return uv_now(loop_); }
 
   // `login`: the startup parameters its connections log in with (Pool).
+  // Null when `login` would be a new parameter set past kMaxLoginVariants.
   Pool* GetPool(int node, const std::string& database, const UserConfig& user,
                 const SessionParams& login);
+  static constexpr size_t kMaxLoginVariants = 16;
   // Every node ever configured, by index; retired ones included.
   const NodeRuntime& node(int i) const { return nodes_[static_cast<size_t>(i)]; }
   size_t node_count() const { return nodes_.size(); }
@@ -247,6 +249,11 @@ class ProxyApp : private HealthChecker::Observer {
   absl::flat_hash_map<std::tuple<int, std::string, std::string, std::string>,
                       std::unique_ptr<Pool>>
       pools_;
+  // Distinct login-parameter sets per (database, user): bounded, so that
+  // clients varying their startup options cannot multiply pools (and server
+  // connections) without end.
+  absl::flat_hash_map<std::pair<std::string, std::string>, absl::flat_hash_set<std::string>>
+      login_variants_;
   absl::flat_hash_set<ClientSession*> sessions_;
   // The sessions of sessions_ not yet logged in, oldest first (admission).
   PreAuthBudget pre_auth_{0};

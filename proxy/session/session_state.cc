@@ -22,6 +22,15 @@ bool IsOn(std::string_view v) {
          EqualsIgnoreCase(v, "yes");
 }
 
+// PostgreSQL 15's GUC_REPORT parameters (guc.c): the server sends their value
+// in a ParameterStatus whenever it changes. A fixed list: nothing per client.
+constexpr std::string_view kReportedParameters[] = {
+    "application_name", "client_encoding",      "DateStyle",
+    "default_transaction_read_only", "in_hot_standby", "integer_datetimes",
+    "IntervalStyle",    "is_superuser",         "server_encoding",
+    "server_version",   "session_authorization", "standard_conforming_strings",
+    "TimeZone"};
+
 bool IsLoginParameter(std::string_view name) {
   constexpr std::string_view kProxy = "pgregion.";
   const bool proxy = name.size() >= kProxy.size() && EqualsIgnoreCase(name.substr(0, kProxy.size()), kProxy);
@@ -36,7 +45,6 @@ bool IsIdentityKey(std::string_view name) {
 
 void SessionState::Login(const SessionParams& reported, const SessionParams& startup) {
   startup_ = startup;
-  reported_ = reported;
   params_.Clear();
   // Servers log in with the client's startup parameters (login_params()), so
   // what they report is what PostgreSQL made of them ("German, DMY" for
@@ -52,6 +60,13 @@ void SessionState::Login(const SessionParams& reported, const SessionParams& sta
   if (const std::string* v = params_.Get("default_transaction_isolation")) {
     default_serializable_ = EqualsIgnoreCase(*v, "serializable");
   }
+}
+
+bool SessionState::Reported(std::string_view name) {
+  for (std::string_view r : kReportedParameters) {
+    if (EqualsIgnoreCase(r, name)) return true;
+  }
+  return false;
 }
 
 SessionParams SessionState::login_params() const {

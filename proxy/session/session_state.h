@@ -105,9 +105,8 @@ class SessionState {
   // Whether the server reports `name` (ParameterStatus): its value then comes
   // from the server, as PostgreSQL made it ("ISO, YMD" after SET datestyle TO
   // ymd), not from the statement's text.
-  bool Reported(std::string_view name) const { return reported_.Get(name) != nullptr; }
+  static bool Reported(std::string_view name);
 
-  SessionParams reported_;  // what a fresh backend reported at login
   SessionParams startup_;  // what the client asked for at startup
   SessionParams params_;   // what the client believes it has
   std::vector<Entry> unit_;  // the running unit's statements

@@ -508,3 +508,28 @@ def test_reset_returns_to_startup_value(cluster, proxy_for, mode, how):
         ("SET DateStyle = 'ISO, YMD'", None), ("DISCARD ALL", None),
         (show, "read"),
     ], reported=("DateStyle", "TimeZone"), extra=extra)
+
+
+def test_startup_parameter_sets_are_bounded(cluster, start_proxy):
+    """Server connections log in with the client's startup parameters, so each distinct
+    set has its own pools: at most ProxyApp::kMaxLoginVariants (16) per database and
+    user; past that a new set is refused with 53300, known sets keep working."""
+    p = start_proxy(cluster, users=USERS, pool={"mode": "transaction", "size": 1})
+    sessions = []
+    try:
+        for i in range(16):
+            s = via(p, "app", {"options": f"-c work_mem={64 + i}kB"})
+            assert s.q("SHOW work_mem") == ("ok", [[f"{64 + i}kB"]])
+            sessions.append(s)
+        conn = pgwire.RawConn(p.host, p.port, timeout=10)
+        msgs = conn.startup("app", "appdb", PASSWORDS["app"],
+                            extra={"options": "-c work_mem=999kB"})
+        conn.close()
+        err = pgwire.first_error(msgs)
+        assert err is not None and err["C"] == "53300", msgs
+        again = via(p, "app", {"options": "-c work_mem=64kB"})
+        assert again.q("RESET work_mem; SHOW work_mem") == ("ok", [["64kB"]])
+        again.close()
+    finally:
+        for s in sessions:
+            s.close()

@@ -25,8 +25,10 @@ class Session {
     reported.Set("session_authorization", "app");
     SessionParams startup;
     startup.Set("application_name", "test");
+    startup.Set("search_path", "s1");
     state.Login(reported, startup);
     server_login.Set("DateStyle", "ISO, MDY");
+    server_login.Set("search_path", "s1");  // the pool logs in with the startup parameters
     server = server_login;
     state.Replay(&server);  // bound once, as ClientSession does before the first unit
   }
@@ -114,10 +116,10 @@ TEST_CASE("a failed autocommit unit changes nothing; one in a single query strin
 
 TEST_CASE("RESET goes back to the startup value; RESET ALL keeps the identity") {
   Session s;
-  s.Unit("SET application_name = 'other'");
-  CHECK(s.Param("application_name") == "other");
-  s.Unit("RESET application_name");
-  CHECK(s.Param("application_name") == "test");
+  s.Unit("SET search_path = 'other'");
+  CHECK(s.Param("search_path") == "other");
+  s.Unit("RESET search_path");
+  CHECK(s.Param("search_path") == "s1");
   s.Unit("SET SESSION AUTHORIZATION alice");
   s.Unit("SET work_mem = '1MB'");
   s.Unit("RESET ALL");
