@@ -338,6 +338,8 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
   bool deferred_begin_ = false;
   bool prepend_begin_ = false;  // the dispatched unit carries the deferred BEGIN
   std::string begin_text_;      // the client's BEGIN, sent as it was written
+  routing::StatementInfo deferred_begin_info_;  // its access mode and isolation level
+  bool DeferredBeginReadOnly() const;
   bool waiting_route_ = false;      // parked until a node can serve the unit
   routing::RouteContext parked_ctx_;
   bool unit_failed_ = false;  // an ErrorResponse went to the client in the current unit

@@ -136,6 +136,7 @@ void ClientSession::Accumulate(const r::Classification& c, const r::StatementHin
   for (const r::StatementInfo& s : c.statements) {
     if (unit_.statements == 0) {
       txn_mode_.StartUnit({session_.default_read_only(), session_.default_serializable()});
+      if (deferred_begin_) txn_mode_.OnStatement(deferred_begin_info_);  // it opens the transaction
     }
     // What a standby refuses (serializable, read-write requests) or shows
     // differently (pg_locks, pg_stat_*, sequences this session advanced).
@@ -153,7 +154,7 @@ void ClientSession::Accumulate(const r::Classification& c, const r::StatementHin
     if (unit_.statements == 0 && deferred_begin_) {
       // The first statement after a deferred BEGIN opens the transaction.
       unit_.begins_transaction = true;
-      unit_.read_only_transaction = session_.default_read_only() || set_read_only;
+      unit_.read_only_transaction = DeferredBeginReadOnly() || set_read_only;
     }
     if (s.txn == r::TransactionControl::kBegin) {
       unit_.begins_transaction = true;
@@ -201,12 +202,18 @@ r::RouteContext ClientSession::UnitRouteContext() {
   if (deferred_begin_) {
     // Units without a Bind (Parse/Describe only) accumulate no statements.
     ctx.begins_transaction = true;
-    if (unit_.statements == 0) ctx.read_only_transaction = session_.default_read_only();
+    if (unit_.statements == 0) ctx.read_only_transaction = DeferredBeginReadOnly();
     deferred_begin_ = false;
     prepend_begin_ = true;
   }
   unit_ = Unit();
   return ctx;
+}
+
+bool ClientSession::DeferredBeginReadOnly() const {
+  const r::AccessMode access = deferred_begin_info_.access;
+  return access == r::AccessMode::kReadOnly ||
+         (access == r::AccessMode::kUnspecified && session_.default_read_only());
 }
 
 bool ClientSession::MayDeferBegin() const {
@@ -220,11 +227,17 @@ bool ClientSession::DeferBegin(const r::Classification& c, const r::StatementHin
     return false;
   }
   const r::StatementInfo& s = c.statements[0];
-  if (s.txn != r::TransactionControl::kBegin || s.access != r::AccessMode::kUnspecified ||
-      !s.events.empty()) {
-    return false;
-  }
+  if (s.txn != r::TransactionControl::kBegin || !s.events.empty()) return false;
+  // With its options (READ ONLY, ISOLATION LEVEL ...): the transaction still
+  // starts where its first statement needs it (BEGIN READ ONLY; SET
+  // TRANSACTION READ WRITE goes to the primary, which alone accepts it).
   deferred_begin_ = true;
+  deferred_begin_info_ = r::StatementInfo();
+  deferred_begin_info_.kind = s.kind;
+  deferred_begin_info_.write = false;
+  deferred_begin_info_.txn = s.txn;
+  deferred_begin_info_.access = s.access;
+  deferred_begin_info_.isolation = s.isolation;
   begin_text_.assign(text.data(), text.size());
   std::string out;
   p::AppendCommandComplete(&out, "BEGIN");
@@ -281,6 +294,9 @@ bool ClientSession::DeferExtendedBegin() {
   std::string_view tail = unnamed_statement_.parse_tail;
   begin_text_.assign(tail.substr(0, tail.find('\0')));
   deferred_begin_ = true;
+  deferred_begin_info_ = r::StatementInfo();
+  deferred_begin_info_.write = false;
+  deferred_begin_info_.txn = r::TransactionControl::kBegin;
   to_server_.clear();
   dispatched_bytes_ = 0;
   unit_ = Unit();

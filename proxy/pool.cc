@@ -48,6 +48,10 @@ void Pool::CancelWait(ClientSession* client) {
 }
 
 void Pool::Release(ServerConnection* server) {
+  if (server->DeferRelease()) {  // handed over once its read callback is done
+    ++releasing_;
+    return;
+  }
   if (!draining_.empty() && draining_.contains(server)) {
     server->Close("node changed role");  // calls Remove(), which reports
     return;
@@ -65,6 +69,15 @@ void Pool::Release(ServerConnection* server) {
   }
   idle_.push_back(server);
   ReportOutstanding();
+}
+
+void Pool::FinishRelease(ServerConnection* server, bool usable) {
+  --releasing_;
+  if (usable) {
+    Release(server);
+  } else {
+    MaybeConnect();  // a waiter counted on it
+  }
 }
 
 void Pool::Remove(ServerConnection* server) {
@@ -106,7 +119,8 @@ void Pool::OnLoginFailed(ServerConnection* server, const std::string& error_resp
 
 void Pool::MaybeConnect() {
   uint32_t size = app_->config().pool.size;
-  while (connecting_ < waiters_.size() && all_.size() < size) Spawn();
+  // A connection being released serves a waiter as well as a new one would.
+  while (connecting_ + releasing_ < waiters_.size() && all_.size() < size) Spawn();
 }
 
 void Pool::Spawn() {

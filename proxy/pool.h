@@ -53,6 +53,9 @@ class Pool {
   void CancelWait(ClientSession* client);
   // A clean, unbound connection comes back.
   void Release(ServerConnection* server);
+  // The end of a release deferred by ServerConnection::DeferRelease: `usable`
+  // when the connection is still idle and unbound.
+  void FinishRelease(ServerConnection* server, bool usable);
   // A connection is closing (any state); forget it.
   void Remove(ServerConnection* server);
   void OnLoginDone(ServerConnection* server);
@@ -116,6 +119,7 @@ class Pool {
   // Connections that existed when the node changed role: closed on release.
   absl::flat_hash_set<ServerConnection*> draining_;
   size_t connecting_ = 0;
+  size_t releasing_ = 0;  // released inside their own read callback, handed over at its end
   int64_t reported_busy_ = 0;
   bool has_params_ = false;
   SessionParams params_;

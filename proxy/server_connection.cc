@@ -154,6 +154,10 @@ void ServerConnection::OnStreamRead(std::string_view data) {
     LoginFailed(ConnectError("pgregion: backend refused TLS (server_tls.mode requires it)"));
     return;
   }
+  // A connection released while this read is processed goes back to its pool
+  // only at the end (Pool::Release): the rest of the read must not reach, as
+  // unsolicited messages, a client that got the connection meanwhile.
+  in_read_ = true;
   if (in_.empty()) {
     size_t used = Process(data);
     if (state_ != State::kClosed && used < data.size()) in_.assign(data.substr(used));
@@ -162,9 +166,14 @@ void ServerConnection::OnStreamRead(std::string_view data) {
     size_t used = Process(in_);
     if (state_ != State::kClosed) in_.erase(0, used);
   }
+  in_read_ = false;
   // A large reply (a big DataRow) must not leave its capacity with the connection.
   if (in_.empty() && in_.capacity() > 64 * 1024) std::string().swap(in_);
   if (client_ != nullptr) client_->FlushToClient();
+  if (release_pending_) {
+    release_pending_ = false;
+    pool_->FinishRelease(this, state_ == State::kIdle && client_ == nullptr);
+  }
 }
 
 size_t ServerConnection::Process(std::string_view data) {

@@ -73,6 +73,13 @@ class ServerConnection : public Stream::Handler {
   void Flush() { stream_->Flush(); }
   size_t pending_write_bytes() const { return stream_->pending_bytes(); }
   void PauseReading() { stream_->StopRead(); }
+  // Pool::Release during this connection's own read callback is deferred to
+  // its end (see OnStreamRead).
+  bool DeferRelease() {
+    if (!in_read_) return false;
+    release_pending_ = true;
+    return true;
+  }
   void ResumeReading() { stream_->StartRead(); }
 
   protocol::ReplyTracker& tracker() { return tracker_; }
@@ -139,6 +146,8 @@ class ServerConnection : public Stream::Handler {
   Stream* stream_;
   uv_timer_t timer_;
   State state_ = State::kConnecting;
+  bool in_read_ = false;
+  bool release_pending_ = false;
   ClientSession* client_ = nullptr;
   protocol::MessageDecoder decoder_;
   protocol::ReplyTracker tracker_;
