@@ -291,6 +291,12 @@ void ClientSession::HandleFrame(const p::Frame& frame) {
       unit_ = Unit();  // bound: the route is already chosen
       retry_.armed = false;  // the server runs more than the unit that may be retried
       unit_timer_.Continue();
+      if (identity_wait_) {
+        // Sent behind the dispatched unit once the identity is restored.
+        to_server_.append(frame.bytes);
+        dispatched_bytes_ = to_server_.size();
+        return;
+      }
       Send(frame);
       return;
     }
@@ -409,14 +415,43 @@ void ClientSession::OnServerAssigned(ServerConnection* server) {
   probe_units_.clear();
   copy_probe_unit_ = 0;
   held_ready_.clear();
-  std::string replay = ParameterReplay(server);
-  if (!replay.empty()) {
+  SessionState::ReplayPlan replay = session_.Replay(&server->params());
+  for (const std::string* sql : {&replay.settings, &replay.identity}) {
+    if (sql->empty()) continue;
     std::string q;
-    p::AppendQuery(&q, replay);
+    p::AppendQuery(&q, *sql);
     server->Write(q);
-    server->tracker().Expect(p::ReplyTracker::Owner::kProxy);
+    server->tracker().Expect(p::ReplyTracker::Owner::kProxy,
+                             sql == &replay.identity ? ServerConnection::kIdentityTag : 0);
     server->set_unnamed_owner(0);  // a simple Query destroys the unnamed statement
   }
+  if (!replay.identity.empty()) {
+    // The client's statements must not run as the login user if switching
+    // back to its identity fails: they wait for its ReadyForQuery.
+    identity_wait_ = true;
+    server->Flush();
+    return;
+  }
+  ContinueAssigned();
+}
+
+void ClientSession::OnIdentityRestored(std::string_view sqlstate, std::string_view error) {
+  if (!identity_wait_ || server_ == nullptr || state_ == State::kClosed) return;
+  identity_wait_ = false;
+  if (!error.empty()) {
+    LogWarn("identity_replay_failed").Kv("client", peer_).Kv("message", error);
+    Fatal(sqlstate.empty() ? p::sqlstate::kInternalError : sqlstate,
+          StrCat("pgregion: could not restore this session's SET SESSION AUTHORIZATION / SET "
+                 "ROLE on a server connection: ",
+                 error));
+    return;
+  }
+  ContinueAssigned();
+}
+
+// The rest of OnServerAssigned, once the session's identity is in place.
+void ClientSession::ContinueAssigned() {
+  ServerConnection* server = server_;
   GuardSequenceState(retry_.ctx);
   if (prepend_begin_) {
     prepend_begin_ = false;
@@ -457,6 +492,7 @@ void ClientSession::SendDispatched() {
 }
 
 void ClientSession::RouteCollected() {
+  if (identity_wait_) return;  // ContinueAssigned() comes back here
   routing::RouteContext ctx = UnitRouteContext();
   RefreshConsistency(&ctx);
   routing::Route route = app_->router().Decide(ctx);
@@ -503,10 +539,6 @@ void ClientSession::GuardSequenceState(const routing::RouteContext& ctx) {
     server->set_sequence_owner(pid_);
     sequence_server_ = server->id();
   }
-}
-
-std::string ClientSession::ParameterReplay(ServerConnection* server) {
-  return session_.Replay(&server->params());
 }
 
 void ClientSession::ForwardToClient(std::string_view bytes) {

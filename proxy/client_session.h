@@ -114,6 +114,9 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
   bool HoldReadyForQuery(std::string_view bytes);
   void OnLsnProbe(std::string_view function_call_response_body);
   void OnLsnProbeDone();
+  // The identity replay (SessionState::ReplayPlan::identity) finished; `error`
+  // is empty when it succeeded.
+  void OnIdentityRestored(std::string_view sqlstate, std::string_view error);
   void OnServerParameter(std::string_view name, std::string_view value);
   void OnServerUnitDone();
   // An ErrorResponse for the client's unit (its body); a retryable failure of
@@ -206,7 +209,7 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
   // state there is discarded before this unit could read it.
   void GuardSequenceState(const routing::RouteContext& ctx);
   void DetachServer();
-  std::string ParameterReplay(ServerConnection* server);
+  void ContinueAssigned();
   Pool* PoolFor(int node);
   void ArmTimer(uint64_t ms);
   // Sends one complete client message to the bound server, rewriting statement
@@ -335,6 +338,7 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
   // A lone BEGIN answered by the proxy (transaction pooling): the transaction
   // starts on the node its first statement needs (a replica after SET
   // TRANSACTION READ ONLY), with the BEGIN sent in front of that statement.
+  bool identity_wait_ = false;  // the bound server restores the identity before the unit
   bool deferred_begin_ = false;
   bool prepend_begin_ = false;  // the dispatched unit carries the deferred BEGIN
   std::string begin_text_;      // the client's BEGIN, sent as it was written

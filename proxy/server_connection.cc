@@ -390,6 +390,10 @@ void ServerConnection::HandleMessage(const p::Frame& frame) {
         if (to_client) client_->OnServerError(frame.body);  // may swallow it (read retry)
         if (d.owner == p::ReplyTracker::Owner::kProxy) {
           absl::StatusOr<p::ErrorNotice> err = p::ParseErrorNotice(frame.body);
+          if (d.tag == kIdentityTag) {
+            identity_sqlstate_ = err.ok() ? std::string(err->sqlstate()) : "";
+            identity_error_ = err.ok() ? std::string(err->message()) : "error";
+          }
           LogWarn("server_reset_error")
               .Kv("server", id_)
               .Kv("sqlstate", err.ok() ? err->sqlstate() : "")
@@ -407,6 +411,12 @@ void ServerConnection::HandleMessage(const p::Frame& frame) {
       if (client_ != nullptr) client_->OnServerUnitDone();
     } else if (d.tag == kLsnProbeTag && client_ != nullptr) {
       client_->OnLsnProbeDone();
+    } else if (d.tag == kIdentityTag) {
+      std::string sqlstate = std::move(identity_sqlstate_);
+      std::string error = std::move(identity_error_);
+      identity_sqlstate_.clear();
+      identity_error_.clear();
+      if (client_ != nullptr) client_->OnIdentityRestored(sqlstate, error);
     } else if (state_ == State::kResetting && tracker_.empty()) {
       if (tx_status_ == 'I') {
         TransitionTo(State::kIdle);

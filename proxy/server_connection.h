@@ -35,6 +35,7 @@ class ServerConnection : public Stream::Handler {
  public:
   // Tracker tag of the proxy's read-your-writes LSN probe (a FunctionCall).
   static constexpr uint32_t kLsnProbeTag = 2;
+  static constexpr uint32_t kIdentityTag = 3;  // SET SESSION AUTHORIZATION / SET ROLE replay
 
   enum class State {
     kConnecting,    // TCP connect in progress
@@ -147,6 +148,8 @@ class ServerConnection : public Stream::Handler {
   uv_timer_t timer_;
   State state_ = State::kConnecting;
   bool in_read_ = false;
+  std::string identity_sqlstate_;  // the identity replay's error, if it failed
+  std::string identity_error_;
   bool release_pending_ = false;
   ClientSession* client_ = nullptr;
   protocol::MessageDecoder decoder_;

@@ -135,6 +135,11 @@ StatementInfo StatementAnalyzer::Analyze(Index stmt, bool* cacheable) const {
     SetWrite(&info, StatementKind::kWrite, WriteReason::kCall);
   } else if (type == "DoStmt") {
     SetWrite(&info, StatementKind::kWrite, WriteReason::kDo);
+    // Code run by DO may change session state the proxy cannot see (a plain
+    // SET, set_config(), dynamic SQL): then the session stays on its server
+    // connection, which is closed when the client leaves.
+    info.untracked_session_change = DoBodyMayChangeSession(node);
+    *cacheable = false;  // the verdict comes from the body, a literal
   } else if (type == "LockStmt") {
     SetWrite(&info, StatementKind::kWrite, WriteReason::kLock);
   } else if (type == "VacuumStmt" || type == "ClusterStmt" || type == "ReindexStmt" ||
@@ -164,6 +169,14 @@ StatementInfo StatementAnalyzer::Analyze(Index stmt, bool* cacheable) const {
     // Every other statement is DDL, GRANT/REVOKE, ALTER SYSTEM, or new to
     // us: the primary.
     SetWrite(&info, StatementKind::kWrite, WriteReason::kDdl);
+    // CREATE STATISTICS/FUNCTION/TYPE/DOMAIN ... pg_temp.x: a temporary object.
+    for (std::string_view member : {"defnames", "funcname", "domainname", "typeName"}) {
+      if (IsTempName(tree_.Member(node, member))) {
+        AddEvent(&info, SessionEventType::kTempObject);
+        break;
+      }
+    }
+    if (IsTemp(tree_.Member(node, "typevar"))) AddEvent(&info, SessionEventType::kTempObject);
   }
   return info;
 }
@@ -342,6 +355,31 @@ void StatementAnalyzer::AlterTable(Index body, StatementInfo* info) const {
       return;
     }
   }
+}
+
+bool StatementAnalyzer::IsTempName(Index names) const {
+  // A qualified name as a list of String nodes: [pg_temp, x].
+  const Index first = tree_.FirstChild(names);
+  if (first == kNone || tree_.Next(first) == kNone) return false;
+  return StartsWith(tree_.String(tree_.Member(tree_.Member(first, "String"), "sval")), "pg_temp");
+}
+
+bool StatementAnalyzer::DoBodyMayChangeSession(Index do_stmt) const {
+  // DoStmt.args: [{"DefElem": {"defname": "as", "arg": {"String": {"sval": body}}}}, ...]
+  static constexpr std::string_view kWords[] = {"set",    "reset",   "execute", "listen",
+                                                "prepare", "advisory", "temp",   "load",
+                                                "discard", "declare", "session", "role"};
+  for (Index a = tree_.FirstChild(tree_.Member(do_stmt, "args")); a != kNone; a = tree_.Next(a)) {
+    const Index def = tree_.Member(a, "DefElem");
+    if (tree_.RawString(def, "defname") != "as") continue;
+    std::string body = tree_.String(tree_.Member(tree_.Member(tree_.Member(def, "arg"), "String"),
+                                                 "sval"));
+    for (char& c : body) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (std::string_view w : kWords) {
+      if (body.find(w) != std::string::npos) return true;
+    }
+  }
+  return false;
 }
 
 bool StatementAnalyzer::IsTemp(Index range_var) const {

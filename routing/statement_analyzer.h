@@ -63,6 +63,8 @@ class StatementAnalyzer {
   std::string IntegerText(Index a_const) const;
 
   bool IsTemp(Index range_var) const;
+  bool IsTempName(Index names) const;
+  bool DoBodyMayChangeSession(Index do_stmt) const;
   AccessMode ReadOnlyOption(Index options) const;
   IsolationLevel IsolationOption(Index options) const;
 

@@ -436,56 +436,64 @@ bool SessionState::pinned() const {
          !sql_prepared_.empty() || !held_cursors_.empty();
 }
 
-std::string SessionState::Replay(SessionParams* server) const {
-  if (server->SameAs(params_)) return "";
-  std::string out;
+SessionState::ReplayPlan SessionState::Replay(SessionParams* server) const {
+  ReplayPlan plan;
+  if (server->SameAs(params_)) return plan;
   const std::string* want_auth = params_.Get(kSessionAuthorizationKey);
   const std::string* want_role = params_.Get(kRoleKey);
-  const std::string* have_auth = server->Get(kSessionAuthorizationKey);
-  const std::string* have_role = server->Get(kRoleKey);
   auto same = [](const std::string* a, const std::string* b) {
     return (a == nullptr && b == nullptr) || (a != nullptr && b != nullptr && *a == *b);
   };
-  const bool identity_differs = !same(want_auth, have_auth) || !same(want_role, have_role);
-  if (identity_differs && (have_auth != nullptr || have_role != nullptr)) {
-    // Back to the login user first: RESET SESSION AUTHORIZATION also resets the role.
-    out.append("RESET SESSION AUTHORIZATION;");
-    server->Erase(kSessionAuthorizationKey);
-    server->Erase(kRoleKey);
-  }
   // set_config() parses values like the config file does, so list settings
   // such as search_path keep their elements (SET name = 'a, b' would not).
   std::string sets;
+  std::vector<std::pair<std::string, std::string>> set_values;
   for (const SessionParams::Entry& e : params_.entries()) {
     if (IsReadOnlyParameter(e.name) || IsIdentityKey(e.name)) continue;
     const std::string* have = server->Get(e.name);
     if (have != nullptr && *have == e.value) continue;
     StrAppend(&sets, sets.empty() ? "SELECT " : ", ", "pg_catalog.set_config(",
               protocol::QuoteLiteral(e.name), ", ", protocol::QuoteLiteral(e.value), ", false)");
-    server->Set(e.name, e.value);
+    set_values.emplace_back(e.name, e.value);
   }
-  if (!sets.empty()) StrAppend(&out, sets, ";");
   std::vector<std::string> stale;
   for (const SessionParams::Entry& e : server->entries()) {
     if (!IsReadOnlyParameter(e.name) && !IsIdentityKey(e.name) && params_.Get(e.name) == nullptr) {
       stale.push_back(e.name);
     }
   }
+  const bool settings_differ = !sets.empty() || !stale.empty();
+  const bool identity_differs = !same(want_auth, server->Get(kSessionAuthorizationKey)) ||
+                                !same(want_role, server->Get(kRoleKey));
+  const bool server_has_identity =
+      server->Get(kSessionAuthorizationKey) != nullptr || server->Get(kRoleKey) != nullptr;
+  if (server_has_identity && (settings_differ || identity_differs)) {
+    // Settings are replayed as the login user, as the client set them before
+    // it switched (a superuser-only one fails as anyone else); RESET SESSION
+    // AUTHORIZATION also resets the role.
+    plan.settings.append("RESET SESSION AUTHORIZATION;");
+    server->Erase(kSessionAuthorizationKey);
+    server->Erase(kRoleKey);
+  }
+  if (!sets.empty()) StrAppend(&plan.settings, sets, ";");
+  for (const auto& [name, value] : set_values) server->Set(name, value);
   for (const std::string& name : stale) {
-    StrAppend(&out, "RESET ", protocol::QuoteIdentifier(name), ";");
+    StrAppend(&plan.settings, "RESET ", protocol::QuoteIdentifier(name), ";");
     server->Erase(name);
   }
-  if (identity_differs) {
+  if (!same(want_auth, server->Get(kSessionAuthorizationKey)) ||
+      !same(want_role, server->Get(kRoleKey))) {
     if (want_auth != nullptr) {
-      StrAppend(&out, "SET SESSION AUTHORIZATION ", protocol::QuoteLiteral(*want_auth), ";");
+      StrAppend(&plan.identity, "SET SESSION AUTHORIZATION ", protocol::QuoteLiteral(*want_auth),
+                ";");
       server->Set(kSessionAuthorizationKey, *want_auth);
     }
     if (want_role != nullptr) {
-      StrAppend(&out, "SET ROLE ", protocol::QuoteLiteral(*want_role), ";");
+      StrAppend(&plan.identity, "SET ROLE ", protocol::QuoteLiteral(*want_role), ";");
       server->Set(kRoleKey, *want_role);
     }
   }
-  return out;
+  return plan;
 }
 
 }  // namespace pgregion::proxy

@@ -81,10 +81,18 @@ class SessionState {
 
   // SQL that brings a server connection whose parameters are `server` to this
   // session's parameters and identity, recording the result in `server`.
-  // Empty when they already agree. Identity first goes back to the login
-  // user (a superuser-only setting must be replayed as the login user, as the
-  // client set it before switching), then the parameters, then the identity.
-  std::string Replay(SessionParams* server) const;
+  // `settings` first goes back to the login user when the server has another
+  // identity (a superuser-only setting must be replayed as the login user, as
+  // the client set it before switching), then sets and resets parameters;
+  // `identity` then switches to the session's identity. They are sent as two
+  // queries, and the client's statements wait for `identity` to succeed: if
+  // it fails they must not run as the login user.
+  struct ReplayPlan {
+    std::string settings;
+    std::string identity;
+    bool empty() const { return settings.empty() && identity.empty(); }
+  };
+  ReplayPlan Replay(SessionParams* server) const;
 
  private:
   // One entry of the transaction-scoped log.

@@ -533,3 +533,31 @@ def test_startup_parameter_sets_are_bounded(cluster, start_proxy):
     finally:
         for s in sessions:
             s.close()
+
+
+def test_failed_identity_replay_never_runs_as_the_login_user(cluster, start_proxy):
+    """A's identity must be restored before its statements run on a connection another
+    client used meanwhile; if that fails (its role was dropped), A gets an error and its
+    statement never runs as the login user (a superuser here)."""
+    cluster.primary.psql("drop role if exists iso_gone; create role iso_gone; "
+                         "drop table if exists iso_guard; create table iso_guard (x int)",
+                         dbname="appdb")
+    p = start_proxy(cluster, users=USERS, pool={"mode": "transaction", "size": 1})
+    a = via(p, "postgres")
+    b = via(p, "postgres")
+    try:
+        assert a.q(PRIMARY_HINT + "SET SESSION AUTHORIZATION iso_gone")[0] == "ok"
+        assert a.q(PRIMARY_HINT + "SELECT current_user::text") == ("ok", [["iso_gone"]])
+        # B takes the (only) primary connection: its replay resets the identity.
+        assert b.q(PRIMARY_HINT + "SELECT current_user::text") == ("ok", [["postgres"]])
+        cluster.primary.psql("drop role iso_gone", dbname="appdb")
+        with pytest.raises((AssertionError, OSError, ConnectionError)):
+            # Restoring iso_gone fails: FATAL, the connection closes, nothing ran.
+            answer = a.q("INSERT INTO iso_guard VALUES (1)")
+            assert answer[0] == "ok", answer
+            raise AssertionError("unreachable")  # pragma: no cover
+    finally:
+        a.close()
+        b.close()
+    assert cluster.primary.psql("select count(*) from iso_guard", dbname="appdb").strip() == "0"
+    assert "identity_replay_failed" in p.log_text()

@@ -154,16 +154,28 @@ TEST_CASE("replay: identity back to the login user first, settings, then the ide
   s.Unit("SET ROLE bob");
   // The connection it ran on now has it all: nothing to replay there.
   CHECK(s.state.Replay(&s.server).empty());
-  // A fresh connection gets everything, in an order PostgreSQL accepts.
+  // A fresh connection gets everything, in an order PostgreSQL accepts; the
+  // identity is its own query (the client's statements wait for it).
   SessionParams fresh = s.server_login;
-  CHECK(s.state.Replay(&fresh) ==
-        "SELECT pg_catalog.set_config('application_name', 'test', false), "
-        "pg_catalog.set_config('work_mem', '1MB', false);"
-        "SET SESSION AUTHORIZATION 'alice';SET ROLE 'bob';");
+  SessionState::ReplayPlan plan = s.state.Replay(&fresh);
+  CHECK(plan.settings == "SELECT pg_catalog.set_config('application_name', 'test', false), "
+                         "pg_catalog.set_config('work_mem', '1MB', false);");
+  CHECK(plan.identity == "SET SESSION AUTHORIZATION 'alice';SET ROLE 'bob';");
   CHECK(s.state.Replay(&fresh).empty());
+  // A setting to change on a connection that has the identity already: back to
+  // the login user for it (it may be superuser-only), then the identity again.
+  s.Unit("SET lo_compat_privileges = on");
+  SessionParams had = fresh;
+  plan = s.state.Replay(&had);
+  CHECK(plan.settings ==
+        "RESET SESSION AUTHORIZATION;SELECT pg_catalog.set_config('lo_compat_privileges', 'on', "
+        "false);");
+  CHECK(plan.identity == "SET SESSION AUTHORIZATION 'alice';SET ROLE 'bob';");
   // Another client (no identity, no settings) taking that connection resets it.
   Session other;
-  CHECK(other.state.Replay(&fresh) == "RESET SESSION AUTHORIZATION;RESET \"work_mem\";");
+  plan = other.state.Replay(&fresh);
+  CHECK(plan.settings == "RESET SESSION AUTHORIZATION;RESET \"work_mem\";");
+  CHECK(plan.identity.empty());
 }
 
 TEST_CASE("RESET on a server goes to that server's login value") {

@@ -499,3 +499,40 @@ TEST_CASE("classifier: X'' and B'' end at the first quote (no cache poisoning)")
 }
 
 }  // namespace pgregion::routing
+
+namespace pgregion::routing {
+namespace {
+
+bool HasTempEvent(const ClassifyResult& r) {
+  for (const StatementInfo& s : r->statements) {
+    for (const SessionEvent& e : s.events) {
+      if (e.type == SessionEventType::kTempObject) return true;
+    }
+  }
+  return false;
+}
+
+TEST_CASE("classifier: DO that may change the session is untracked, judged by its body") {
+  StatementClassifier classifier(ClassifierOptions{});
+  ClassifyResult set = classifier.Classify("DO $$BEGIN SET enable_bitmapscan = 0; END$$");
+  CHECK(set->statements[0].untracked_session_change);
+  ClassifyResult plain = classifier.Classify("DO $$BEGIN INSERT INTO t VALUES (1); END$$");
+  CHECK(!plain.cache_hit);  // the body is a literal: never from the cache
+  CHECK(!plain->statements[0].untracked_session_change);
+  CHECK(plain->write);
+}
+
+TEST_CASE("classifier: objects created in pg_temp are temporary") {
+  StatementClassifier classifier(ClassifierOptions{});
+  CHECK(HasTempEvent(classifier.Classify("CREATE STATISTICS pg_temp.s ON a, b FROM t")));
+  CHECK(HasTempEvent(classifier.Classify(
+      "CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql AS 'SELECT 1'")));
+  CHECK(HasTempEvent(classifier.Classify("CREATE DOMAIN pg_temp.d AS int")));
+  CHECK(HasTempEvent(classifier.Classify("CREATE TYPE pg_temp.c AS (a int)")));
+  CHECK(HasTempEvent(classifier.Classify("CREATE TYPE pg_temp.e AS ENUM ('a')")));
+  CHECK(!HasTempEvent(classifier.Classify("CREATE STATISTICS public.s ON a, b FROM t")));
+  CHECK(!HasTempEvent(classifier.Classify("CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'")));
+}
+
+}  // namespace
+}  // namespace pgregion::routing
