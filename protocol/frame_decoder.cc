@@ -52,7 +52,7 @@ MessageDecoder::MessageDecoder(uint32_t max_message_bytes, uint32_t stream_thres
     : max_message_bytes_(max_message_bytes), stream_threshold_(stream_threshold) {}
 
 void MessageDecoder::SetStreamable(char type, bool streamable) {
-  streamable_[static_cast<unsigned char>(type)] = streamable;
+  streamable_.set(static_cast<unsigned char>(type), streamable);
 }
 
 DecodeResult MessageDecoder::Next(std::string_view in) {
@@ -92,7 +92,7 @@ DecodeResult MessageDecoder::Next(std::string_view in) {
   r.frame.type = type;
   r.frame.length = length;
 
-  if (streamable_[static_cast<unsigned char>(type)] && total > stream_threshold_) {
+  if (streamable_.test(static_cast<unsigned char>(type)) && total > stream_threshold_) {
     const size_t avail = std::min(in.size(), total);
     r.status = DecodeStatus::kFrame;
     r.frame.bytes = in.substr(0, avail);

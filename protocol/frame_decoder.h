@@ -9,7 +9,7 @@
 // whole (memory stays bounded by the caller's read size).
 #pragma once
 
-#include <array>
+#include <bitset>
 #include <cstdint>
 #include <string_view>
 
@@ -76,7 +76,7 @@ class MessageDecoder {
  private:
   uint32_t max_message_bytes_;
   uint32_t stream_threshold_;
-  std::array<bool, 256> streamable_{};
+  std::bitset<256> streamable_;  // 32 bytes in every session, not 256
   // Streaming state: type and bytes of the current message still to come.
   char stream_type_ = 0;
   uint32_t stream_length_ = 0;

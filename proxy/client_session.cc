@@ -73,8 +73,6 @@ ClientSession::ClientSession(ProxyApp* app, Stream* stream)
   decoder_.SetStreamable('d', true);
   uv_timer_init(app->loop(), &timer_);
   timer_.data = this;
-  uv_idle_init(app->loop(), &idle_);
-  idle_.data = this;
   stream_->SetHandler(this);
 }
 
@@ -94,6 +92,12 @@ void ClientSession::TransitionTo(State next) {
   if (state_ == next) return;
   switch (next) {
     case State::kIdle:
+      // Nothing runs for this client until it sends again: an idle client
+      // keeps no buffers (issue 17; the next unit allocates them again).
+      stream_->ReleaseBuffersWhenFlushed();
+      if (to_server_.empty()) std::string().swap(to_server_);
+      uv_timer_stop(&timer_);
+      break;
     case State::kActive:
       uv_timer_stop(&timer_);
       break;
@@ -125,7 +129,7 @@ void ClientSession::OnTimer(uv_timer_t* t) {
       self->Fatal(p::sqlstate::kProtocolViolation, "pgregion: login timeout");
       return;
     case State::kWaiting:
-      if (self->replay_wait_.active) {
+      if (self->replay_wait_ != nullptr) {
         self->ReplayWaitTimedOut();
         return;
       }
@@ -164,7 +168,15 @@ void ClientSession::OnStreamRead(std::string_view data) {
   if (out_blocked_ || yielded_) {
     // The rest waits in in_; stopping the socket read keeps that bounded.
     stream_->StopRead();
-    if (yielded_) uv_idle_start(&idle_, OnIdle);
+    if (yielded_) {
+      if (idle_ == nullptr) {
+        idle_ = new uv_idle_t;
+        uv_idle_init(app_->loop(), idle_);
+        idle_->data = this;
+        ++open_handles_;
+      }
+      uv_idle_start(idle_, OnIdle);
+    }
   }
   if (state_ == State::kTlsHandshake && !stream_->tls()) {
     std::string hello;
@@ -357,7 +369,7 @@ void ClientSession::StartUnit(const routing::RouteContext& ctx) {
 void ClientSession::Dispatch(const routing::RouteContext& ctx) {
   if (app_->draining()) return Shutdown();  // no new units during a graceful shutdown
   routing::Route route = DecideRoute(ctx);
-  if (replay_wait_.active) return;  // a causal read waits for a replica to catch up
+  if (replay_wait_ != nullptr) return;  // a causal read waits for a replica to catch up
   TransitionTo(State::kWaiting);
   Pool* pool = PoolFor(route.node);
   if (pool == nullptr && route.blocked == routing::RouteBlock::kPrimaryConflict) {
@@ -370,7 +382,7 @@ void ClientSession::Dispatch(const routing::RouteContext& ctx) {
     // topology to change, at most failover.write_wait_ms.
     if (!waiting_route_) {
       waiting_route_ = true;
-      parked_ctx_ = ctx;
+      parked_ctx_ = std::make_unique<routing::RouteContext>(ctx);
       ArmTimer(app_->config().failover.write_wait_ms);
     }
     app_->WaitForRoute(this);
@@ -390,7 +402,9 @@ void ClientSession::Dispatch(const routing::RouteContext& ctx) {
 
 void ClientSession::RetryRoute() {
   if (state_ != State::kWaiting || !waiting_route_) return;
-  Dispatch(parked_ctx_);
+  const routing::RouteContext ctx = *parked_ctx_;
+  Dispatch(ctx);
+  if (!waiting_route_) parked_ctx_.reset();
 }
 
 void ClientSession::OnServerAssigned(ServerConnection* server) {
@@ -509,7 +523,7 @@ void ClientSession::RouteCollected() {
   if (same && route.reason == routing::RouteReason::kRywFallback) CountRywFallback(ctx, route);
   if (!same) {
     held_ = true;  // dispatched once the bound server has finished (ReleaseServer)
-    held_ctx_ = ctx;
+    held_ctx_ = std::make_unique<routing::RouteContext>(ctx);
     return;
   }
   unit_timer_.RoutedWhileBound(app_->metrics(), {here, route.reason}, views);
@@ -607,7 +621,9 @@ void ClientSession::ReleaseServer() {
     dispatched_bytes_ = to_server_.size();
     if (held_) {
       held_ = false;
-      StartUnit(held_ctx_);
+      const routing::RouteContext ctx = *held_ctx_;
+      held_ctx_.reset();
+      StartUnit(ctx);
       if (state_ == State::kClosed) return;
       if (!in_.empty()) {
         // What the client sent behind the held unit (see Process).
@@ -699,7 +715,7 @@ void ClientSession::Close(std::string_view reason) {
   app_->OnSessionClosed(this);
   stream_->CloseAfterFlush();
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), OnClosed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&idle_), OnClosed);
+  if (idle_ != nullptr) uv_close(reinterpret_cast<uv_handle_t*>(idle_), OnClosed);
 }
 
 void ClientSession::Shutdown() {
@@ -708,6 +724,10 @@ void ClientSession::Shutdown() {
 
 void ClientSession::OnClosed(uv_handle_t* h) {
   auto* self = static_cast<ClientSession*>(h->data);
+  if (h == reinterpret_cast<uv_handle_t*>(self->idle_)) {
+    delete self->idle_;
+    self->idle_ = nullptr;
+  }
   if (--self->open_handles_ == 0) delete self;
 }
 

@@ -12,7 +12,6 @@
 #include <uv.h>
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -195,7 +194,7 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
   // What the read must see as of now (tokens move while a unit waits or is held).
   void RefreshConsistency(routing::RouteContext* ctx) const;
   // Router::Decide for a unit about to be dispatched; a causal read that no
-  // replica has replayed may park here waiting for one (replay_wait_.active).
+  // replica has replayed may park here waiting for one (replay_wait_ set).
   routing::Route DecideRoute(const routing::RouteContext& ctx);
   // False (and the fallback counted) when the replica cannot be polled now.
   bool StartReplayWait(const routing::RouteContext& ctx, const routing::Route& route);
@@ -245,8 +244,9 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
   Stream* stream_;
   uv_timer_t timer_;
   // Continues input processing in a later loop iteration (see InputBlocked).
-  uv_idle_t idle_;
-  int open_handles_ = 2;  // timer_, idle_: freed when both are closed
+  // Allocated when the client first yields (most never do), kept until Close.
+  uv_idle_t* idle_ = nullptr;
+  int open_handles_ = 1;  // timer_ and idle_ if allocated: freed when all are closed
   State state_ = State::kStartup;
   std::string in_;  // unconsumed partial message
   protocol::MessageDecoder decoder_;
@@ -287,7 +287,9 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
   bool collecting_ = false;   // to_server_ holds a new unit behind a bound server's
   bool collected_ready_ = false;  // ...which is complete (or must be routed as it is)
   bool held_ = false;         // ...routed elsewhere: waits for the bound server to finish
-  routing::RouteContext held_ctx_;
+  // Allocated only while a unit is held or parked (120 bytes each otherwise
+  // kept by every idle client).
+  std::unique_ptr<routing::RouteContext> held_ctx_;
   bool paused_ = false;       // client reads stopped for backpressure
   // Reads stopped, the rest of the input kept in in_: the client does not
   // read what the proxy wrote it (out_blocked_, resumed by OnStreamDrained),
@@ -345,7 +347,7 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
   routing::StatementInfo deferred_begin_info_;  // its access mode and isolation level
   bool DeferredBeginReadOnly() const;
   bool waiting_route_ = false;      // parked until a node can serve the unit
-  routing::RouteContext parked_ctx_;
+  std::unique_ptr<routing::RouteContext> parked_ctx_;
   bool unit_failed_ = false;  // an ErrorResponse went to the client in the current unit
   // Transparent retry of an autocommit read that failed on a replica before
   // any of its result reached the client: once on another replica, then on the
@@ -386,19 +388,21 @@ class ClientSession : public Stream::Handler, public ReplayPoller::Waiter {
   // and the units with an LSN probe behind them, whose ReadyForQuery is held.
   uint64_t units_sent_ = 0;
   uint64_t units_answered_ = 0;
-  std::deque<uint64_t> probe_units_;
+  // A vector, not a deque: a deque allocates about 600 bytes as soon as it
+  // is constructed, for every client, and this holds one or two units at most.
+  std::vector<uint64_t> probe_units_;
   uint64_t copy_probe_unit_ = 0;  // COPY FROM STDIN: probe once this unit's ReadyForQuery arrives
   routing::Lsn probe_lsn_;        // the current probe's answer
   std::string held_ready_;        // the held ReadyForQuery
   // A causal read waiting (state kWaiting, the timer its deadline) for `node`
-  // to replay its token before it goes to the primary.
+  // to replay its token before it goes to the primary. Set only while one
+  // waits (an idle client does not keep its 144 bytes).
   struct ReplayWait {
-    bool active = false;
     size_t node = 0;
     uint64_t start_ns = 0;
     routing::RouteContext ctx;
   };
-  ReplayWait replay_wait_;
+  std::unique_ptr<ReplayWait> replay_wait_;
 };
 
 }  // namespace pgregion::proxy

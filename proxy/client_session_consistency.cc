@@ -99,26 +99,23 @@ bool ClientSession::StartReplayWait(const r::RouteContext& ctx, const r::Route& 
     app_->metrics().RywFallback(RywFallbackReason::kNoCandidate);
     return false;
   }
-  replay_wait_.active = true;
-  replay_wait_.node = node;
-  replay_wait_.start_ns = uv_hrtime();
-  replay_wait_.ctx = ctx;
+  replay_wait_ = std::make_unique<ReplayWait>(ReplayWait{node, uv_hrtime(), ctx});
   TransitionTo(State::kWaiting);
   ArmTimer(route.wait_ms);
   return true;
 }
 
 void ClientSession::EndReplayWait() {
-  if (!replay_wait_.active) return;
-  replay_wait_.active = false;
-  if (ReplayPoller* poller = app_->replay_poller()) poller->RemoveWaiter(replay_wait_.node, this);
+  if (replay_wait_ == nullptr) return;
+  const std::unique_ptr<ReplayWait> wait = std::move(replay_wait_);
+  if (ReplayPoller* poller = app_->replay_poller()) poller->RemoveWaiter(wait->node, this);
   uv_timer_stop(&timer_);
-  app_->metrics().RywWait(static_cast<double>(uv_hrtime() - replay_wait_.start_ns) * 1e-9);
+  app_->metrics().RywWait(static_cast<double>(uv_hrtime() - wait->start_ns) * 1e-9);
 }
 
 void ClientSession::OnReplayPolled(size_t node, bool ok, bool paused) {
-  if (!replay_wait_.active || node != replay_wait_.node || state_ != State::kWaiting) return;
-  r::RouteContext ctx = replay_wait_.ctx;
+  if (replay_wait_ == nullptr || node != replay_wait_->node || state_ != State::kWaiting) return;
+  r::RouteContext ctx = replay_wait_->ctx;
   if (ok && !paused) {
     RefreshConsistency(&ctx);
     const r::Route route = app_->router().Decide(ctx);
@@ -133,7 +130,7 @@ void ClientSession::OnReplayPolled(size_t node, bool ok, bool paused) {
 }
 
 void ClientSession::ReplayWaitTimedOut() {
-  r::RouteContext ctx = replay_wait_.ctx;
+  r::RouteContext ctx = replay_wait_->ctx;
   EndReplayWait();
   app_->metrics().RywFallback(RywFallbackReason::kWaitTimeout);
   ctx.ryw_wait_over = true;

@@ -100,7 +100,7 @@ void ClientSession::OnLsnProbe(std::string_view body) {
 }
 
 void ClientSession::OnLsnProbeDone() {
-  if (!probe_units_.empty()) probe_units_.pop_front();
+  if (!probe_units_.empty()) probe_units_.erase(probe_units_.begin());
   // Only a ReadyForQuery that says idle proves the writes committed.
   const bool idle = held_ready_.size() == 6 && held_ready_[5] == 'I';
   routing::TopologySnapshotPtr topo = app_->topology();

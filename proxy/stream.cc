@@ -40,8 +40,6 @@ Stream::Stream(uv_loop_t* loop, FlushQueue* flush, Handler* handler)
     : handler_(handler), flush_(flush) {
   uv_tcp_init(loop, &tcp_);
   tcp_.data = this;
-  write_req_.data = this;
-  connect_req_.data = this;
 }
 
 Stream::~Stream() {
@@ -55,11 +53,18 @@ int Stream::Accept(uv_stream_t* server) {
 }
 
 int Stream::Connect(const struct sockaddr* addr) {
-  return uv_tcp_connect(&connect_req_, &tcp_, addr, ConnectCb);
+  // Freed by ConnectCb, which libuv also calls (UV_ECANCELED) when the
+  // stream closes first, before CloseCb frees the stream.
+  auto* req = new uv_connect_t;
+  req->data = this;
+  int rc = uv_tcp_connect(req, &tcp_, addr, ConnectCb);
+  if (rc != 0) delete req;
+  return rc;
 }
 
 void Stream::ConnectCb(uv_connect_t* req, int status) {
   auto* self = static_cast<Stream*>(req->data);
+  delete req;
   if (self->closing_ || self->handler_ == nullptr) return;
   if (status == 0) uv_tcp_nodelay(&self->tcp_, 1);
   self->handler_->OnStreamConnected(
@@ -238,6 +243,7 @@ void Stream::FlushNow() {
   if (n == static_cast<int>(out_.size())) {
     out_.clear();
     ShrinkIfLarge(out_);
+    MaybeReleaseBuffers();
     if (close_after_flush_) {
       Close();
       return;
@@ -252,8 +258,13 @@ void Stream::FlushNow() {
   if (n > 0) out_.erase(0, static_cast<size_t>(n));
   inflight_.swap(out_);
   buf = uv_buf_init(inflight_.data(), static_cast<unsigned>(inflight_.size()));
-  int rc = uv_write(&write_req_, uv(), &buf, 1, WriteCb);
+  // Freed by WriteCb, which libuv also calls (UV_ECANCELED) when the stream
+  // closes with the write in flight, before CloseCb frees the stream.
+  auto* req = new uv_write_t;
+  req->data = this;
+  int rc = uv_write(req, uv(), &buf, 1, WriteCb);
   if (rc != 0) {
+    delete req;
     inflight_.clear();
     Fail(absl::UnavailableError(uv_strerror(rc)));
     return;
@@ -263,6 +274,7 @@ void Stream::FlushNow() {
 
 void Stream::WriteCb(uv_write_t* req, int status) {
   auto* self = static_cast<Stream*>(req->data);
+  delete req;
   self->writing_ = false;
   self->inflight_.clear();
   ShrinkIfLarge(self->inflight_);
@@ -277,8 +289,16 @@ void Stream::WriteCb(uv_write_t* req, int status) {
   }
   self->FlushNow();  // whatever was queued while this write was in flight
   if (self->closing_ || self->writing_ || !self->out_.empty()) return;
+  self->MaybeReleaseBuffers();
   // Drained: a peer paused for backpressure may resume.
   if (self->handler_ != nullptr) self->handler_->OnStreamDrained();
+}
+
+void Stream::MaybeReleaseBuffers() {
+  if (!release_when_flushed_ || writing_ || !out_.empty()) return;
+  release_when_flushed_ = false;
+  std::string().swap(out_);
+  std::string().swap(inflight_);
 }
 
 void Stream::CloseAfterFlush() {

@@ -72,6 +72,13 @@ class Stream {
   void FlushNow();
   // Bytes queued or in flight.
   size_t pending_bytes() const { return out_.size() + inflight_.size(); }
+  // The connection goes idle: once everything queued has been sent, the
+  // write buffers are freed instead of kept for the next message (an idle
+  // client keeps no buffer; the next write allocates one again).
+  void ReleaseBuffersWhenFlushed() {
+    release_when_flushed_ = true;
+    MaybeReleaseBuffers();
+  }
 
   // Closes after everything queued has been sent, or after kCloseFlushTimeoutMs
   // if the peer stops reading (a client that never reads its FATAL error must
@@ -98,10 +105,12 @@ class Stream {
   void OnCipherText(const char* data, size_t len);
   void DrainTlsOutput();
   void Fail(absl::Status status);
+  void MaybeReleaseBuffers();
 
   uv_tcp_t tcp_;
-  uv_write_t write_req_;
-  uv_connect_t connect_req_;
+  // The uv_write_t and uv_connect_t are allocated only while a write or a
+  // connect is in flight (most writes complete in uv_try_write, client streams
+  // never connect): 288 bytes an idle connection does not keep.
   Handler* handler_;
   std::string out_;       // queued, not yet handed to libuv
   std::string inflight_;  // owned by the uv_write in flight
@@ -113,6 +122,7 @@ class Stream {
   bool writing_ = false;
   bool closing_ = false;
   bool close_after_flush_ = false;
+  bool release_when_flushed_ = false;  // ReleaseBuffersWhenFlushed()
   uv_timer_t* close_timer_ = nullptr;  // CloseAfterFlush's deadline, only while one runs
   // FlushQueue's intrusive list.
   FlushQueue* flush_;

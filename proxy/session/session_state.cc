@@ -45,15 +45,18 @@ bool IsIdentityKey(std::string_view name) {
 
 void SessionState::Login(const SessionParams& reported, const SessionParams& startup) {
   startup_ = startup;
-  params_.Clear();
   // Servers log in with the client's startup parameters (login_params()), so
   // what they report is what PostgreSQL made of them ("German, DMY" for
-  // "german,dmy"); the others are kept as the client sent them.
-  for (const SessionParams::Entry& e : reported.entries()) params_.Set(e.name, e.value);
+  // "german,dmy"); the others are kept as the client sent them. Shared with
+  // the pool's record until they differ (session_params.h).
+  params_ = reported;
   for (const SessionParams::Entry& e : startup_.entries()) {
     if (IsReadOnlyParameter(e.name)) continue;
     if (!IsLoginParameter(e.name) || reported.Get(e.name) == nullptr) params_.Set(e.name, e.value);
   }
+  // Idle clients keep these for as long as they stay: one copy per distinct set.
+  startup_.Share();
+  params_.Share();
   if (const std::string* v = params_.Get("default_transaction_read_only")) {
     default_read_only_ = IsOn(*v);
   }
