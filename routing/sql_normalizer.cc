@@ -214,7 +214,10 @@ class Lexer {
 
   void LineComment() {
     size_t body = i_ + 2;
-    size_t end = s_.find('\n', body);
+    // scan.l: a comment ends at a newline, \r as well as \n (ending it at \n
+    // only would hide what follows a \r, "SELECT 1 --\r; DELETE ...", from
+    // the key and share SELECT 1's cached classification).
+    size_t end = s_.find_first_of("\n\r", body);
     if (end == std::string_view::npos) end = n_;
     Hint(s_.substr(body, end - body));
     i_ = end;
