@@ -189,7 +189,9 @@ inline std::string LiteralVariant(std::string_view in, unsigned rot, bool mask =
       // $n parameter, or $tag$ dollar quote.
       size_t j = i + 1;
       if (j < n && IsDigit(out[j])) {
-        while (j < n && IsIdentCont(static_cast<unsigned char>(out[j]))) ++j;
+        // $n; letters right after it start a word, as the normalizer reads
+        // them (PostgreSQL 15 rejects `$1abc` as trailing junk anyway).
+        while (j < n && IsDigit(out[j])) ++j;
         i = j;
         continue;
       }
