@@ -178,7 +178,8 @@ TEST_CASE("primary state: relations named") {
 
   std::string many = "SELECT * FROM t0";
   for (int i = 1; i < 70; ++i) many += ", t" + std::to_string(i);
-  const StatementInfo& m = One(Classify(many));
+  Classification mc = Classify(many);  // kept: One() returns a reference into it
+  const StatementInfo& m = One(mc);
   CHECK(m.relations.size() == StatementInfo::kMaxRelations);
   CHECK(m.relations_truncated);
 }
