@@ -32,6 +32,9 @@ Classification TooComplex() {
   s.kind = StatementKind::kWrite;
   s.write = true;
   s.reason = WriteReason::kTooComplex;
+  // Not read: it may SET, PREPARE, LISTEN... Fail closed for session state
+  // too (the session stays on its connection, which is closed at its exit).
+  s.untracked_session_change = true;
   c.statements.push_back(std::move(s));
   c.write = true;
   c.too_complex = true;

@@ -82,6 +82,15 @@ SessionParams SessionState::login_params() const {
 
 bool SessionState::OnStatement(const r::StatementInfo& s) {
   using Kind = Entry::Kind;
+  if (unit_.size() + txn_.size() >= kMaxLogEntries) {
+    // Past the log's bound the server alone knows what the transaction
+    // changed: the session stays on its connection for good, which is closed
+    // when it leaves, and the log is dropped.
+    unreplayable_ = dirty_ = unresettable_ = log_overflowed_ = true;
+    unit_.clear();
+    txn_.clear();
+  }
+  if (log_overflowed_) return true;  // nothing is tracked any more
   bool pins = false;
   switch (s.txn) {
     case TransactionControl::kBegin:

@@ -35,6 +35,11 @@ class SessionState {
   // At login: the parameters the server reported and what the client asked for.
   void Login(const SessionParams& reported, const SessionParams& startup);
 
+  // Entries of the open transaction's log kept at most (SET, SAVEPOINT, ...
+  // statements of one transaction): past it the session is treated as
+  // holding state the proxy cannot replay (pinned, connection closed at exit).
+  static constexpr size_t kMaxLogEntries = 4096;
+
   // A statement about to be sent, in order. Returns whether it pins.
   bool OnStatement(const routing::StatementInfo& s);
   // The unit that carried the statements since the last call ended: `failed`
@@ -127,6 +132,7 @@ class SessionState {
   absl::flat_hash_set<std::string> held_cursors_;
   bool dirty_ = false;
   bool unresettable_ = false;
+  bool log_overflowed_ = false;  // kMaxLogEntries reached: nothing more is logged
   bool protocol_statements_dropped_ = false;
   bool default_read_only_ = false;
   bool default_serializable_ = false;

@@ -264,3 +264,33 @@ TEST_CASE("session defaults: read only and serializable") {
 
 }  // namespace
 }  // namespace pgregion::proxy
+
+namespace pgregion::proxy {
+namespace {
+
+TEST_CASE("a transaction's log is bounded: past it the session keeps its connection") {
+  Session s;
+  s.Unit("BEGIN", 'T');
+  for (size_t i = 0; i < SessionState::kMaxLogEntries; ++i) s.Unit("SAVEPOINT a", 'T');
+  CHECK(s.state.pinned());
+  CHECK(s.state.server_unresettable());  // closed, not reset, when the client leaves
+  s.Unit("SET work_mem = '1MB'", 'T');
+  s.Unit("COMMIT");
+  CHECK(s.state.pinned());
+}
+
+TEST_CASE("a statement too complex to classify may change anything: it pins") {
+  routing::ClassifierOptions o;
+  o.max_bytes = 16;
+  routing::StatementClassifier classifier(o);
+  SessionState state;
+  const routing::ClassifyResult r = classifier.Classify("SET work_mem = '1MB'; SELECT 1, 2, 3");
+  CHECK(r->too_complex);
+  bool pins = false;
+  for (const routing::StatementInfo& st : r->statements) pins |= state.OnStatement(st);
+  CHECK(pins);
+  CHECK(state.server_unresettable());
+}
+
+}  // namespace
+}  // namespace pgregion::proxy
