@@ -290,6 +290,11 @@ def main(argv: list[str] | None = None) -> int:
             if crash:
                 stats["pgregion crashed"] = crash
             summary["modes"][mode] = stats
+            # The unexplained differences themselves, so that a failing run (in CI, where
+            # the outdir is gone afterwards) says which statements differed and how.
+            summary.setdefault("unexplained", {})[mode] = [
+                {"test": d.test, "class": d.klass, "direct": d.direct[:800],
+                 "proxy": d.proxy[:800]} for d in bad[:10]]
             print(f"{mode}: " + ", ".join(f"{k} {v}" for k, v in stats.items()), flush=True)
             report.append(compare.render_report(mode, stats, diffs))
         summary["unused_allowlist_entries"] = [
