@@ -10,7 +10,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "proxy/metrics.h"
+#include "proxy/admin/metrics.h"
 #include "routing/topology.h"
 
 namespace {

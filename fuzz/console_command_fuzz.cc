@@ -17,7 +17,7 @@
 #include "fuzz/fuzz_check.h"
 #include "protocol/frame_decoder.h"
 #include "protocol/messages.h"
-#include "proxy/console_command.h"
+#include "proxy/admin/console_command.h"
 
 namespace {
 

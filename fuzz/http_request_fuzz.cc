@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "fuzz/fuzz_check.h"
-#include "proxy/http_request.h"
+#include "proxy/admin/http_request.h"
 
 namespace {
 

@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include <climits>
 #include <cstdint>
@@ -226,6 +227,15 @@ absl::StatusOr<std::string> Base64Decode(std::string_view b64) {
     }
   }
   return out;
+}
+
+std::string ScramNonce(size_t n) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string raw(n, '\0');
+  RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(n));
+  for (char& c : raw) c = kAlphabet[static_cast<unsigned char>(c) % 64];
+  return raw;
 }
 
 std::string Sha256(std::string_view data) {

@@ -50,6 +50,9 @@ std::string Base64Encode(std::string_view raw);
 // SHA-256 case from DER bytes.
 std::string Sha256(std::string_view data);
 
+// `n` random printable characters (OpenSSL's RAND_bytes) for a SCRAM nonce.
+std::string ScramNonce(size_t n);
+
 // Errors from both classes: InvalidArgument = malformed message, bad channel
 // binding or nonce (PostgreSQL answers 08P01); Unauthenticated = wrong password or
 // server signature (28P01); FailedPrecondition = call out of order; Internal =

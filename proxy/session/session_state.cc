@@ -24,16 +24,24 @@ bool IsOn(std::string_view v) {
 
 // PostgreSQL 15's GUC_REPORT parameters (guc.c): the server sends their value
 // in a ParameterStatus whenever it changes. A fixed list: nothing per client.
-constexpr std::string_view kReportedParameters[] = {
-    "application_name", "client_encoding",      "DateStyle",
-    "default_transaction_read_only", "in_hot_standby", "integer_datetimes",
-    "IntervalStyle",    "is_superuser",         "server_encoding",
-    "server_version",   "session_authorization", "standard_conforming_strings",
-    "TimeZone"};
+constexpr std::string_view kReportedParameters[] = {"application_name",
+                                                    "client_encoding",
+                                                    "DateStyle",
+                                                    "default_transaction_read_only",
+                                                    "in_hot_standby",
+                                                    "integer_datetimes",
+                                                    "IntervalStyle",
+                                                    "is_superuser",
+                                                    "server_encoding",
+                                                    "server_version",
+                                                    "session_authorization",
+                                                    "standard_conforming_strings",
+                                                    "TimeZone"};
 
 bool IsLoginParameter(std::string_view name) {
   constexpr std::string_view kProxy = "pgregion.";
-  const bool proxy = name.size() >= kProxy.size() && EqualsIgnoreCase(name.substr(0, kProxy.size()), kProxy);
+  const bool proxy =
+      name.size() >= kProxy.size() && EqualsIgnoreCase(name.substr(0, kProxy.size()), kProxy);
   return !proxy && !EqualsIgnoreCase(name, "application_name") && !IsReadOnlyParameter(name);
 }
 
@@ -129,8 +137,8 @@ bool SessionState::OnStatement(const r::StatementInfo& s) {
     if (!s.set_local) unit_.push_back({Kind::kEvent, e, {}});
   }
   if (s.default_access == r::DefaultAccessChange::kReadOnly) {
-    unit_.push_back({Kind::kEvent, {SessionEventType::kSet, "default_transaction_read_only", "on"},
-                     {}});
+    unit_.push_back(
+        {Kind::kEvent, {SessionEventType::kSet, "default_transaction_read_only", "on"}, {}});
   } else if (s.default_access == r::DefaultAccessChange::kReadWrite) {
     unit_.push_back(
         {Kind::kEvent, {SessionEventType::kSet, "default_transaction_read_only", "off"}, {}});
@@ -249,7 +257,8 @@ void SessionState::Resolve(bool idle) {
     // a multi-statement query cannot outlive its unit): keep it all.
     keep_from = 0;
   }
-  if (keep_from > 0) txn_.erase(txn_.begin(), txn_.begin() + static_cast<std::ptrdiff_t>(keep_from));
+  if (keep_from > 0)
+    txn_.erase(txn_.begin(), txn_.begin() + static_cast<std::ptrdiff_t>(keep_from));
 }
 
 void SessionState::SetIdentity(const r::SessionEvent& e) {

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
-#include "proxy/session_params.h"
+#include "proxy/backend/session_params.h"
 #include "routing/classification.h"
 
 namespace pgregion::proxy {
@@ -102,8 +102,16 @@ class SessionState {
  private:
   // One entry of the transaction-scoped log.
   struct Entry {
-    enum class Kind : uint8_t { kEvent, kBegin, kSavepoint, kRelease, kRollbackTo, kCommit,
-                                kRollback, kAborted };
+    enum class Kind : uint8_t {
+      kEvent,
+      kBegin,
+      kSavepoint,
+      kRelease,
+      kRollbackTo,
+      kCommit,
+      kRollback,
+      kAborted
+    };
     Kind kind = Kind::kEvent;
     routing::SessionEvent event;
     std::string name;  // savepoint
@@ -120,8 +128,8 @@ class SessionState {
   // ymd), not from the statement's text.
   static bool Reported(std::string_view name);
 
-  SessionParams startup_;  // what the client asked for at startup
-  SessionParams params_;   // what the client believes it has
+  SessionParams startup_;    // what the client asked for at startup
+  SessionParams params_;     // what the client believes it has
   std::vector<Entry> unit_;  // the running unit's statements
   std::vector<Entry> txn_;   // the open transaction's, from earlier units
   bool temp_objects_ = false;

@@ -1,0 +1,329 @@
+#include "proxy/admin/metrics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+
+#include "prometheus/text_serializer.h"
+
+namespace pgregion::proxy {
+
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+constexpr std::string_view kPrefix = "pgregion_";
+
+MetricFamily Family(std::string_view name, std::string_view help, MetricType type) {
+  MetricFamily f;
+  f.name = std::string(kPrefix) + std::string(name);
+  f.help = std::string(help);
+  f.type = type;
+  return f;
+}
+
+ClientMetric::Label L(std::string_view name, std::string_view value) {
+  return ClientMetric::Label{std::string(name), std::string(value)};
+}
+
+void AddValue(MetricFamily* f, std::vector<ClientMetric::Label> labels, double value) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  switch (f->type) {
+    case MetricType::Counter:
+      m.counter.value = value;
+      break;
+    case MetricType::Gauge:
+      m.gauge.value = value;
+      break;
+    case MetricType::Untyped:
+    case MetricType::Summary:
+    case MetricType::Histogram:
+      m.untyped.value = value;
+      break;
+  }
+  f->metric.push_back(std::move(m));
+}
+
+std::string_view RoleLabel(bool primary) { return primary ? "primary" : "replica"; }
+
+}  // namespace
+
+void LoopHistogram::Observe(double seconds) {
+  // Most observations are small: a linear scan from the bottom beats a binary
+  // search over 19 bounds for them.
+  size_t i = 0;
+  while (i < kLatencyBuckets.size() && seconds > kLatencyBuckets[i]) ++i;
+  ++counts_[i];
+  ++count_;
+  sum_ += seconds;
+}
+
+void LoopHistogram::CollectInto(ClientMetric* metric) const {
+  metric->histogram.sample_count = count_;
+  metric->histogram.sample_sum = sum_;
+  metric->histogram.bucket.clear();
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < counts_.size(); ++i) {
+    cumulative += counts_[i];
+    double bound =
+        i < kLatencyBuckets.size() ? kLatencyBuckets[i] : std::numeric_limits<double>::infinity();
+    metric->histogram.bucket.push_back(ClientMetric::Bucket{cumulative, bound});
+  }
+}
+
+std::string_view ErrorKindName(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kAuthFailed:
+      return "auth_failed";
+    case ErrorKind::kProtocol:
+      return "protocol";
+    case ErrorKind::kClientLimit:
+      return "client_limit";
+    case ErrorKind::kPoolTimeout:
+      return "pool_timeout";
+    case ErrorKind::kNoPrimary:
+      return "no_primary";
+    case ErrorKind::kServerLost:
+      return "server_lost";
+    case ErrorKind::kServerLoginFailed:
+      return "server_login_failed";
+  }
+  return "unknown";
+}
+
+std::string_view RywFallbackReasonName(RywFallbackReason reason) {
+  switch (reason) {
+    case RywFallbackReason::kWaitTimeout:
+      return "wait_timeout";
+    case RywFallbackReason::kNoCandidate:
+      return "no_candidate";
+    case RywFallbackReason::kTooFar:
+      return "too_far";
+    case RywFallbackReason::kWritePending:
+      return "write_pending";
+  }
+  return "unknown";
+}
+
+std::string_view ClientGaugeStateName(ClientGaugeState state) {
+  switch (state) {
+    case ClientGaugeState::kLogin:
+      return "login";
+    case ClientGaugeState::kIdle:
+      return "idle";
+    case ClientGaugeState::kWaiting:
+      return "waiting";
+    case ClientGaugeState::kActive:
+      return "active";
+  }
+  return "unknown";
+}
+
+Metrics::Metrics(const Config& config) : timing_(config.admin.enabled) {
+  for (const NodeConfig& n : config.nodes) AddNode(n.name, n.region);
+}
+
+size_t Metrics::RegionIndex(std::string_view region) {
+  auto it = std::find(regions_.begin(), regions_.end(), region);
+  if (it != regions_.end()) return static_cast<size_t>(it - regions_.begin());
+  regions_.emplace_back(region);
+  query_.resize(regions_.size() * 2);
+  return regions_.size() - 1;
+}
+
+void Metrics::AddNode(std::string_view name, std::string_view region) {
+  const size_t r = RegionIndex(region);
+  nodes_.push_back(NodeLabels{std::string(name), std::string(region)});
+  routed_.resize(nodes_.size() * 2 * kReasonSlots, 0);
+  for (size_t primary = 0; primary < 2; ++primary) {
+    query_by_node_.push_back(&query_[r * 2 + primary]);
+  }
+  pool_wait_.emplace_back();
+}
+
+void Metrics::RetireNode(size_t node) {
+  if (node < nodes_.size()) nodes_[node].retired = true;
+}
+
+uint64_t Metrics::routed_count(int node, bool primary, routing::RouteReason reason) const {
+  size_t r = static_cast<size_t>(reason);
+  size_t i = (static_cast<size_t>(node) * 2 + (primary ? 1 : 0)) * kReasonSlots + r;
+  return node >= 0 && r < kReasonSlots && i < routed_.size() ? routed_[i] : 0;
+}
+
+void Metrics::AddEvent(TopologyEvent event) {
+  if (events_.size() == kMaxEvents) events_.pop_front();
+  events_.push_back(std::move(event));
+}
+
+void Metrics::OnTopologyUpdate(size_t node, const routing::TopologyUpdate& update,
+                               const routing::TopologySnapshot& snap, int64_t unix_ms) {
+  using routing::PrimaryState;
+  if (update.role_change && node < snap.nodes.size()) {
+    AddEvent(TopologyEvent{.unix_ms = unix_ms,
+                           .event = "role_changed",
+                           .node = std::string(snap.nodes[node].name),
+                           .from = std::string(routing::NodeRoleName(update.role_change->from)),
+                           .to = std::string(routing::NodeRoleName(update.role_change->to)),
+                           .failover = update.failover});
+  }
+  if (!update.primary_changed) return;
+  switch (snap.primary_state) {
+    case PrimaryState::kOne:
+      AddEvent(TopologyEvent{.unix_ms = unix_ms,
+                             .event = "primary_changed",
+                             .node = std::string(snap.PrimaryNode()->name),
+                             .failover = update.failover});
+      return;
+    case PrimaryState::kNone:
+      AddEvent(TopologyEvent{.unix_ms = unix_ms, .event = "no_primary"});
+      return;
+    case PrimaryState::kConflict:
+      AddEvent(TopologyEvent{.unix_ms = unix_ms, .event = "primary_conflict"});
+      return;
+  }
+}
+
+std::vector<MetricFamily> Metrics::Collect(const routing::TopologySnapshot& snap,
+                                           const ConnectionCounts& conns) const {
+  std::vector<MetricFamily> out;
+
+  MetricFamily build = Family("build_info", "pgregion version.", MetricType::Gauge);
+  AddValue(&build, {L("version", PGREGION_VERSION)}, 1);
+  out.push_back(std::move(build));
+
+  MetricFamily clients =
+      Family("client_connections", "Client connections by state.", MetricType::Gauge);
+  for (size_t s = 0; s < kClientGaugeStates; ++s) {
+    AddValue(&clients, {L("state", ClientGaugeStateName(static_cast<ClientGaugeState>(s)))},
+             static_cast<double>(conns.clients[s]));
+  }
+  out.push_back(std::move(clients));
+
+  MetricFamily servers =
+      Family("server_connections", "Server connections by node and state.", MetricType::Gauge);
+  for (size_t n = 0; n < nodes_.size(); ++n) {
+    if (nodes_[n].retired) continue;
+    ConnectionCounts::Servers s =
+        n < conns.servers.size() ? conns.servers[n] : ConnectionCounts::Servers{};
+    const NodeLabels& nl = nodes_[n];
+    for (auto [state, value] : {std::pair<std::string_view, uint64_t>{"idle", s.idle},
+                                {"active", s.active},
+                                {"connecting", s.connecting}}) {
+      AddValue(&servers, {L("node", nl.name), L("region", nl.region), L("state", state)},
+               static_cast<double>(value));
+    }
+  }
+  out.push_back(std::move(servers));
+
+  MetricFamily routed = Family("routed_total",
+                               "Units of work routed, by the chosen node, its role and the "
+                               "reason of the decision.",
+                               MetricType::Counter);
+  for (size_t n = 0; n < nodes_.size(); ++n) {
+    if (nodes_[n].retired) continue;
+    for (size_t primary = 0; primary < 2; ++primary) {
+      for (size_t r = 0; r < kReasonSlots; ++r) {
+        std::string_view reason = routing::RouteReasonName(static_cast<routing::RouteReason>(r));
+        if (reason == "unknown") continue;
+        AddValue(&routed,
+                 {L("node", nodes_[n].name), L("region", nodes_[n].region),
+                  L("role", RoleLabel(primary == 1)), L("reason", reason)},
+                 static_cast<double>(routed_[(n * 2 + primary) * kReasonSlots + r]));
+      }
+    }
+  }
+  out.push_back(std::move(routed));
+
+  MetricFamily query =
+      Family("query_duration_seconds", "Units of work from the routing decision to ReadyForQuery.",
+             MetricType::Histogram);
+  for (size_t region = 0; region < regions_.size(); ++region) {
+    for (size_t primary = 0; primary < 2; ++primary) {
+      ClientMetric m;
+      m.label = {L("region", regions_[region]), L("role", RoleLabel(primary == 1))};
+      query_[region * 2 + primary].CollectInto(&m);
+      query.metric.push_back(std::move(m));
+    }
+  }
+  out.push_back(std::move(query));
+
+  MetricFamily wait =
+      Family("pool_wait_seconds", "Time from the routing decision to a server connection.",
+             MetricType::Histogram);
+  for (size_t n = 0; n < nodes_.size(); ++n) {
+    if (nodes_[n].retired) continue;
+    ClientMetric m;
+    m.label = {L("node", nodes_[n].name)};
+    pool_wait_[n].CollectInto(&m);
+    wait.metric.push_back(std::move(m));
+  }
+  out.push_back(std::move(wait));
+
+  MetricFamily up = Family("node_up", "1 when the node is up.", MetricType::Gauge);
+  MetricFamily primary =
+      Family("node_is_primary", "1 for the node the proxy sends writes to.", MetricType::Gauge);
+  MetricFamily rtt =
+      Family("node_rtt_seconds", "Round-trip time of the health probes (EWMA).", MetricType::Gauge);
+  MetricFamily lag_bytes = Family("replica_lag_bytes",
+                                  "WAL bytes a replica's replay is behind the primary's insert "
+                                  "position.",
+                                  MetricType::Gauge);
+  MetricFamily lag_seconds =
+      Family("replica_lag_seconds", "Estimated replication lag in seconds.", MetricType::Gauge);
+  for (const routing::NodeStatus& s : snap.nodes) {
+    if (s.retired) continue;
+    std::vector<ClientMetric::Label> labels = {L("node", s.name), L("region", s.region)};
+    AddValue(&up, labels, s.up ? 1 : 0);
+    AddValue(&primary, labels, snap.primary == static_cast<int>(s.index) ? 1 : 0);
+    if (s.rtt_known) AddValue(&rtt, labels, static_cast<double>(s.rtt_us) * 1e-6);
+    if (s.is_replica() && s.lag_known) {
+      AddValue(&lag_bytes, labels, static_cast<double>(s.lag_bytes));
+      AddValue(&lag_seconds, labels, static_cast<double>(s.lag_ms) * 1e-3);
+    }
+  }
+  for (MetricFamily* f : {&up, &primary, &rtt, &lag_bytes, &lag_seconds}) {
+    out.push_back(std::move(*f));
+  }
+
+  MetricFamily ryw = Family("ryw_wait_seconds",
+                            "Causal reads: time spent waiting for a replica to replay a token.",
+                            MetricType::Histogram);
+  ClientMetric ryw_metric;
+  ryw_wait_.CollectInto(&ryw_metric);
+  ryw.metric.push_back(std::move(ryw_metric));
+  out.push_back(std::move(ryw));
+
+  MetricFamily fallbacks =
+      Family("ryw_fallbacks_total", "Causal reads sent to the primary instead of a replica.",
+             MetricType::Counter);
+  for (size_t r = 0; r < kRywFallbackReasons; ++r) {
+    AddValue(&fallbacks, {L("reason", RywFallbackReasonName(static_cast<RywFallbackReason>(r)))},
+             static_cast<double>(ryw_fallbacks_[r]));
+  }
+  out.push_back(std::move(fallbacks));
+
+  MetricFamily failovers =
+      Family("failovers_total", "Times the primary became another node.", MetricType::Counter);
+  AddValue(&failovers, {}, static_cast<double>(snap.failovers));
+  out.push_back(std::move(failovers));
+
+  MetricFamily errors = Family("errors_total", "Errors by kind.", MetricType::Counter);
+  for (size_t k = 0; k < kErrorKinds; ++k) {
+    AddValue(&errors, {L("kind", ErrorKindName(static_cast<ErrorKind>(k)))},
+             static_cast<double>(errors_[k]));
+  }
+  out.push_back(std::move(errors));
+  return out;
+}
+
+std::string Metrics::RenderText(const routing::TopologySnapshot& snap,
+                                const ConnectionCounts& conns) const {
+  return prometheus::TextSerializer().Serialize(Collect(snap, conns));
+}
+
+}  // namespace pgregion::proxy

@@ -1,0 +1,246 @@
+// The proxy's Prometheus metrics (DESIGN.md "Metrics") and the recent topology
+// changes /status shows. One Metrics object per ProxyApp, on the loop thread.
+//
+// Everything that is counted per unit of work (routing decisions, query and
+// pool-wait durations, errors) lives in plain integers indexed by numbers the
+// caller already has (node index, role, reason): the hot path is an index and
+// an increment, with no label lookup, no allocation, no lock and no atomic. The
+// admin HTTP server runs on the same loop, so a scrape never races an update.
+// Labels are built once, at construction, from config values and fixed enums.
+//
+// What describes the present (node health, roles, RTT, lag, connection counts)
+// is not stored here: Collect() reads it from the topology snapshot and from
+// the connection counts the caller passes in, at scrape time.
+//
+// prometheus-cpp provides the data model and the text format. Its own metric
+// types are thread-safe (an atomic compare-and-swap per counter increment, a
+// mutex per histogram observation in 1.0); nothing here needs that.
+#pragma once
+
+#include <uv.h>
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "prometheus/metric_family.h"
+#include "proxy/config/config.h"
+#include "routing/router.h"
+#include "routing/topology.h"
+#include "routing/topology_snapshot.h"
+
+namespace pgregion::proxy {
+
+// Wall-clock time for event timestamps (not for durations).
+inline int64_t UnixNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Seconds. Resolves loopback (tens of µs) and cross-region (100+ ms) latency.
+inline constexpr std::array<double, 19> kLatencyBuckets = {
+    0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+    0.05,     0.1,     0.25,   0.5,     1,      2.5,   5,      10,    30};
+
+// A histogram over kLatencyBuckets for one thread (no lock, no atomic).
+class LoopHistogram {
+ public:
+  void Observe(double seconds);
+  // Cumulative buckets, +Inf last, as Prometheus wants them.
+  void CollectInto(prometheus::ClientMetric* metric) const;
+  uint64_t count() const { return count_; }
+  double sum() const { return sum_; }
+
+ private:
+  std::array<uint64_t, kLatencyBuckets.size() + 1> counts_{};  // last: above every bound
+  uint64_t count_ = 0;
+  double sum_ = 0;
+};
+
+// errors_total{kind}.
+enum class ErrorKind : uint8_t {
+  kAuthFailed,         // a client failed authentication
+  kProtocol,           // a client broke the protocol (includes login timeouts)
+  kClientLimit,        // max_client_connections reached
+  kPoolTimeout,        // no server connection within pool.acquire_timeout_ms
+  kNoPrimary,          // no node could serve a unit within failover.write_wait_ms
+  kServerLost,         // a bound server connection broke
+  kServerLoginFailed,  // a new server connection could not log in
+};
+inline constexpr size_t kErrorKinds = 7;
+std::string_view ErrorKindName(ErrorKind kind);
+
+// ryw_fallbacks_total{reason}: why a causal read went to the primary.
+enum class RywFallbackReason : uint8_t {
+  kWaitTimeout,   // waited on a replica; it did not replay the token in time
+  kNoCandidate,   // no replica fresh enough to wait on (lagging, paused, down)
+  kTooFar,        // waiting would cost more than the detour to the primary
+  kWritePending,  // the session's last write has no token yet (its LSN probe failed)
+};
+inline constexpr size_t kRywFallbackReasons = 4;
+std::string_view RywFallbackReasonName(RywFallbackReason reason);
+
+// client_connections{state}.
+enum class ClientGaugeState : uint8_t { kLogin, kIdle, kWaiting, kActive };
+inline constexpr size_t kClientGaugeStates = 4;
+std::string_view ClientGaugeStateName(ClientGaugeState state);
+
+// What the ProxyApp counts at scrape time.
+struct ConnectionCounts {
+  std::array<uint64_t, kClientGaugeStates> clients{};
+  struct Servers {
+    uint64_t idle = 0;
+    uint64_t active = 0;  // bound to a client, or resetting
+    uint64_t connecting = 0;
+    uint64_t waiters = 0;  // clients queued for a connection of this node
+  };
+  std::vector<Servers> servers;  // by node index
+};
+
+// A change /status lists under "recent_changes".
+struct TopologyEvent {
+  int64_t unix_ms = 0;
+  std::string event;  // role_changed | primary_changed | no_primary | primary_conflict
+  std::string node;   // empty for no_primary / primary_conflict
+  std::string from;   // role_changed: old role
+  std::string to;     // role_changed: new role
+  bool failover = false;
+};
+
+class Metrics {
+ public:
+  // RouteReason values are small integers; one slot per possible value keeps
+  // reasons added later countable without touching this file.
+  static constexpr size_t kReasonSlots = 32;
+  static constexpr size_t kMaxEvents = 32;
+
+  explicit Metrics(const Config& config);
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  // A node a reload added: the next index. Histograms never move (sessions
+  // hold pointers to them), so adding one invalidates nothing.
+  void AddNode(std::string_view name, std::string_view region);
+  // A node a reload removed: its series are no longer exported (its name may
+  // come back under a new index, whose series start from zero).
+  void RetireNode(size_t node);
+
+  // Timing (clock reads) happens only when the admin endpoint is on.
+  bool timing() const { return timing_; }
+
+  // ---- hot path
+  void Routed(int node, bool primary, routing::RouteReason reason) {
+    size_t r = static_cast<size_t>(reason);
+    size_t i = (static_cast<size_t>(node) * 2 + (primary ? 1 : 0)) * kReasonSlots + r;
+    if (node >= 0 && r < kReasonSlots && i < routed_.size()) ++routed_[i];
+  }
+  // The histogram of query_duration_seconds{region,role} for a unit on `node`.
+  LoopHistogram* QueryHistogram(int node, bool primary) {
+    size_t i = static_cast<size_t>(node) * 2 + (primary ? 1 : 0);
+    return node >= 0 && i < query_by_node_.size() ? query_by_node_[i] : nullptr;
+  }
+  LoopHistogram* PoolWaitHistogram(int node) {
+    return node >= 0 && static_cast<size_t>(node) < pool_wait_.size()
+               ? &pool_wait_[static_cast<size_t>(node)]
+               : nullptr;
+  }
+  void Error(ErrorKind kind) { ++errors_[static_cast<size_t>(kind)]; }
+  void RywWait(double seconds) { ryw_wait_.Observe(seconds); }
+  void RywFallback(RywFallbackReason reason) { ++ryw_fallbacks_[static_cast<size_t>(reason)]; }
+
+  // ---- topology (once per health probe, not per unit)
+  void OnTopologyUpdate(size_t node, const routing::TopologyUpdate& update,
+                        const routing::TopologySnapshot& snap, int64_t unix_ms);
+  const std::deque<TopologyEvent>& recent_events() const { return events_; }
+
+  // ---- scrape
+  std::vector<prometheus::MetricFamily> Collect(const routing::TopologySnapshot& snap,
+                                                const ConnectionCounts& conns) const;
+  // Prometheus text exposition format 0.0.4.
+  std::string RenderText(const routing::TopologySnapshot& snap,
+                         const ConnectionCounts& conns) const;
+
+  // For tests and the admin console.
+  uint64_t routed_count(int node, bool primary, routing::RouteReason reason) const;
+  uint64_t error_count(ErrorKind kind) const { return errors_[static_cast<size_t>(kind)]; }
+
+ private:
+  struct NodeLabels {
+    std::string name;
+    std::string region;
+    bool retired = false;
+  };
+  void AddEvent(TopologyEvent event);
+  // The index of `region` in regions_, added (with its histograms) if new.
+  size_t RegionIndex(std::string_view region);
+
+  bool timing_;
+  std::vector<NodeLabels> nodes_;
+  std::vector<std::string> regions_;  // distinct node regions, config order
+  std::vector<uint64_t> routed_;      // [node][primary][reason slot]
+  // Deques: growing them (a reload adds a node or region) moves no histogram.
+  std::deque<LoopHistogram> query_;            // [region][primary]
+  std::vector<LoopHistogram*> query_by_node_;  // [node][primary] -> into query_
+  std::deque<LoopHistogram> pool_wait_;        // [node]
+  LoopHistogram ryw_wait_;
+  std::array<uint64_t, kErrorKinds> errors_{};
+  std::array<uint64_t, kRywFallbackReasons> ryw_fallbacks_{};
+  std::deque<TopologyEvent> events_;
+};
+
+// Times one client session's units of work for query_duration_seconds (from
+// the routing decision to ReadyForQuery) and pool_wait_seconds (from the
+// routing decision to a server connection). A unit that runs on an already
+// bound server (inside a transaction, session pooling) starts at its first
+// message and counts for the node of the decision that bound it. Pipelined
+// units are timed as one; a retried unit from its last routing decision.
+// Clocks are read only when Metrics::timing().
+class UnitTimer {
+ public:
+  void Routed(Metrics& m, const routing::Route& route,
+              const std::vector<routing::NodeView>& nodes) {
+    bool primary = route.node >= 0 && static_cast<size_t>(route.node) < nodes.size() &&
+                   nodes[static_cast<size_t>(route.node)].primary;
+    m.Routed(route.node, primary, route.reason);
+    if (!m.timing()) return;
+    query_ = m.QueryHistogram(route.node, primary);
+    wait_ = m.PoolWaitHistogram(route.node);
+    start_ns_ = uv_hrtime();
+  }
+  // A unit routed to the server already bound (pipelined behind another one):
+  // counted; timed from here unless a unit is already being timed.
+  void RoutedWhileBound(Metrics& m, const routing::Route& route,
+                        const std::vector<routing::NodeView>& nodes) {
+    bool primary = route.node >= 0 && static_cast<size_t>(route.node) < nodes.size() &&
+                   nodes[static_cast<size_t>(route.node)].primary;
+    m.Routed(route.node, primary, route.reason);
+    Continue();
+  }
+  void Assigned() {
+    if (wait_ == nullptr || start_ns_ == 0) return;
+    wait_->Observe(static_cast<double>(uv_hrtime() - start_ns_) * 1e-9);
+    wait_ = nullptr;
+  }
+  // A client message reached the bound server.
+  void Continue() {
+    if (start_ns_ == 0 && query_ != nullptr) start_ns_ = uv_hrtime();
+  }
+  void Done() {
+    if (start_ns_ == 0 || query_ == nullptr) return;
+    query_->Observe(static_cast<double>(uv_hrtime() - start_ns_) * 1e-9);
+    start_ns_ = 0;
+  }
+
+ private:
+  uint64_t start_ns_ = 0;
+  LoopHistogram* query_ = nullptr;
+  LoopHistogram* wait_ = nullptr;
+};
+
+}  // namespace pgregion::proxy

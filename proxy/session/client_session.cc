@@ -1,0 +1,745 @@
+// ClientSession: construction, teardown and the data path after login.
+
+#include "proxy/session/client_session.h"
+
+#include <malloc.h>
+
+#include <algorithm>
+
+#include "protocol/message_builder.h"
+#include "protocol/messages.h"
+#include "protocol/sqlstate.h"
+#include "protocol/str_util.h"
+#include "proxy/backend/pool.h"
+#include "proxy/backend/server_connection.h"
+#include "proxy/net/log.h"
+#include "proxy/net/tls_context.h"
+#include "proxy/session/console_session.h"
+#include "proxy/session/session_env.h"
+
+namespace pgregion::proxy {
+
+namespace p = ::pgregion::protocol;
+
+namespace {
+
+// Messages larger than this are CopyData that streams through in pieces.
+constexpr uint32_t kStreamThreshold = 64 * 1024;
+// Queued bytes above which the other side stops reading (backpressure).
+constexpr size_t kHighWater = 1 << 20;
+// Input work a client gets before it yields the loop to the others (counted
+// in bytes, each message also costing kMessageWork): libuv reads up to 32
+// buffers of 64 KiB from one socket per iteration, and a pipelined batch of
+// small messages each answered by the proxy (SHOW pgregion.route, the admin
+// console) would otherwise hold the loop for all of them.
+constexpr size_t kWorkBudget = 256 * 1024;
+constexpr size_t kMessageWork = 256;
+// A buffer emptied with more capacity than this is freed (an idle session
+// must not keep what one large message needed).
+constexpr size_t kKeepCapacity = 64 * 1024;
+// After a message this large the heap is trimmed: what its classification
+// freed goes back to the system instead of staying in the process's RSS.
+constexpr size_t kTrimAfter = 1 << 20;
+
+void ReleaseIfLarge(std::string& s) {
+  if (s.empty() && s.capacity() > kKeepCapacity) std::string().swap(s);
+}
+
+// Frontend message types valid after login.
+bool IsFrontendType(char t) {
+  switch (t) {
+    case 'Q':
+    case 'P':
+    case 'B':
+    case 'E':
+    case 'D':
+    case 'C':
+    case 'S':
+    case 'H':
+    case 'X':
+    case 'd':
+    case 'c':
+    case 'f':
+    case 'F':
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool EndsUnit(char t) { return t == 'Q' || t == 'S' || t == 'F'; }
+bool IsCopyIn(char t) { return t == 'd' || t == 'c' || t == 'f'; }
+bool IsExtended(char t) {
+  return t == 'P' || t == 'B' || t == 'E' || t == 'D' || t == 'C' || t == 'H';
+}
+
+}  // namespace
+
+ClientSession::ClientSession(SessionEnv* env, Stream* stream)
+    // Before login only PostgreSQL's authentication limit applies (OnLoggedIn
+    // raises it): unauthenticated clients cannot make the proxy buffer more.
+    : env_(env),
+      stream_(stream),
+      decoder_(std::min(env->config().proxy.max_message_bytes, p::kMaxAuthMessageLength),
+               kStreamThreshold) {
+  decoder_.SetStreamable('d', true);
+  uv_timer_init(env->loop(), &timer_);
+  timer_.data = this;
+  stream_->SetHandler(this);
+}
+
+ClientSession::~ClientSession() = default;
+
+void ClientSession::Start() {
+  peer_ = stream_->PeerAddress();
+  accepted_ms_ = uv_now(env_->loop());
+  // An idle socket holds a pre-auth slot only until startup_packet_timeout_ms
+  // (HandleStartupMessage re-arms for the rest of the login timeout).
+  const ProxySection& cfg = env_->config().proxy;
+  ArmTimer(std::min(cfg.startup_packet_timeout_ms, cfg.client_login_timeout_ms));
+  stream_->StartRead();
+}
+
+void ClientSession::TransitionTo(State next) {
+  if (state_ == next) return;
+  switch (next) {
+    case State::kIdle:
+      // Nothing runs for this client until it sends again: an idle client
+      // keeps no buffers (issue 17; the next unit allocates them again).
+      stream_->ReleaseBuffersWhenFlushed();
+      if (to_server_.empty()) std::string().swap(to_server_);
+      uv_timer_stop(&timer_);
+      break;
+    case State::kActive:
+      uv_timer_stop(&timer_);
+      break;
+    case State::kWaiting:  // armed by BeginUnit only when the pool makes us wait
+    case State::kStartup:
+    case State::kTlsHandshake:
+    case State::kAuth:
+    case State::kLoginWait:
+      break;
+    case State::kClosed:
+      uv_timer_stop(&timer_);
+      break;
+  }
+  state_ = next;
+}
+
+void ClientSession::ArmTimer(uint64_t ms) { uv_timer_start(&timer_, OnTimer, ms, 0); }
+
+void ClientSession::OnTimer(uv_timer_t* t) {
+  auto* self = static_cast<ClientSession*>(t->data);
+  switch (self->state_) {
+    case State::kStartup:
+    case State::kTlsHandshake:
+    case State::kAuth:
+      if (self->auth_failing_) {
+        self->SendAuthFailure();
+        return;
+      }
+      self->Fatal(p::sqlstate::kProtocolViolation, "pgregion: login timeout");
+      return;
+    case State::kWaiting:
+      if (self->replay_wait_ != nullptr) {
+        self->ReplayWaitTimedOut();
+        return;
+      }
+      if (self->waiting_route_) {
+        self->env_->metrics().Error(ErrorKind::kNoPrimary);
+        self->Fatal(p::sqlstate::kConnectionFailure,
+                    self->env_->NoRouteMessage(routing::RouteBlock::kNoPrimary));
+        return;
+      }
+      [[fallthrough]];
+    case State::kLoginWait:
+      self->env_->metrics().Error(ErrorKind::kPoolTimeout);
+      self->Fatal(p::sqlstate::kTooManyConnections,
+                  StrCat("pgregion: no server connection available within "
+                         "pool.acquire_timeout_ms (",
+                         self->env_->config().pool.acquire_timeout_ms, " ms)"));
+      return;
+    case State::kIdle:
+    case State::kActive:
+    case State::kClosed:
+      return;
+  }
+}
+
+void ClientSession::OnStreamRead(std::string_view data) {
+  if (in_.empty()) {
+    size_t used = Process(data);
+    if (state_ != State::kClosed && used < data.size()) in_.assign(data.substr(used));
+  } else {
+    in_.append(data);
+    size_t used = Process(in_);
+    if (state_ != State::kClosed) in_.erase(0, used);
+  }
+  if (state_ == State::kClosed) return;
+  ReleaseIfLarge(in_);
+  if (out_blocked_ || yielded_) {
+    // The rest waits in in_; stopping the socket read keeps that bounded.
+    stream_->StopRead();
+    if (yielded_) {
+      if (idle_ == nullptr) {
+        idle_ = new uv_idle_t;
+        uv_idle_init(env_->loop(), idle_);
+        idle_->data = this;
+        ++open_handles_;
+      }
+      uv_idle_start(idle_, OnIdle);
+    }
+  }
+  if (state_ == State::kTlsHandshake && !stream_->tls()) {
+    std::string hello;
+    hello.swap(direct_tls_hello_);
+    absl::Status st = stream_->StartTlsServer(env_->client_tls()->ctx(), hello);
+    if (!st.ok()) Close(ToStd(st.message()));
+    return;
+  }
+  if (server_ != nullptr) server_->Flush();
+  if ((server_ != nullptr && server_->pending_write_bytes() > kHighWater) ||
+      to_server_.size() > kHighWater || state_ == State::kLoginWait || held_) {
+    stream_->StopRead();
+    paused_ = true;
+  }
+}
+
+size_t ClientSession::Process(std::string_view data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    // A unit routed elsewhere waits for the bound server: later messages wait
+    // in in_ so that each is routed in turn.
+    if (held_) return off;
+    switch (state_) {
+      case State::kStartup: {
+        size_t used = ProcessStartup(data.substr(off));
+        if (used == 0) return off;
+        off += used;
+        continue;
+      }
+      case State::kTlsHandshake:
+      case State::kLoginWait:
+      case State::kClosed:
+        return off;
+      case State::kAuth:
+        break;
+      case State::kIdle:
+      case State::kWaiting:
+      case State::kActive:
+        if (InputBlocked()) return off;
+        break;
+    }
+    p::DecodeResult r = decoder_.Next(data.substr(off));
+    if (r.status == p::DecodeStatus::kNeedMore) return off;
+    if (r.status == p::DecodeStatus::kError) {
+      Fatal(p::sqlstate::kProtocolViolation, StrCat("invalid message: ", r.error.message()));
+      return data.size();
+    }
+    off += r.consumed;
+    work_ += r.consumed + kMessageWork;
+    if (state_ == State::kAuth) {
+      HandleAuthMessage(r.frame);
+    } else {
+      HandleFrame(r.frame);
+    }
+    // glibc keeps freed heap memory unless asked; a large statement's parse
+    // trees and copies would otherwise stay in RSS (the large buffers
+    // themselves are mmap()ed, see main.cc, and go back when freed).
+    if (r.consumed >= kTrimAfter) malloc_trim(0);
+  }
+  return off;
+}
+
+// Backpressure on everything the proxy answers itself (SHOW pgregion.*,
+// deferred BEGIN/COMMIT, the admin console, its own errors): a client that
+// does not read them must not make the proxy queue unbounded replies. Like
+// PostgreSQL, which stops reading while its output is blocked, the input
+// stays unprocessed until the client has read its replies. The work budget
+// lets other clients run between the parts of a long pipelined batch.
+bool ClientSession::InputBlocked() {
+  if (out_blocked_ || yielded_) return true;
+  if (work_ >= kWorkBudget) {
+    yielded_ = true;
+    return true;
+  }
+  if (stream_->pending_bytes() <= kHighWater) return false;
+  stream_->FlushNow();  // what the kernel takes no longer counts
+  if (state_ == State::kClosed || stream_->pending_bytes() > kHighWater) {
+    out_blocked_ = true;  // resumed by OnStreamDrained
+    return true;
+  }
+  return false;
+}
+
+void ClientSession::OnIdle(uv_idle_t* h) {
+  auto* self = static_cast<ClientSession*>(h->data);
+  uv_idle_stop(h);
+  if (self->state_ == State::kClosed) return;
+  self->yielded_ = false;
+  self->work_ = 0;
+  self->ResumeInput();
+}
+
+void ClientSession::ResumeInput() {
+  OnStreamRead(std::string_view());  // what is left in in_
+  if (state_ == State::kClosed) return;
+  if (!out_blocked_ && !yielded_ && !paused_) stream_->StartRead();
+}
+
+void ClientSession::HandleFrame(const p::Frame& frame) {
+  if (frame.first) {
+    if (!IsFrontendType(frame.type)) {
+      Fatal(p::sqlstate::kProtocolViolation,
+            StrCat("invalid frontend message type ", int{frame.type}));
+      return;
+    }
+    if (frame.type == 'X') {
+      Close("client terminated");
+      return;
+    }
+  }
+  if (console_ != nullptr) {  // the admin console answers everything itself
+    stream_->Write(console_->Handle(frame));
+    stream_->Flush();
+    return;
+  }
+  if (frame.first && !InspectFrame(frame)) return;  // answered by the proxy
+  bool unit_end = frame.first && EndsUnit(frame.type);
+  // COPY data belongs to the unit that started the copy.
+  bool starts_unit = frame.first && !unit_open_ && !IsCopyIn(frame.type);
+  if (frame.first && !IsCopyIn(frame.type)) unit_open_ = !unit_end;
+  if (server_ != nullptr && !collecting_) {
+    if (!starts_unit || !bound_autocommit_) {
+      sending_.Add(unit_);
+      unit_ = Unit();        // bound: the route is already chosen
+      retry_.armed = false;  // the server runs more than the unit that may be retried
+      unit_timer_.Continue();
+      if (identity_wait_) {
+        // Sent behind the dispatched unit once the identity is restored.
+        to_server_.append(frame.bytes);
+        dispatched_bytes_ = to_server_.size();
+        return;
+      }
+      Send(frame);
+      return;
+    }
+    // The server runs complete autocommit units only: this one is routed on
+    // its own (a write behind a replica's read must not follow it there).
+    collecting_ = true;
+  } else if (starts_unit && state_ == State::kWaiting) {
+    collecting_ = true;  // behind a unit still waiting for its server
+  }
+  to_server_.append(frame.bytes);
+  if (!collecting_) dispatched_bytes_ = to_server_.size();
+  // A unit is routed as a whole: wait for its Sync (or Flush); a batch
+  // that grows too large is routed with what is known (fail closed).
+  bool ready = unit_end || (frame.first && frame.type == 'H') || to_server_.size() > kHighWater;
+  if (!ready) return;
+  if (collecting_) {
+    collected_ready_ = true;
+    if (server_ != nullptr && !held_) RouteCollected();
+  } else if (state_ == State::kIdle) {
+    BeginUnit();
+  }
+}
+
+void ClientSession::Send(const p::Frame& frame) {
+  WriteToServer(frame);
+  if (!frame.first) return;
+  if (EndsUnit(frame.type)) {
+    AfterUnitSent();
+    open_batch_ = false;
+  } else if (IsExtended(frame.type)) {
+    open_batch_ = true;
+  }
+}
+
+Pool* ClientSession::PoolFor(int node) {
+  if (node < 0 || static_cast<size_t>(node) >= env_->node_count() || user_ == nullptr) {
+    return nullptr;
+  }
+  if (pools_.size() <= static_cast<size_t>(node)) pools_.resize(env_->node_count());
+  Pool*& pool = pools_[static_cast<size_t>(node)];
+  if (pool == nullptr) pool = env_->GetPool(node, database_, *user_, session_.login_params());
+  return pool;
+}
+
+void ClientSession::BeginUnit() {
+  if (unit_.plain_begin && DeferExtendedBegin()) return;
+  StartUnit(UnitRouteContext());
+}
+
+// A new unit from the client (not a retry of the last one).
+void ClientSession::StartUnit(const routing::RouteContext& ctx) {
+  retry_.attempts = 0;
+  retry_.seen = 0;
+  retry_.delivered.clear();
+  Dispatch(ctx);
+}
+
+void ClientSession::Dispatch(const routing::RouteContext& ctx) {
+  if (env_->draining()) return Shutdown();  // no new units during a graceful shutdown
+  routing::Route route = DecideRoute(ctx);
+  if (replay_wait_ != nullptr) return;  // a causal read waits for a replica to catch up
+  TransitionTo(State::kWaiting);
+  Pool* pool = PoolFor(route.node);
+  if (pool == nullptr && route.blocked == routing::RouteBlock::kPrimaryConflict) {
+    // Two nodes claim the primary role: never guess which one is stale.
+    Fatal(p::sqlstate::kConnectionFailure, env_->NoRouteMessage(route.blocked));
+    return;
+  }
+  if (pool == nullptr) {
+    // No primary (a failover in progress) or no node up: wait for the
+    // topology to change, at most failover.write_wait_ms.
+    if (!waiting_route_) {
+      waiting_route_ = true;
+      parked_ctx_ = std::make_unique<routing::RouteContext>(ctx);
+      ArmTimer(env_->config().failover.write_wait_ms);
+    }
+    env_->WaitForRoute(this);
+    return;
+  }
+  waiting_route_ = false;
+  unit_timer_.Routed(env_->metrics(), route, env_->node_views());
+  retry_.ctx = ctx;
+  retry_.node = route.node;
+  retry_.armed = RetryEligible(ctx, route);
+  bound_autocommit_ = env_->config().pool.mode == PoolMode::kTransaction &&
+                      !ctx.begins_transaction && !ctx.pinned && !unit_open_;
+  waiting_pool_ = pool;
+  pool->Acquire(this);  // usually calls OnServerAssigned right away
+  if (state_ == State::kWaiting) ArmTimer(env_->config().pool.acquire_timeout_ms);
+}
+
+void ClientSession::RetryRoute() {
+  if (state_ != State::kWaiting || !waiting_route_) return;
+  const routing::RouteContext ctx = *parked_ctx_;
+  Dispatch(ctx);
+  if (!waiting_route_) parked_ctx_.reset();
+}
+
+void ClientSession::OnServerAssigned(ServerConnection* server) {
+  Pool* pool = waiting_pool_;
+  waiting_pool_ = nullptr;
+  if (state_ == State::kLoginWait) {
+    // We only needed the backend's parameters; the pool now has them.
+    pool->Release(server);
+    SendWelcome(pool);
+    if (paused_) {
+      paused_ = false;
+      stream_->StartRead();
+    }
+    return;
+  }
+  unit_timer_.Assigned();
+  server_ = server;
+  server->Bind(this);
+  TransitionTo(State::kActive);
+  // Nothing of this client's is in flight on a newly bound server.
+  units_sent_ = units_answered_ = 0;
+  probe_units_.clear();
+  copy_probe_unit_ = 0;
+  held_ready_.clear();
+  SessionState::ReplayPlan replay = session_.Replay(&server->params());
+  for (const std::string* sql : {&replay.settings, &replay.identity}) {
+    if (sql->empty()) continue;
+    std::string q;
+    p::AppendQuery(&q, *sql);
+    server->Write(q);
+    server->tracker().Expect(p::ReplyTracker::Owner::kProxy,
+                             sql == &replay.identity ? ServerConnection::kIdentityTag : 0);
+    server->set_unnamed_owner(0);  // a simple Query destroys the unnamed statement
+  }
+  if (!replay.identity.empty()) {
+    // The client's statements must not run as the login user if switching
+    // back to its identity fails: they wait for its ReadyForQuery.
+    identity_wait_ = true;
+    server->Flush();
+    return;
+  }
+  ContinueAssigned();
+}
+
+void ClientSession::OnIdentityRestored(std::string_view sqlstate, std::string_view error) {
+  if (!identity_wait_ || server_ == nullptr || state_ == State::kClosed) return;
+  identity_wait_ = false;
+  if (!error.empty()) {
+    LogWarn("identity_replay_failed").Kv("client", peer_).Kv("message", error);
+    Fatal(sqlstate.empty() ? p::sqlstate::kInternalError : sqlstate,
+          StrCat("pgregion: could not restore this session's SET SESSION AUTHORIZATION / SET "
+                 "ROLE on a server connection: ",
+                 error));
+    return;
+  }
+  ContinueAssigned();
+}
+
+// The rest of OnServerAssigned, once the session's identity is in place.
+void ClientSession::ContinueAssigned() {
+  ServerConnection* server = server_;
+  GuardSequenceState(retry_.ctx);
+  if (prepend_begin_) {
+    prepend_begin_ = false;
+    std::string q;
+    p::AppendQuery(&q, begin_text_);
+    server->Write(q);
+    server->tracker().Expect(p::ReplyTracker::Owner::kProxy);
+    server->set_unnamed_owner(0);  // a simple Query destroys the unnamed statement
+  }
+  SendDispatched();
+  if (server_ == nullptr) return;  // closed while sending (a retried read answered differently)
+  server->Flush();
+  if (collecting_ && collected_ready_ && !held_) RouteCollected();
+  if (server_ == nullptr) return;
+  if (paused_ && server_->pending_write_bytes() <= kHighWater && to_server_.size() <= kHighWater) {
+    paused_ = false;
+    stream_->StartRead();
+  }
+}
+
+void ClientSession::SendDispatched() {
+  std::string_view unit(to_server_.data(), std::min(dispatched_bytes_, to_server_.size()));
+  if (retry_.armed) {
+    retry_.bytes.assign(unit.data(), unit.size());
+    retry_.sent = true;
+  } else if (!retry_.pending && retry_.bytes.capacity() > kKeepCapacity) {
+    std::string().swap(retry_.bytes);  // a large unit that can no longer be retried
+    retry_.sent = false;
+  }
+  // The messages that waited were whole and checked by the client decoder
+  // when queued; re-frame them to rewrite statement names for this server.
+  std::string_view rest = unit;
+  p::Frame f;
+  while (server_ != nullptr && p::SplitWholeMessage(&rest, &f)) Send(f);
+  to_server_.erase(0, unit.size());
+  dispatched_bytes_ = 0;
+  ReleaseIfLarge(to_server_);
+}
+
+void ClientSession::RouteCollected() {
+  if (identity_wait_) return;  // ContinueAssigned() comes back here
+  routing::RouteContext ctx = UnitRouteContext();
+  RefreshConsistency(&ctx);
+  routing::Route route = env_->router().Decide(ctx);
+  const std::vector<routing::NodeView>& views = env_->node_views();
+  int here = server_->pool()->node();
+  auto is_replica = [&](int n) {
+    return n >= 0 && static_cast<size_t>(n) < views.size() && views[n].up && !views[n].primary;
+  };
+  // A read may stay on the replica that is already bound (keeps a pipeline
+  // flowing) when that replica is fresh enough for it, unless it was paused meanwhile.
+  bool same = route.node == here ||
+              (route.reason == routing::RouteReason::kRead && is_replica(route.node) &&
+               is_replica(here) && !env_->NodePaused(here) && BoundReplicaServes(here, ctx));
+  if (same && route.reason == routing::RouteReason::kRywFallback) CountRywFallback(ctx, route);
+  if (!same) {
+    held_ = true;  // dispatched once the bound server has finished (ReleaseServer)
+    held_ctx_ = std::make_unique<routing::RouteContext>(ctx);
+    return;
+  }
+  unit_timer_.RoutedWhileBound(env_->metrics(), {here, route.reason}, views);
+  collecting_ = false;
+  collected_ready_ = false;
+  retry_.armed = false;  // two units in flight: neither may be retried
+  bound_autocommit_ = bound_autocommit_ && !ctx.begins_transaction && !ctx.pinned && !unit_open_;
+  GuardSequenceState(ctx);
+  dispatched_bytes_ = to_server_.size();
+  SendDispatched();
+  if (server_ != nullptr) server_->Flush();
+}
+
+void ClientSession::GuardSequenceState(const routing::RouteContext& ctx) {
+  ServerConnection* server = server_;
+  if (ctx.reads_sequence_state &&
+      (server->sequence_owner() != pid_ || server->id() != sequence_server_)) {
+    // PostgreSQL then answers as a session that never called nextval() would
+    // (55000), never with another client's value.
+    std::string q;
+    p::AppendQuery(&q, "DISCARD SEQUENCES");
+    server->Write(q);
+    server->tracker().Expect(p::ReplyTracker::Owner::kProxy);
+    server->set_unnamed_owner(0);  // a simple Query destroys the unnamed statement
+  }
+  if (ctx.write) {
+    server->set_sequence_owner(pid_);
+    sequence_server_ = server->id();
+  }
+}
+
+void ClientSession::ForwardToClient(std::string_view bytes) {
+  if ((retry_.armed || retry_.pending) && !MayDeliver(bytes)) return;
+  stream_->Write(bytes);
+  if (server_ != nullptr && stream_->pending_bytes() > kHighWater) {
+    stream_->FlushNow();
+    if (stream_->pending_bytes() > kHighWater) server_->PauseReading();
+  }
+}
+
+void ClientSession::FlushToClient() { stream_->Flush(); }
+
+void ClientSession::OnStreamDrained() {
+  if (server_ != nullptr) server_->ResumeReading();
+  if (out_blocked_ && state_ != State::kClosed) {
+    out_blocked_ = false;
+    ResumeInput();
+  }
+}
+
+void ClientSession::OnServerDrained() {
+  if (paused_ && state_ != State::kClosed) {
+    paused_ = false;
+    stream_->StartRead();
+  }
+}
+
+void ClientSession::OnServerParameter(std::string_view name, std::string_view value) {
+  session_.OnServerParameter(name, value);
+}
+
+void ClientSession::OnServerUnitDone() {
+  unit_timer_.Done();
+  stream_->Flush();
+  if (server_ == nullptr) return;
+  if (retry_.pending) {
+    RetryRead("retryable error");
+    return;
+  }
+  retry_.armed = false;
+  session_.OnUnitDone(server_->tx_status(), unit_failed_, &server_->params(),
+                      &server_->startup_params());
+  txn_mode_.OnUnitDone(server_->tx_status());
+  unit_failed_ = false;
+  if (session_.TakeProtocolStatementsDropped()) {
+    // DISCARD ALL / DEALLOCATE ALL committed: protocol-level statements are gone too.
+    statements_.clear();
+    server_->ForgetPrepared();
+  }
+  if (env_->config().pool.mode == PoolMode::kSession) return;
+  // A held unit's pins are its own (it has not run): they do not keep this server.
+  if (server_->clean() && !open_batch_ && (!pinned() || held_)) ReleaseServer();
+}
+
+void ClientSession::ReleaseServer() {
+  ServerConnection* server = server_;
+  server_ = nullptr;
+  server->Unbind();
+  TransitionTo(State::kIdle);
+  server->pool()->Release(server);
+  if (collecting_) {
+    // The unit that came in behind is now the one to route.
+    collecting_ = false;
+    collected_ready_ = false;
+    dispatched_bytes_ = to_server_.size();
+    if (held_) {
+      held_ = false;
+      const routing::RouteContext ctx = *held_ctx_;
+      held_ctx_.reset();
+      StartUnit(ctx);
+      if (state_ == State::kClosed) return;
+      if (!in_.empty()) {
+        // What the client sent behind the held unit (see Process).
+        std::string pending;
+        pending.swap(in_);
+        OnStreamRead(pending);
+        if (state_ == State::kClosed) return;
+      }
+    }
+  }
+  if (paused_ && state_ != State::kClosed && to_server_.size() <= kHighWater) {
+    paused_ = false;
+    stream_->StartRead();
+  }
+}
+
+void ClientSession::OnServerLost(std::string_view why) {
+  // Counted against the node, but one lost connection (pg_terminate_backend)
+  // does not take it out of service.
+  if (server_ != nullptr) env_->ReportDataPathFailure(server_->pool()->node(), /*certain=*/false);
+  if (retry_.armed || retry_.pending) {
+    RetryRead(why);
+    return;
+  }
+  server_ = nullptr;
+  env_->metrics().Error(ErrorKind::kServerLost);
+  LogWarn("server_lost").Kv("user", user_name_).Kv("client", peer_).Kv("reason", why);
+  Fatal(p::sqlstate::kConnectionFailure, StrCat("pgregion: server connection lost: ", why));
+}
+
+void ClientSession::OnServerFailed(const std::string& error_response, bool node_failure) {
+  waiting_pool_ = nullptr;
+  if (node_failure && retry_.armed) {
+    RetryRead("cannot connect");
+    return;
+  }
+  env_->metrics().Error(ErrorKind::kServerLoginFailed);
+  stream_->Write(error_response);
+  Close("server login failed");
+}
+
+void ClientSession::OnStreamError(absl::Status status) { Close(ToStd(status.message())); }
+
+// Hands the server connection back, or closes it if this client left it dirty.
+void ClientSession::DetachServer() {
+  if (waiting_pool_ != nullptr) {
+    waiting_pool_->CancelWait(this);
+    waiting_pool_ = nullptr;
+  }
+  ServerConnection* server = server_;
+  if (server == nullptr) return;
+  server_ = nullptr;
+  if (!server->clean() || open_batch_) {
+    // A transaction or a query is still open: never return it to a pool.
+    server->Close("client left mid-transaction");
+    return;
+  }
+  if (session_.server_unresettable()) {
+    server->Close("client left state DISCARD ALL cannot undo (LOAD, set_config)");
+    return;
+  }
+  if (env_->config().pool.mode == PoolMode::kSession || session_.server_dirty()) {
+    // Temporary objects, SQL PREPAREs, held cursors, LISTENs, advisory locks
+    // or settings the proxy could not track may be on it: nobody else gets them.
+    server->Reset("DISCARD ALL");
+    return;
+  }
+  server->Unbind();
+  server->pool()->Release(server);
+}
+
+void ClientSession::Fatal(std::string_view sqlstate, std::string_view message) {
+  if (state_ == State::kClosed) return;
+  if (sqlstate == p::sqlstate::kProtocolViolation) env_->metrics().Error(ErrorKind::kProtocol);
+  std::string out;
+  p::AppendErrorResponse(&out, {.severity = "FATAL", .sqlstate = sqlstate, .message = message});
+  stream_->Write(out);
+  Close(message);
+}
+
+void ClientSession::Close(std::string_view reason) {
+  if (state_ == State::kClosed) return;
+  LogDebug("client_closed").Kv("client", peer_).Kv("reason", reason);
+  EndReplayWait();
+  DetachServer();
+  TransitionTo(State::kClosed);
+  if (pid_ != 0) env_->UnregisterClient(this, pid_);
+  env_->OnSessionClosed(this);
+  stream_->CloseAfterFlush();
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), OnClosed);
+  if (idle_ != nullptr) uv_close(reinterpret_cast<uv_handle_t*>(idle_), OnClosed);
+}
+
+void ClientSession::Shutdown() {
+  Fatal(p::sqlstate::kAdminShutdown, "terminating connection due to administrator command");
+}
+
+void ClientSession::OnClosed(uv_handle_t* h) {
+  auto* self = static_cast<ClientSession*>(h->data);
+  if (h == reinterpret_cast<uv_handle_t*>(self->idle_)) {
+    delete self->idle_;
+    self->idle_ = nullptr;
+  }
+  if (--self->open_handles_ == 0) delete self;
+}
+
+}  // namespace pgregion::proxy

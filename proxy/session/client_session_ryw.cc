@@ -1,0 +1,144 @@
+// ClientSession: read-your-writes capture and tokens.
+//
+// When a batch sent to the primary may end a transaction that wrote, a
+// FunctionCall of pg_current_wal_insert_lsn() is pipelined right behind the
+// client's Sync/Query on the same server connection (no extra round trip), the
+// client's ReadyForQuery is held until the probe answers, and if that
+// ReadyForQuery says idle the session's token moves to the probe's LSN and is
+// sent as ParameterStatus pgregion.ryw_token before the ReadyForQuery. The
+// tracker swallows the probe's reply or error. Never a simple Query (it would
+// destroy the client's unnamed statement), and never behind COPY FROM STDIN
+// (the copy would abort): such a batch is probed after its ReadyForQuery.
+// Sessions that never write pay nothing, and neither does an instance with a
+// single node configured (no replica a token could be checked on). See
+// DESIGN.md "Consistency levels and read-your-writes tokens".
+
+#include "protocol/message_builder.h"
+#include "protocol/messages.h"
+#include "protocol/str_util.h"
+#include "proxy/backend/pool.h"
+#include "proxy/backend/server_connection.h"
+#include "proxy/session/client_session.h"
+#include "proxy/session/session_env.h"
+
+namespace pgregion::proxy {
+
+namespace p = ::pgregion::protocol;
+
+namespace {
+// pg_current_wal_insert_lsn()'s OID (pg_proc.dat; built-in OIDs are fixed).
+// The insert LSN is at or after the end of the commit record even with
+// synchronous_commit = off (the write and flush LSNs are not).
+constexpr uint32_t kCurrentWalInsertLsnOid = 2852;
+}  // namespace
+
+// Called as the message that ends a unit (Sync, Query, FunctionCall) has been
+// written to the bound server.
+void ClientSession::AfterUnitSent() {
+  const Sending sent = sending_;
+  sending_ = Sending();
+  ServerConnection* server = server_;
+  if (server == nullptr) return;
+  ++units_sent_;
+  const std::vector<routing::NodeView>& views = env_->node_views();
+  const size_t node = static_cast<size_t>(server->pool()->node());
+  if (node >= views.size() || !views[node].primary) return;
+  if (sent.write) wrote_ = true;
+  if (!wrote_) return;
+  // Only where the transaction may end here: an autocommit unit, or one
+  // that commits. Inside a transaction the writes are not visible yet.
+  const bool may_end =
+      sent.ends_transaction || (server->tx_status() == 'I' && !sent.begins_transaction);
+  if (!may_end) return;
+  // With a single node configured no read can go anywhere but the primary, so
+  // a token has no use and its probe (a server round of its own, pipelined)
+  // would only cost. wrote_ stays set: should a reload add a replica, this
+  // session's causal reads keep to the primary until its next write's token.
+  if (views.size() < 2) return;
+  // A read pipelined behind a write (on the primary: its token is not known
+  // yet) ends nothing new: the probe already in flight covers that write.
+  if (!sent.write && !sent.ends_transaction && !probe_units_.empty()) return;
+  if (sent.copy_in) {
+    copy_probe_unit_ = units_sent_;  // anything behind COPY FROM STDIN would abort it
+    return;
+  }
+  SendLsnProbe();
+}
+
+void ClientSession::SendLsnProbe() {
+  ServerConnection* server = server_;
+  std::string out;
+  p::AppendFunctionCall(&out, kCurrentWalInsertLsnOid);
+  server->Write(out);
+  server->tracker().Expect('F', p::ReplyTracker::Owner::kProxy, ServerConnection::kLsnProbeTag);
+  probe_units_.push_back(units_sent_);
+}
+
+bool ClientSession::HoldReadyForQuery(std::string_view bytes) {
+  ++units_answered_;
+  if (copy_probe_unit_ != 0 && copy_probe_unit_ == units_answered_) {
+    copy_probe_unit_ = 0;
+    // The copy is over: the probe can go now (one round trip, COPY only).
+    std::string out;
+    p::AppendFunctionCall(&out, kCurrentWalInsertLsnOid);
+    server_->Write(out);
+    server_->tracker().Expect('F', p::ReplyTracker::Owner::kProxy, ServerConnection::kLsnProbeTag);
+    server_->Flush();
+    probe_units_.push_back(units_answered_);
+  }
+  if (probe_units_.empty() || probe_units_.front() != units_answered_) return false;
+  held_ready_.assign(bytes.data(), bytes.size());
+  return true;
+}
+
+void ClientSession::OnLsnProbe(std::string_view body) {
+  absl::StatusOr<p::DataRowColumn> value = p::ParseFunctionCallResponse(body);
+  probe_lsn_ = routing::Lsn();
+  if (!value.ok() || value->is_null) return;
+  absl::StatusOr<routing::Lsn> lsn = routing::Lsn::Parse(value->value);
+  if (lsn.ok()) probe_lsn_ = *lsn;
+}
+
+void ClientSession::OnLsnProbeDone() {
+  if (!probe_units_.empty()) probe_units_.erase(probe_units_.begin());
+  // Only a ReadyForQuery that says idle proves the writes committed.
+  const bool idle = held_ready_.size() == 6 && held_ready_[5] == 'I';
+  routing::TopologySnapshotPtr topo = env_->topology();
+  if (idle && probe_lsn_.valid() && topo->system_identifier != 0) {
+    routing::RywToken token{topo->system_identifier, topo->timeline, probe_lsn_};
+    own_token_ = routing::RywToken::Max(own_token_, token);
+    wrote_ = false;
+    std::string out;
+    p::AppendParameterStatus(&out, "pgregion.ryw_token", EffectiveToken().ToString());
+    stream_->Write(out);
+  }
+  probe_lsn_ = routing::Lsn();
+  if (!held_ready_.empty()) {
+    stream_->Write(held_ready_);
+    held_ready_.clear();
+  }
+  stream_->Flush();
+  if (probe_units_.empty()) OnServerUnitDone();  // the server may go back to its pool now
+}
+
+bool ClientSession::PresentToken(std::string_view text, std::string* error) {
+  if (text.empty()) {  // RESET: forget presented tokens (the session's own stay)
+    presented_token_ = routing::RywToken();
+    return true;
+  }
+  absl::StatusOr<routing::RywToken> token = routing::RywToken::Parse(text);
+  if (!token.ok()) {
+    *error = ToStd(token.status().message());
+    return false;
+  }
+  routing::TopologySnapshotPtr topo = env_->topology();
+  if (topo->system_identifier != 0 && token->system_identifier != topo->system_identifier) {
+    *error = StrCat("invalid pgregion.ryw_token: it is from another cluster (system identifier ",
+                    token->system_identifier, ", this cluster is ", topo->system_identifier, ")");
+    return false;
+  }
+  presented_token_ = routing::RywToken::Max(presented_token_, *token);
+  return true;
+}
+
+}  // namespace pgregion::proxy
