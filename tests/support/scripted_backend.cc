@@ -540,9 +540,15 @@ bool ScriptedBackend::Run(BackendConnection& conn, const Statement& st, bool des
   Reply reply = script_ ? script_(conn, st) : Reply::Default();
   after_ready->append(reply.after_ready);
   switch (reply.kind) {
-    case Reply::Kind::kDrop:
-      CloseConnection(conn, /*reset=*/true);
+    case Reply::Kind::kDrop: {
+      // Answers to earlier messages of the same read still go out first (a
+      // reset could discard them at the peer: then the close is a FIN).
+      const bool answered = !out->empty();
+      Send(conn, std::move(*out));
+      out->clear();
+      CloseConnection(conn, /*reset=*/!answered);
       return false;
+    }
     case Reply::Kind::kHold:
       // Everything up to here goes now; this answer and what follows wait.
       Send(conn, std::move(*out));
