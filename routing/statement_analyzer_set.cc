@@ -116,6 +116,7 @@ void StatementAnalyzer::VariableSet(Index body, StatementInfo* info, bool* cache
     }
     return;
   }
+  if (name.find('.') != std::string::npos) info->custom_parameter = Lower(name);
   if (name == "transaction_read_only" || name == "transaction_isolation" ||
       name == "transaction_deferrable") {
     // SET [LOCAL] transaction_read_only = on is SET TRANSACTION READ ONLY.

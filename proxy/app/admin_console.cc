@@ -26,12 +26,16 @@ std::string_view ClientStateName(ClientSession::State s) {
     case ClientSession::State::kStartup:
     case ClientSession::State::kTlsHandshake:
     case ClientSession::State::kAuth:
+    case ClientSession::State::kAuthFailing:
     case ClientSession::State::kLoginWait:
       return "login";
     case ClientSession::State::kIdle:
       return "idle";
-    case ClientSession::State::kWaiting:
+    case ClientSession::State::kWaitRoute:
+    case ClientSession::State::kWaitReplay:
+    case ClientSession::State::kWaitServer:
       return "waiting";
+    case ClientSession::State::kRestoring:
     case ClientSession::State::kActive:
       return "active";
     case ClientSession::State::kClosed:

@@ -18,13 +18,17 @@ ClientGaugeState GaugeState(ClientSession::State state) {
     case ClientSession::State::kStartup:
     case ClientSession::State::kTlsHandshake:
     case ClientSession::State::kAuth:
+    case ClientSession::State::kAuthFailing:
     case ClientSession::State::kLoginWait:
     case ClientSession::State::kClosed:
       return ClientGaugeState::kLogin;
     case ClientSession::State::kIdle:
       return ClientGaugeState::kIdle;
-    case ClientSession::State::kWaiting:
+    case ClientSession::State::kWaitRoute:
+    case ClientSession::State::kWaitReplay:
+    case ClientSession::State::kWaitServer:
       return ClientGaugeState::kWaiting;
+    case ClientSession::State::kRestoring:
     case ClientSession::State::kActive:
       return ClientGaugeState::kActive;
   }

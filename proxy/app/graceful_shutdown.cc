@@ -16,10 +16,14 @@ bool WithoutServer(ClientSession::State state) {
     case ClientSession::State::kStartup:
     case ClientSession::State::kTlsHandshake:
     case ClientSession::State::kAuth:
+    case ClientSession::State::kAuthFailing:
     case ClientSession::State::kLoginWait:
     case ClientSession::State::kIdle:
       return true;
-    case ClientSession::State::kWaiting:  // its unit runs once a server frees up
+    case ClientSession::State::kWaitRoute:  // its unit runs once a node can serve it
+    case ClientSession::State::kWaitReplay:
+    case ClientSession::State::kWaitServer:
+    case ClientSession::State::kRestoring:
     case ClientSession::State::kActive:
     case ClientSession::State::kClosed:
       return false;

@@ -169,7 +169,7 @@ class ProxyApp final : public SessionEnv, public BackendEnv, private HealthCheck
   size_t authenticated_count() const override { return sessions_.size() - pre_auth_.size(); }
   // Log lines of events that need no login (cancel keys, failed logins).
   LogRateLimiter& unauth_log() override { return unauth_log_; }
-  void CancelRouteWait(ClientSession* client) { route_waiters_.erase(client); }
+  void CancelRouteWait(ClientSession* client) override { route_waiters_.erase(client); }
   uint64_t NextServerId() override { return ++next_server_id_; }
 
   // Observability (metrics.h, admin_endpoints.h).

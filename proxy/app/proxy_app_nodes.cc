@@ -92,7 +92,7 @@ void ProxyApp::AbandonHungReads(size_t node) {
         sessions.push_back(server->client());
       }
     }
-    sessions.insert(sessions.end(), pool->waiters().begin(), pool->waiters().end());
+    for (const Pool::Waiter& w : pool->waiters()) sessions.push_back(w.client);
   }
   std::sort(sessions.begin(), sessions.end());
   sessions.erase(std::unique(sessions.begin(), sessions.end()), sessions.end());

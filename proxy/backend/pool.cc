@@ -26,21 +26,46 @@ void Pool::ReportOutstanding() {
   reported_busy_ = busy;
 }
 
-void Pool::Acquire(ServerClient* client) {
-  if (!idle_.empty()) {
-    ServerConnection* server = idle_.back();
-    idle_.pop_back();
+bool Pool::Fits(const ServerConnection* server, uint64_t custom_names) {
+  return server->custom_names() == 0 || server->custom_names() == custom_names;
+}
+
+ServerConnection* Pool::TakeIdle(uint64_t custom_names) {
+  // The same names first (nothing to create), then a connection with none.
+  for (int pass = 0; pass < 2; ++pass) {
+    for (size_t i = idle_.size(); i-- > 0;) {
+      ServerConnection* server = idle_[i];
+      const bool take =
+          pass == 0 ? server->custom_names() == custom_names : server->custom_names() == 0;
+      if (!take) continue;
+      idle_.erase(idle_.begin() + static_cast<ptrdiff_t>(i));
+      return server;
+    }
+    if (custom_names == 0) break;  // the first pass looked for none already
+  }
+  return nullptr;
+}
+
+void Pool::Acquire(ServerClient* client, uint64_t custom_names) {
+  if (ServerConnection* server = TakeIdle(custom_names)) {
     ReportOutstanding();
     client->OnServerAssigned(server);
     return;
   }
-  waiters_.push_back(client);
+  waiters_.push_back({client, custom_names});
+  const uint32_t size = env_->config().pool.size;
+  if (all_.size() >= size && !idle_.empty()) {
+    // Every idle connection holds other clients' placeholders and no new one
+    // may be opened: the oldest gives way (Remove() then opens one).
+    idle_.front()->Close("holds other clients' custom parameters");
+  }
   MaybeConnect();
   ReportOutstanding();
 }
 
 void Pool::CancelWait(ServerClient* client) {
-  auto it = std::find(waiters_.begin(), waiters_.end(), client);
+  auto it = std::find_if(waiters_.begin(), waiters_.end(),
+                         [client](const Waiter& w) { return w.client == client; });
   if (it != waiters_.end()) waiters_.erase(it);
   ReportOutstanding();
 }
@@ -50,22 +75,36 @@ void Pool::Release(ServerConnection* server) {
     ++releasing_;
     return;
   }
+  if (server->restore_failed()) {
+    server->Close("a session replay failed on it");  // calls Remove(), which reports
+    return;
+  }
   if (!draining_.empty() && draining_.contains(server)) {
     server->Close("node changed role");  // calls Remove(), which reports
     return;
   }
   if (!waiters_.empty()) {
-    ServerClient* client = waiters_.front();
-    waiters_.pop_front();
-    ReportOutstanding();
-    client->OnServerAssigned(server);
-    return;
+    auto it = std::find_if(waiters_.begin(), waiters_.end(),
+                           [server](const Waiter& w) { return Fits(server, w.custom_names); });
+    if (it != waiters_.end()) {
+      ServerClient* client = it->client;
+      waiters_.erase(it);
+      ReportOutstanding();
+      client->OnServerAssigned(server);
+      return;
+    }
+    if (all_.size() >= env_->config().pool.size) {
+      // It fits none of the waiting clients, and they need its slot.
+      server->Close("holds other clients' custom parameters");  // calls Remove()
+      return;
+    }
   }
   if (env_->NodePaused(node_)) {
     server->Close("node paused or removed");  // calls Remove(), which reports
     return;
   }
   idle_.push_back(server);
+  if (!waiters_.empty()) MaybeConnect();  // they counted on this one, which fits none of them
   ReportOutstanding();
 }
 
@@ -107,7 +146,7 @@ void Pool::OnLoginFailed(ServerConnection* server, const std::string& error_resp
   // The oldest waiter sees the backend's own reason (wrong database, auth,
   // refused); the others keep waiting for their own attempts.
   if (!waiters_.empty()) {
-    ServerClient* client = waiters_.front();
+    ServerClient* client = waiters_.front().client;
     waiters_.pop_front();
     ReportOutstanding();
     client->OnServerFailed(error_response, node_failure);

@@ -50,7 +50,10 @@ class Pool {
   Pool& operator=(const Pool&) = delete;
 
   // Gives `client` a connection now (ServerClient::OnServerAssigned) or queues it.
-  void Acquire(ServerClient* client);
+  // `custom_names`: the client's custom-parameter placeholders
+  // (SessionState::CustomNames): it gets a connection with the same ones, or
+  // with none (its replay creates them), never one with another client's.
+  void Acquire(ServerClient* client, uint64_t custom_names = 0);
   void CancelWait(ServerClient* client);
   // A clean, unbound connection comes back.
   void Release(ServerConnection* server);
@@ -92,10 +95,17 @@ class Pool {
   size_t total_count() const { return all_.size(); }
   size_t connecting_count() const { return connecting_; }
   size_t waiter_count() const { return waiters_.size(); }
-  const std::deque<ServerClient*>& waiters() const { return waiters_; }
+  struct Waiter {
+    ServerClient* client;
+    uint64_t custom_names;
+  };
+  const std::deque<Waiter>& waiters() const { return waiters_; }
   const absl::flat_hash_set<ServerConnection*>& connections() const { return all_; }
 
  private:
+  static bool Fits(const ServerConnection* server, uint64_t custom_names);
+  // The most recently idle connection that fits, removed from idle_; or null.
+  ServerConnection* TakeIdle(uint64_t custom_names);
   void MaybeConnect();
   void Spawn();
   // Connections in use (not idle, not logging in) plus queued clients.
@@ -115,7 +125,7 @@ class Pool {
   std::string server_password_;
   SessionParams login_;
   std::vector<ServerConnection*> idle_;
-  std::deque<ServerClient*> waiters_;
+  std::deque<Waiter> waiters_;
   absl::flat_hash_set<ServerConnection*> all_;
   // Connections that existed when the node changed role: closed on release.
   absl::flat_hash_set<ServerConnection*> draining_;

@@ -28,7 +28,9 @@ class ServerClient {
   virtual bool HoldReadyForQuery(std::string_view bytes) = 0;
   virtual void OnLsnProbe(std::string_view function_call_response_body) = 0;
   virtual void OnLsnProbeDone() = 0;
-  // The identity replay finished; `error` is empty when it succeeded.
+  // The replay the unit waits for finished (the identity, settings that may
+  // fail), or a replay sent ahead of the unit failed; `error` is empty when
+  // it succeeded.
   virtual void OnIdentityRestored(std::string_view sqlstate, std::string_view error) = 0;
   virtual void OnServerParameter(std::string_view name, std::string_view value) = 0;
   // The client's unit is complete (its ReadyForQuery went out).

@@ -35,7 +35,11 @@ class ServerConnection : public Stream::Handler {
  public:
   // Tracker tag of the proxy's read-your-writes LSN probe (a FunctionCall).
   static constexpr uint32_t kLsnProbeTag = 2;
-  static constexpr uint32_t kIdentityTag = 3;  // SET SESSION AUTHORIZATION / SET ROLE replay
+  // The session's replay on this connection (SessionState::ReplayPlan): one
+  // the client's unit waits for (the identity, and settings that may fail),
+  // and settings sent ahead of the unit without waiting.
+  static constexpr uint32_t kIdentityTag = 3;
+  static constexpr uint32_t kSettingsTag = 4;
 
   enum class State {
     kConnecting,    // TCP connect in progress
@@ -90,6 +94,11 @@ class ServerConnection : public Stream::Handler {
     return tracker_.empty() && tx_status_ == 'I' && !decoder_.InStreamedMessage();
   }
 
+  bool restore_failed() const { return restore_failed_; }
+  // Which custom-parameter placeholders the backend holds
+  // (SessionState::CustomNames of its clients; 0: none): Pool::Acquire matches it.
+  uint64_t custom_names() const { return custom_names_; }
+  void set_custom_names(uint64_t names) { custom_names_ = names; }
   uint32_t backend_pid() const { return backend_pid_; }
   uint32_t backend_secret() const { return backend_secret_; }
   const SessionParams& startup_params() const { return startup_params_; }
@@ -150,8 +159,12 @@ class ServerConnection : public Stream::Handler {
   uv_timer_t timer_;
   State state_ = State::kConnecting;
   bool in_read_ = false;
-  std::string identity_sqlstate_;  // the identity replay's error, if it failed
+  std::string identity_sqlstate_;  // the replay's error, if it failed
   std::string identity_error_;
+  // A replay failed: what params_ records may not be what the backend has
+  // (the whole replay query rolled back), so it is never reused.
+  bool restore_failed_ = false;
+  uint64_t custom_names_ = 0;
   bool release_pending_ = false;
   ServerClient* client_ = nullptr;
   protocol::MessageDecoder decoder_;

@@ -93,40 +93,89 @@ ClientSession::~ClientSession() = default;
 void ClientSession::Start() {
   peer_ = stream_->PeerAddress();
   accepted_ms_ = uv_now(env_->loop());
-  // An idle socket holds a pre-auth slot only until startup_packet_timeout_ms
-  // (HandleStartupMessage re-arms for the rest of the login timeout).
-  const ProxySection& cfg = env_->config().proxy;
-  ArmTimer(std::min(cfg.startup_packet_timeout_ms, cfg.client_login_timeout_ms));
+  // The initial state's timer (TransitionTo arms it on later changes).
+  uv_timer_start(&timer_, OnTimer, TimerFor(State::kStartup, 0), 0);
   stream_->StartRead();
 }
 
-void ClientSession::TransitionTo(State next) {
+void ClientSession::TransitionTo(State next, uint64_t wait_ms) {
   if (state_ == next) return;
-  switch (next) {
-    case State::kIdle:
-      // Nothing runs for this client until it sends again: an idle client
-      // keeps no buffers (issue 17; the next unit allocates them again).
-      stream_->ReleaseBuffersWhenFlushed();
-      if (to_server_.empty()) std::string().swap(to_server_);
-      uv_timer_stop(&timer_);
+  LeaveState();
+  if (next == State::kIdle) {
+    // Nothing runs for this client until it sends again: an idle client
+    // keeps no buffers (issue 17; the next unit allocates them again).
+    stream_->ReleaseBuffersWhenFlushed();
+    if (to_server_.empty()) std::string().swap(to_server_);
+  }
+  state_ = next;
+  const uint64_t ms = TimerFor(next, wait_ms);
+  if (ms > 0) {
+    uv_timer_start(&timer_, OnTimer, ms, 0);
+  } else {
+    uv_timer_stop(&timer_);
+  }
+}
+
+void ClientSession::LeaveState() {
+  switch (state_) {
+    case State::kLoginWait:
+    case State::kWaitServer:
+      if (waiting_pool_ != nullptr) {  // still queued (not assigned, not failed)
+        waiting_pool_->CancelWait(this);
+        waiting_pool_ = nullptr;
+      }
       break;
-    case State::kActive:
-      uv_timer_stop(&timer_);
+    case State::kWaitRoute:
+      env_->CancelRouteWait(this);
+      parked_ctx_.reset();
       break;
-    case State::kWaiting:  // armed by BeginUnit only when the pool makes us wait
+    case State::kWaitReplay:
+      EndReplayWait();
+      break;
     case State::kStartup:
     case State::kTlsHandshake:
     case State::kAuth:
-    case State::kLoginWait:
-      break;
+    case State::kAuthFailing:
+    case State::kIdle:
+    case State::kRestoring:
+    case State::kActive:
     case State::kClosed:
-      uv_timer_stop(&timer_);
       break;
   }
-  state_ = next;
 }
 
-void ClientSession::ArmTimer(uint64_t ms) { uv_timer_start(&timer_, OnTimer, ms, 0); }
+uint64_t ClientSession::TimerFor(State state, uint64_t wait_ms) const {
+  const Config& cfg = env_->config();
+  // The login deadlines count from the accept (see HandleStartupMessage).
+  auto from_accept = [this](uint64_t total_ms) -> uint64_t {
+    const uint64_t elapsed = uv_now(env_->loop()) - accepted_ms_;
+    return total_ms > elapsed ? total_ms - elapsed : 1;
+  };
+  switch (state) {
+    case State::kStartup:
+    case State::kTlsHandshake:
+      // An idle socket holds a pre-auth slot only until startup_packet_timeout_ms.
+      return from_accept(
+          std::min(cfg.proxy.startup_packet_timeout_ms, cfg.proxy.client_login_timeout_ms));
+    case State::kAuth:
+      return from_accept(cfg.proxy.client_login_timeout_ms);
+    case State::kAuthFailing:
+      return std::max<uint64_t>(cfg.proxy.auth_failure_delay_ms, 1);
+    case State::kLoginWait:
+    case State::kWaitServer:
+      return cfg.pool.acquire_timeout_ms;
+    case State::kWaitRoute:
+      return cfg.failover.write_wait_ms;
+    case State::kWaitReplay:
+      return std::max<uint64_t>(wait_ms, 1);
+    case State::kIdle:
+    case State::kRestoring:  // the server connection's own bounds apply
+    case State::kActive:
+    case State::kClosed:
+      return 0;
+  }
+  return 0;
+}
 
 void ClientSession::OnTimer(uv_timer_t* t) {
   auto* self = static_cast<ClientSession*>(t->data);
@@ -134,24 +183,20 @@ void ClientSession::OnTimer(uv_timer_t* t) {
     case State::kStartup:
     case State::kTlsHandshake:
     case State::kAuth:
-      if (self->auth_failing_) {
-        self->SendAuthFailure();
-        return;
-      }
       self->Fatal(p::sqlstate::kProtocolViolation, "pgregion: login timeout");
       return;
-    case State::kWaiting:
-      if (self->replay_wait_ != nullptr) {
-        self->ReplayWaitTimedOut();
-        return;
-      }
-      if (self->waiting_route_) {
-        self->env_->metrics().Error(ErrorKind::kNoPrimary);
-        self->Fatal(p::sqlstate::kConnectionFailure,
-                    self->env_->NoRouteMessage(routing::RouteBlock::kNoPrimary));
-        return;
-      }
-      [[fallthrough]];
+    case State::kAuthFailing:
+      self->SendAuthFailure();
+      return;
+    case State::kWaitReplay:
+      self->ReplayWaitTimedOut();
+      return;
+    case State::kWaitRoute:
+      self->env_->metrics().Error(ErrorKind::kNoPrimary);
+      self->Fatal(p::sqlstate::kConnectionFailure,
+                  self->env_->NoRouteMessage(routing::RouteBlock::kNoPrimary));
+      return;
+    case State::kWaitServer:
     case State::kLoginWait:
       self->env_->metrics().Error(ErrorKind::kPoolTimeout);
       self->Fatal(p::sqlstate::kTooManyConnections,
@@ -160,6 +205,7 @@ void ClientSession::OnTimer(uv_timer_t* t) {
                          self->env_->config().pool.acquire_timeout_ms, " ms)"));
       return;
     case State::kIdle:
+    case State::kRestoring:
     case State::kActive:
     case State::kClosed:
       return;
@@ -192,7 +238,7 @@ void ClientSession::OnStreamRead(std::string_view data) {
   }
   if (state_ == State::kTlsHandshake && !stream_->tls()) {
     std::string hello;
-    hello.swap(direct_tls_hello_);
+    if (login_scratch_ != nullptr) hello.swap(login_scratch_->direct_tls_hello);
     absl::Status st = stream_->StartTlsServer(env_->client_tls()->ctx(), hello);
     if (!st.ok()) Close(ToStd(st.message()));
     return;
@@ -223,9 +269,13 @@ size_t ClientSession::Process(std::string_view data) {
       case State::kClosed:
         return off;
       case State::kAuth:
+      case State::kAuthFailing:  // pipelined after the failed attempt: read and ignored
         break;
       case State::kIdle:
-      case State::kWaiting:
+      case State::kWaitRoute:
+      case State::kWaitReplay:
+      case State::kWaitServer:
+      case State::kRestoring:
       case State::kActive:
         if (InputBlocked()) return off;
         break;
@@ -238,7 +288,7 @@ size_t ClientSession::Process(std::string_view data) {
     }
     off += r.consumed;
     work_ += r.consumed + kMessageWork;
-    if (state_ == State::kAuth) {
+    if (state_ == State::kAuth || state_ == State::kAuthFailing) {
       HandleAuthMessage(r.frame);
     } else {
       HandleFrame(r.frame);
@@ -315,7 +365,7 @@ void ClientSession::HandleFrame(const p::Frame& frame) {
       unit_ = Unit();        // bound: the route is already chosen
       retry_.armed = false;  // the server runs more than the unit that may be retried
       unit_timer_.Continue();
-      if (identity_wait_) {
+      if (state_ == State::kRestoring) {
         // Sent behind the dispatched unit once the identity is restored.
         to_server_.append(frame.bytes);
         dispatched_bytes_ = to_server_.size();
@@ -327,7 +377,7 @@ void ClientSession::HandleFrame(const p::Frame& frame) {
     // The server runs complete autocommit units only: this one is routed on
     // its own (a write behind a replica's read must not follow it there).
     collecting_ = true;
-  } else if (starts_unit && state_ == State::kWaiting) {
+  } else if (starts_unit && waiting()) {
     collecting_ = true;  // behind a unit still waiting for its server
   }
   to_server_.append(frame.bytes);
@@ -348,7 +398,12 @@ void ClientSession::Send(const p::Frame& frame) {
   WriteToServer(frame);
   if (!frame.first) return;
   if (EndsUnit(frame.type)) {
-    AfterUnitSent();
+    if (dispatch_ends_left_ > 1) {
+      --dispatch_ends_left_;
+      ++units_sent_;  // not the dispatched batch's last unit: see SendDispatched
+    } else {
+      AfterUnitSent();
+    }
     open_batch_ = false;
   } else if (IsExtended(frame.type)) {
     open_batch_ = true;
@@ -374,15 +429,14 @@ void ClientSession::BeginUnit() {
 void ClientSession::StartUnit(const routing::RouteContext& ctx) {
   retry_.attempts = 0;
   retry_.seen = 0;
-  retry_.delivered.clear();
+  retry_.unit.reset();
   Dispatch(ctx);
 }
 
 void ClientSession::Dispatch(const routing::RouteContext& ctx) {
   if (env_->draining()) return Shutdown();  // no new units during a graceful shutdown
   routing::Route route = DecideRoute(ctx);
-  if (replay_wait_ != nullptr) return;  // a causal read waits for a replica to catch up
-  TransitionTo(State::kWaiting);
+  if (state_ == State::kWaitReplay) return;  // a causal read waits for a replica to catch up
   Pool* pool = PoolFor(route.node);
   if (pool == nullptr && route.blocked == routing::RouteBlock::kPrimaryConflict) {
     // Two nodes claim the primary role: never guess which one is stale.
@@ -391,32 +445,35 @@ void ClientSession::Dispatch(const routing::RouteContext& ctx) {
   }
   if (pool == nullptr) {
     // No primary (a failover in progress) or no node up: wait for the
-    // topology to change, at most failover.write_wait_ms.
-    if (!waiting_route_) {
-      waiting_route_ = true;
-      parked_ctx_ = std::make_unique<routing::RouteContext>(ctx);
-      ArmTimer(env_->config().failover.write_wait_ms);
+    // topology to change, at most failover.write_wait_ms from the first try.
+    if (state_ != State::kWaitRoute) {
+      auto parked = std::make_unique<routing::RouteContext>(ctx);
+      TransitionTo(State::kWaitRoute);
+      parked_ctx_ = std::move(parked);
     }
     env_->WaitForRoute(this);
     return;
   }
-  waiting_route_ = false;
   unit_timer_.Routed(env_->metrics(), route, env_->node_views());
-  retry_.ctx = ctx;
   retry_.node = route.node;
   retry_.armed = RetryEligible(ctx, route);
+  if (retry_.armed) {
+    if (retry_.unit == nullptr) retry_.unit = std::make_unique<ReadRetry::Unit>();
+    retry_.unit->ctx = ctx;
+  }
+  dispatched_reads_sequence_state_ = ctx.reads_sequence_state;
+  dispatched_write_ = ctx.write;
   bound_autocommit_ = env_->config().pool.mode == PoolMode::kTransaction &&
                       !ctx.begins_transaction && !ctx.pinned && !unit_open_;
+  TransitionTo(State::kWaitServer);
   waiting_pool_ = pool;
-  pool->Acquire(this);  // usually calls OnServerAssigned right away
-  if (state_ == State::kWaiting) ArmTimer(env_->config().pool.acquire_timeout_ms);
+  pool->Acquire(this, session_.CustomNames());  // usually calls OnServerAssigned right away
 }
 
 void ClientSession::RetryRoute() {
-  if (state_ != State::kWaiting || !waiting_route_) return;
-  const routing::RouteContext ctx = *parked_ctx_;
+  if (state_ != State::kWaitRoute) return;
+  const routing::RouteContext ctx = *parked_ctx_;  // a copy: leaving kWaitRoute frees it
   Dispatch(ctx);
-  if (!waiting_route_) parked_ctx_.reset();
 }
 
 void ClientSession::OnServerAssigned(ServerConnection* server) {
@@ -435,50 +492,59 @@ void ClientSession::OnServerAssigned(ServerConnection* server) {
   unit_timer_.Assigned();
   server_ = server;
   server->Bind(this);
-  TransitionTo(State::kActive);
   // Nothing of this client's is in flight on a newly bound server.
   units_sent_ = units_answered_ = 0;
   probe_units_.clear();
   copy_probe_unit_ = 0;
-  held_ready_.clear();
-  SessionState::ReplayPlan replay = session_.Replay(&server->params());
+  held_ready_ = 0;
+  SessionState::ReplayPlan replay = session_.Replay(&server->params(), server->custom_names());
+  server->set_custom_names(session_.CustomNames());
   for (const std::string* sql : {&replay.settings, &replay.identity}) {
     if (sql->empty()) continue;
     std::string q;
     p::AppendQuery(&q, *sql);
     server->Write(q);
-    server->tracker().Expect(p::ReplyTracker::Owner::kProxy,
-                             sql == &replay.identity ? ServerConnection::kIdentityTag : 0);
+    const bool waits = sql == &replay.identity || replay.settings_may_fail;
+    server->tracker().Expect(p::ReplyTracker::Owner::kProxy, waits
+                                                                 ? ServerConnection::kIdentityTag
+                                                                 : ServerConnection::kSettingsTag);
     server->set_unnamed_owner(0);  // a simple Query destroys the unnamed statement
   }
-  if (!replay.identity.empty()) {
+  if (!replay.identity.empty() || replay.settings_may_fail) {
     // The client's statements must not run as the login user if switching
-    // back to its identity fails: they wait for its ReadyForQuery.
-    identity_wait_ = true;
+    // back to its identity fails, nor without a setting the server refused
+    // here (an extension's parameter, SessionState::ReplayPlan): they wait
+    // for the replay's ReadyForQuery.
+    TransitionTo(State::kRestoring);
     server->Flush();
     return;
   }
+  TransitionTo(State::kActive);
   ContinueAssigned();
 }
 
 void ClientSession::OnIdentityRestored(std::string_view sqlstate, std::string_view error) {
-  if (!identity_wait_ || server_ == nullptr || state_ == State::kClosed) return;
-  identity_wait_ = false;
+  if (server_ == nullptr || state_ == State::kClosed) return;
   if (!error.empty()) {
-    LogWarn("identity_replay_failed").Kv("client", peer_).Kv("message", error);
+    // Fail closed: the session's state cannot be had on this connection.
+    // (A replay that was not waited for fails before the unit's replies, so
+    // the client never sees a result computed without its settings.)
+    LogWarn("session_replay_failed").Kv("client", peer_).Kv("message", error);
     Fatal(sqlstate.empty() ? p::sqlstate::kInternalError : sqlstate,
-          StrCat("pgregion: could not restore this session's SET SESSION AUTHORIZATION / SET "
-                 "ROLE on a server connection: ",
+          StrCat("pgregion: could not restore this session's settings or SET SESSION "
+                 "AUTHORIZATION / SET ROLE on a server connection: ",
                  error));
     return;
   }
+  if (state_ != State::kRestoring) return;
+  TransitionTo(State::kActive);
   ContinueAssigned();
 }
 
 // The rest of OnServerAssigned, once the session's identity is in place.
 void ClientSession::ContinueAssigned() {
   ServerConnection* server = server_;
-  GuardSequenceState(retry_.ctx);
+  GuardSequenceState(dispatched_reads_sequence_state_, dispatched_write_);
   if (prepend_begin_) {
     prepend_begin_ = false;
     std::string q;
@@ -501,24 +567,32 @@ void ClientSession::ContinueAssigned() {
 void ClientSession::SendDispatched() {
   std::string_view unit(to_server_.data(), std::min(dispatched_bytes_, to_server_.size()));
   if (retry_.armed) {
-    retry_.bytes.assign(unit.data(), unit.size());
+    retry_.unit->bytes.assign(unit.data(), unit.size());
     retry_.sent = true;
-  } else if (!retry_.pending && retry_.bytes.capacity() > kKeepCapacity) {
-    std::string().swap(retry_.bytes);  // a large unit that can no longer be retried
+  } else if (!retry_.pending && retry_.unit != nullptr) {
+    retry_.unit->bytes = std::string();  // a unit that can no longer be retried
     retry_.sent = false;
   }
   // The messages that waited were whole and checked by the client decoder
   // when queued; re-frame them to rewrite statement names for this server.
   std::string_view rest = unit;
   p::Frame f;
+  // Several units may have been dispatched as one (they queued while it
+  // waited): what they do is known only as a whole (sending_), so the LSN
+  // probe goes behind the last of them, never between a read and a write.
+  dispatch_ends_left_ = 0;
+  for (std::string_view scan = unit; p::SplitWholeMessage(&scan, &f);) {
+    if (EndsUnit(f.type)) ++dispatch_ends_left_;
+  }
   while (server_ != nullptr && p::SplitWholeMessage(&rest, &f)) Send(f);
+  dispatch_ends_left_ = 0;
   to_server_.erase(0, unit.size());
   dispatched_bytes_ = 0;
   ReleaseIfLarge(to_server_);
 }
 
 void ClientSession::RouteCollected() {
-  if (identity_wait_) return;  // ContinueAssigned() comes back here
+  if (state_ == State::kRestoring) return;  // ContinueAssigned() comes back here
   routing::RouteContext ctx = UnitRouteContext();
   RefreshConsistency(&ctx);
   routing::Route route = env_->router().Decide(ctx);
@@ -543,15 +617,15 @@ void ClientSession::RouteCollected() {
   collected_ready_ = false;
   retry_.armed = false;  // two units in flight: neither may be retried
   bound_autocommit_ = bound_autocommit_ && !ctx.begins_transaction && !ctx.pinned && !unit_open_;
-  GuardSequenceState(ctx);
+  GuardSequenceState(ctx.reads_sequence_state, ctx.write);
   dispatched_bytes_ = to_server_.size();
   SendDispatched();
   if (server_ != nullptr) server_->Flush();
 }
 
-void ClientSession::GuardSequenceState(const routing::RouteContext& ctx) {
+void ClientSession::GuardSequenceState(bool reads_sequence_state, bool write) {
   ServerConnection* server = server_;
-  if (ctx.reads_sequence_state &&
+  if (reads_sequence_state &&
       (server->sequence_owner() != pid_ || server->id() != sequence_server_)) {
     // PostgreSQL then answers as a session that never called nextval() would
     // (55000), never with another client's value.
@@ -561,14 +635,14 @@ void ClientSession::GuardSequenceState(const routing::RouteContext& ctx) {
     server->tracker().Expect(p::ReplyTracker::Owner::kProxy);
     server->set_unnamed_owner(0);  // a simple Query destroys the unnamed statement
   }
-  if (ctx.write) {
+  if (write) {
     server->set_sequence_owner(pid_);
     sequence_server_ = server->id();
   }
 }
 
 void ClientSession::ForwardToClient(std::string_view bytes) {
-  if ((retry_.armed || retry_.pending) && !MayDeliver(bytes)) return;
+  if (retry_.active() && !MayDeliver(bytes)) return;
   stream_->Write(bytes);
   if (server_ != nullptr && stream_->pending_bytes() > kHighWater) {
     stream_->FlushNow();
@@ -606,6 +680,7 @@ void ClientSession::OnServerUnitDone() {
     return;
   }
   retry_.armed = false;
+  retry_.unit.reset();  // the unit is done: nothing of it is replayed again
   session_.OnUnitDone(server_->tx_status(), unit_failed_, &server_->params(),
                       &server_->startup_params());
   txn_mode_.OnUnitDone(server_->tx_status());
@@ -623,6 +698,7 @@ void ClientSession::OnServerUnitDone() {
 void ClientSession::ReleaseServer() {
   ServerConnection* server = server_;
   server_ = nullptr;
+  server->set_custom_names(session_.CustomNames());  // what this session's statements made there
   server->Unbind();
   TransitionTo(State::kIdle);
   server->pool()->Release(server);
@@ -688,6 +764,7 @@ void ClientSession::DetachServer() {
   ServerConnection* server = server_;
   if (server == nullptr) return;
   server_ = nullptr;
+  server->set_custom_names(session_.CustomNames());  // DISCARD ALL keeps placeholders
   if (!server->clean() || open_batch_) {
     // A transaction or a query is still open: never return it to a pool.
     server->Close("client left mid-transaction");
@@ -719,7 +796,6 @@ void ClientSession::Fatal(std::string_view sqlstate, std::string_view message) {
 void ClientSession::Close(std::string_view reason) {
   if (state_ == State::kClosed) return;
   LogDebug("client_closed").Kv("client", peer_).Kv("reason", reason);
-  EndReplayWait();
   DetachServer();
   TransitionTo(State::kClosed);
   if (pid_ != 0) env_->UnregisterClient(this, pid_);

@@ -49,14 +49,20 @@ class ClientSession final : public Stream::Handler,
                             public ReplayPoller::Waiter,
                             public ServerClient {
  public:
+  // Every state that waits for something has its timer armed (and what it
+  // registered elsewhere taken back when it is left) by TransitionTo() alone.
   enum class State {
     kStartup,       // waiting for SSLRequest / GSSENCRequest / CancelRequest / StartupMessage
     kTlsHandshake,  // TLS handshake with the client
     kAuth,          // authentication exchange
+    kAuthFailing,   // a login failed: its error waits proxy.auth_failure_delay_ms, reads stop
     kLoginWait,     // authenticated; learning the backend's parameters from a first server login
     kIdle,          // logged in, no server connection
-    kWaiting,       // a unit of work waits for a server connection
-    kActive,        // bound to a server connection
+    kWaitRoute,     // no node can serve the unit now (no primary): parked, failover.write_wait_ms
+    kWaitReplay,    // a causal read waits for a replica to replay the session's token
+    kWaitServer,    // the unit waits for its pool's server connection, pool.acquire_timeout_ms
+    kRestoring,     // bound; the unit waits for the replay of the session's identity or settings
+    kActive,        // bound to a server connection, the unit sent
     kClosed,
   };
 
@@ -75,7 +81,7 @@ class ClientSession final : public Stream::Handler,
   // A login in progress for `stale_ms` or more (a real one takes a few round
   // trips): evicted from a full pre-auth budget when no idle socket is left.
   bool StalledLogin(uint64_t now_ms, uint64_t stale_ms) const {
-    return state_ == State::kAuth && !auth_failing_ && now_ms - accepted_ms_ >= stale_ms;
+    return state_ == State::kAuth && now_ms - accepted_ms_ >= stale_ms;
   }
   // The pre-auth budget is full and this connection is the oldest idle (or
   // stalled) one: it gives way.
@@ -84,6 +90,11 @@ class ClientSession final : public Stream::Handler,
   // ("sorry, too many clients already") instead of authenticating.
   void RefuseAfterStartup() { refuse_too_many_ = true; }
   State state() const { return state_; }
+  // A unit waits: for a route, a replica's replay, or a server connection.
+  bool waiting() const {
+    return state_ == State::kWaitRoute || state_ == State::kWaitReplay ||
+           state_ == State::kWaitServer;
+  }
   ServerConnection* server() const { return server_; }
   uint32_t secret() const { return secret_; }
   // For the admin console's SHOW CLIENTS.
@@ -108,7 +119,7 @@ class ClientSession final : public Stream::Handler,
   void ForwardToClient(std::string_view bytes) override;
   // Whether ForwardToClient() passes every message through unlooked-at (no
   // read retry is holding replies back), so the server may batch them.
-  bool ForwardsPlainly() const override { return !retry_.armed && !retry_.pending; }
+  bool ForwardsPlainly() const override { return !retry_.active(); }
   // Read-your-writes capture (client_session_ryw.cc). True when the client's
   // ReadyForQuery is held until an LSN probe answers.
   bool HoldReadyForQuery(std::string_view bytes) override;
@@ -156,7 +167,14 @@ class ClientSession final : public Stream::Handler,
   bool InputBlocked();
   void ResumeInput();
 
-  void TransitionTo(State next);
+  // The one place where the state changes. Leaving a state takes back what it
+  // registered (a pool's queue, the route waiters, a replay poll); entering
+  // one arms its timer (`wait_ms`: kWaitReplay's, which the router decides).
+  // A transition to the current state changes nothing (deadlines stand).
+  void TransitionTo(State next, uint64_t wait_ms = 0);
+  void LeaveState();
+  // The deadline of `state` from now (0: none).
+  uint64_t TimerFor(State state, uint64_t wait_ms) const;
   // Returns how many bytes of `data` were consumed.
   size_t Process(std::string_view data);
   // Startup phase (client_session_login.cc).
@@ -207,11 +225,10 @@ class ClientSession final : public Stream::Handler,
   void ReleaseServer();
   // Before a unit goes to the bound server: another client's currval()/lastval()
   // state there is discarded before this unit could read it.
-  void GuardSequenceState(const routing::RouteContext& ctx);
+  void GuardSequenceState(bool reads_sequence_state, bool write);
   void DetachServer();
   void ContinueAssigned();
   Pool* PoolFor(int node);
-  void ArmTimer(uint64_t ms);
   // Sends one complete client message to the bound server, rewriting statement
   // names and re-creating statements as needed (client_session_statements.cc).
   void WriteToServer(const protocol::Frame& frame);
@@ -253,7 +270,6 @@ class ClientSession final : public Stream::Handler,
   protocol::MessageDecoder decoder_;
   bool tls_ = false;
   bool direct_tls_ = false;
-  std::string direct_tls_hello_;  // bytes of a direct-TLS ClientHello to replay into OpenSSL
   bool gssenc_answered_ = false;
   std::string user_name_;
   std::string database_;
@@ -261,10 +277,18 @@ class ClientSession final : public Stream::Handler,
   std::unique_ptr<ClientAuth> auth_;
   uint64_t accepted_ms_ = 0;      // loop time at Start(): the login timeout counts from it
   bool refuse_too_many_ = false;  // RefuseAfterStartup()
-  // A failed login's ErrorResponse, sent once proxy.auth_failure_delay_ms has
-  // passed (the timer); reads stop meanwhile.
-  bool auth_failing_ = false;
-  std::string auth_failure_;
+  // kAuthFailing: a failed login's ErrorResponse is sent once
+  // proxy.auth_failure_delay_ms has passed; reads stop meanwhile.
+  // What only a login needs for a while, freed once it is over.
+  struct LoginScratch {
+    std::string direct_tls_hello;  // bytes of a direct-TLS ClientHello to replay into OpenSSL
+    std::string auth_failure;      // the failed login's ErrorResponse
+  };
+  std::unique_ptr<LoginScratch> login_scratch_;
+  LoginScratch& login_scratch() {
+    if (login_scratch_ == nullptr) login_scratch_ = std::make_unique<LoginScratch>();
+    return *login_scratch_;
+  }
   SessionState session_;               // parameters, identity, pins: what PostgreSQL would keep
   routing::TransactionMode txn_mode_;  // read-only/serializable as PostgreSQL sets them
   routing::PrimaryRelations primary_relations_;  // sequences advanced, unlogged tables made
@@ -341,14 +365,20 @@ class ClientSession final : public Stream::Handler,
   // A lone BEGIN answered by the proxy (transaction pooling): the transaction
   // starts on the node its first statement needs (a replica after SET
   // TRANSACTION READ ONLY), with the BEGIN sent in front of that statement.
-  bool identity_wait_ = false;  // the bound server restores the identity before the unit
   bool deferred_begin_ = false;
-  bool prepend_begin_ = false;                  // the dispatched unit carries the deferred BEGIN
-  std::string begin_text_;                      // the client's BEGIN, sent as it was written
-  routing::StatementInfo deferred_begin_info_;  // its access mode and isolation level
+  bool prepend_begin_ = false;  // the dispatched unit carries the deferred BEGIN
+  std::string begin_text_;      // the client's BEGIN, sent as it was written
+  // Its access mode and isolation level: what TransactionMode needs of it (a
+  // whole StatementInfo, 272 bytes, would be kept by every idle client).
+  struct DeferredBeginMode {
+    routing::StatementKind kind = routing::StatementKind::kWrite;
+    routing::AccessMode access = routing::AccessMode::kUnspecified;
+    routing::IsolationLevel isolation = routing::IsolationLevel::kUnspecified;
+  };
+  DeferredBeginMode deferred_begin_mode_;
+  routing::StatementInfo DeferredBeginInfo() const;
   bool DeferredBeginReadOnly() const;
-  bool waiting_route_ = false;  // parked until a node can serve the unit
-  std::unique_ptr<routing::RouteContext> parked_ctx_;
+  std::unique_ptr<routing::RouteContext> parked_ctx_;  // kWaitRoute's unit
   bool unit_failed_ = false;  // an ErrorResponse went to the client in the current unit
   // Transparent retry of an autocommit read that failed on a replica before
   // any of its result reached the client: once on another replica, then on the
@@ -358,16 +388,30 @@ class ClientSession final : public Stream::Handler,
   struct ReadRetry {
     bool armed = false;    // the running unit may still be retried
     bool pending = false;  // it failed: its remaining replies are dropped, then it is re-sent
-    bool sent = false;     // `bytes` holds the unit (written to a server)
+    bool sent = false;     // `unit->bytes` holds the unit (written to a server)
     int node = -1;         // where it runs
     uint8_t attempts = 0;
-    size_t seen = 0;        // replies of this attempt so far
-    std::string delivered;  // types of the unit's replies the client has (acknowledgements only)
-    std::string bytes;
-    routing::RouteContext ctx;
+    size_t seen = 0;  // replies of this attempt so far
+    // What only a unit that may be retried needs: allocated when one is
+    // dispatched, freed when it is done (an idle client keeps none of it).
+    struct Unit {
+      std::string delivered;  // types of the unit's replies the client has (acknowledgements only)
+      std::string bytes;
+      routing::RouteContext ctx;
+    };
+    std::unique_ptr<Unit> unit;
+    // Replies must be looked at: the unit may be retried, or this attempt
+    // repeats acknowledgements an earlier one already delivered.
+    bool active() const {
+      return armed || pending || (unit != nullptr && seen < unit->delivered.size());
+    }
   };
   ReadRetry retry_;
-  ClientStatement unnamed_statement_;
+  // What GuardSequenceState needs of the dispatched unit.
+  bool dispatched_reads_sequence_state_ = false;
+  bool dispatched_write_ = false;
+  // Allocated at the first unnamed Parse (simple-protocol clients never need it).
+  std::unique_ptr<ClientStatement> unnamed_statement_;
   uint64_t unnamed_generation_ = 0;  // bumps with every unnamed Parse
   absl::flat_hash_map<std::string, ClientStatement> statements_;
   uint64_t UnnamedOwnerKey() const { return (uint64_t{pid_} << 32) ^ unnamed_generation_; }
@@ -388,16 +432,17 @@ class ClientSession final : public Stream::Handler,
   // Units written to / answered by the bound server (counted from its binding),
   // and the units with an LSN probe behind them, whose ReadyForQuery is held.
   uint64_t units_sent_ = 0;
+  uint32_t dispatch_ends_left_ = 0;  // units of the batch SendDispatched is writing
   uint64_t units_answered_ = 0;
   // A vector, not a deque: a deque allocates about 600 bytes as soon as it
   // is constructed, for every client, and this holds one or two units at most.
   std::vector<uint64_t> probe_units_;
   uint64_t copy_probe_unit_ = 0;  // COPY FROM STDIN: probe once this unit's ReadyForQuery arrives
   routing::Lsn probe_lsn_;        // the current probe's answer
-  std::string held_ready_;        // the held ReadyForQuery
-  // A causal read waiting (state kWaiting, the timer its deadline) for `node`
-  // to replay its token before it goes to the primary. Set only while one
-  // waits (an idle client does not keep its 144 bytes).
+  char held_ready_ = 0;           // the held ReadyForQuery's status (0: none held)
+  // kWaitReplay: the causal read waiting for `node` to replay its token
+  // before it goes to the primary (the timer is its deadline). Set only while
+  // one waits (an idle client does not keep its 144 bytes).
   struct ReplayWait {
     size_t node = 0;
     uint64_t start_ns = 0;

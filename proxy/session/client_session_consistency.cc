@@ -8,7 +8,7 @@
 //
 // A causal read that no replica has replayed may wait on the nearest replica
 // that is getting there (Route::wait_node) for at most Route::wait_ms: the
-// session parks in kWaiting with its timer as the deadline and the
+// session parks in kWaitReplay with its timer as the deadline and the
 // ReplayPoller polls that replica; every answer decides the read again. Once a
 // replica has the token the read goes there; at the deadline, or when the
 // replica pauses, leaves recovery or cannot be polled, it goes to the primary.
@@ -75,7 +75,7 @@ r::Route ClientSession::DecideRoute(const r::RouteContext& base) {
   if (route.reason != r::RouteReason::kRywFallback || ctx.ryw_wait_over) return route;
   // A unit already parked for a route (no primary) has its timer running for
   // failover.write_wait_ms: it does not start a wait of its own on top.
-  if (route.wait_ms > 0 && !waiting_route_) {
+  if (route.wait_ms > 0 && state_ != State::kWaitRoute) {
     StartReplayWait(ctx, route);  // parks the session, or counts the fallback
     return route;
   }
@@ -100,9 +100,9 @@ bool ClientSession::StartReplayWait(const r::RouteContext& ctx, const r::Route& 
     env_->metrics().RywFallback(RywFallbackReason::kNoCandidate);
     return false;
   }
-  replay_wait_ = std::make_unique<ReplayWait>(ReplayWait{node, uv_hrtime(), ctx});
-  TransitionTo(State::kWaiting);
-  ArmTimer(route.wait_ms);
+  auto wait = std::make_unique<ReplayWait>(ReplayWait{node, uv_hrtime(), ctx});
+  TransitionTo(State::kWaitReplay, route.wait_ms);
+  replay_wait_ = std::move(wait);
   return true;
 }
 
@@ -110,12 +110,11 @@ void ClientSession::EndReplayWait() {
   if (replay_wait_ == nullptr) return;
   const std::unique_ptr<ReplayWait> wait = std::move(replay_wait_);
   if (ReplayPoller* poller = env_->replay_poller()) poller->RemoveWaiter(wait->node, this);
-  uv_timer_stop(&timer_);
   env_->metrics().RywWait(static_cast<double>(uv_hrtime() - wait->start_ns) * 1e-9);
 }
 
 void ClientSession::OnReplayPolled(size_t node, bool ok, bool paused) {
-  if (replay_wait_ == nullptr || node != replay_wait_->node || state_ != State::kWaiting) return;
+  if (state_ != State::kWaitReplay || node != replay_wait_->node) return;
   r::RouteContext ctx = replay_wait_->ctx;
   if (ok && !paused) {
     RefreshConsistency(&ctx);
@@ -125,14 +124,14 @@ void ClientSession::OnReplayPolled(size_t node, bool ok, bool paused) {
   } else {
     env_->metrics().RywFallback(RywFallbackReason::kNoCandidate);
   }
-  EndReplayWait();
+  TransitionTo(State::kIdle);  // ends the wait (LeaveState)
   ctx.ryw_wait_over = true;
   Dispatch(ctx);
 }
 
 void ClientSession::ReplayWaitTimedOut() {
   r::RouteContext ctx = replay_wait_->ctx;
-  EndReplayWait();
+  TransitionTo(State::kIdle);  // ends the wait (LeaveState)
   env_->metrics().RywFallback(RywFallbackReason::kWaitTimeout);
   ctx.ryw_wait_over = true;
   Dispatch(ctx);

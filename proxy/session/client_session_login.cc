@@ -95,7 +95,7 @@ size_t ClientSession::ProcessStartup(std::string_view data) {
       // Everything read so far is ClientHello ciphertext; hand it to OpenSSL
       // once this read callback has returned.
       direct_tls_ = true;
-      direct_tls_hello_.assign(data);
+      login_scratch().direct_tls_hello.assign(data);
       TransitionTo(State::kTlsHandshake);
       return data.size();
     }
@@ -228,11 +228,7 @@ void ClientSession::HandleStartupMessage(std::string_view body, bool* stop) {
   if (tls_ && env_->client_tls() != nullptr) cert_hash = env_->client_tls()->end_point_hash();
   auth_ = std::make_unique<ClientAuth>(user_, user_name_, env_->VerifierFor(user_),
                                        std::move(cert_hash));
-  TransitionTo(State::kAuth);
-  // The StartupMessage came: the rest of the login timeout applies.
-  const uint64_t elapsed = uv_now(env_->loop()) - accepted_ms_;
-  const uint64_t login_ms = cfg.proxy.client_login_timeout_ms;
-  ArmTimer(login_ms > elapsed ? login_ms - elapsed : 1);
+  TransitionTo(State::kAuth);  // the StartupMessage came: the rest of the login timeout
   ClientAuth::Step step = auth_->Begin();
   stream_->Write(step.out);
   stream_->Flush();
@@ -240,7 +236,7 @@ void ClientSession::HandleStartupMessage(std::string_view body, bool* stop) {
 }
 
 void ClientSession::HandleAuthMessage(const p::Frame& frame) {
-  if (auth_failing_) return;  // pipelined after the failed attempt: ignored
+  if (state_ == State::kAuthFailing) return;  // pipelined after the failed attempt: ignored
   if (frame.type != 'p' || !frame.first || !frame.last) {
     Fatal(p::sqlstate::kProtocolViolation,
           StrCat("expected password response, got message type ", int{frame.type}));
@@ -261,15 +257,13 @@ void ClientSession::HandleAuthMessage(const p::Frame& frame) {
       // Like PostgreSQL's auth_delay: the answer waits, and the connection
       // keeps its pre-auth slot meanwhile, which bounds how fast passwords
       // can be tried (max_unauthenticated_connections per delay).
-      auth_failing_ = true;
-      auth_failure_.swap(step.out);
+      login_scratch().auth_failure.swap(step.out);
       auth_.reset();
       stream_->StopRead();
-      const uint32_t delay = env_->config().proxy.auth_failure_delay_ms;
-      if (delay == 0) {
+      if (env_->config().proxy.auth_failure_delay_ms == 0) {
         SendAuthFailure();
       } else {
-        ArmTimer(delay);
+        TransitionTo(State::kAuthFailing);  // its timer sends the failure
       }
       return;
     }
@@ -280,8 +274,8 @@ void ClientSession::HandleAuthMessage(const p::Frame& frame) {
 }
 
 void ClientSession::SendAuthFailure() {
-  stream_->Write(auth_failure_);
-  auth_failure_.clear();
+  if (login_scratch_ != nullptr) stream_->Write(login_scratch_->auth_failure);
+  login_scratch_.reset();
   Close("authentication failed");
 }
 
@@ -312,7 +306,7 @@ void ClientSession::OnStreamTlsReady() {
 
 void ClientSession::OnLoggedIn() {
   auth_.reset();
-  uv_timer_stop(&timer_);
+  login_scratch_.reset();
   env_->OnAuthenticated(this);
   // Logged in: messages up to proxy.max_message_bytes from now on.
   decoder_.set_max_message_bytes(env_->config().proxy.max_message_bytes);
@@ -348,7 +342,6 @@ void ClientSession::OnLoggedIn() {
   // The client must see the backend's real server_version, encoding and
   // defaults: learn them from a first login to the node.
   TransitionTo(State::kLoginWait);
-  ArmTimer(env_->config().pool.acquire_timeout_ms);
   waiting_pool_ = pool;
   pool->Acquire(this);
 }

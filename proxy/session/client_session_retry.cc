@@ -84,9 +84,10 @@ bool ClientSession::MayDeliver(std::string_view bytes) {
   while (off + 5 <= bytes.size()) {
     char type = bytes[off];
     const uint32_t len = p::ReadUint32(bytes.substr(off + 1));
-    if (retry_.seen < retry_.delivered.size()) {
+    std::string& delivered = retry_.unit->delivered;
+    if (retry_.seen < delivered.size()) {
       // The client already has this reply from an earlier attempt.
-      if (type != retry_.delivered[retry_.seen]) {
+      if (type != delivered[retry_.seen]) {
         Fatal(p::sqlstate::kConnectionFailure,
               "pgregion: a retried read was answered differently by another node");
         return false;
@@ -101,7 +102,8 @@ bool ClientSession::MayDeliver(std::string_view bytes) {
       retry_.armed = false;  // the client sees the result from here on
       break;
     }
-    retry_.delivered.push_back(type);
+    if (!retry_.armed && !retry_.pending) break;  // only replays were left to drop
+    delivered.push_back(type);
     ++retry_.seen;
     off += size_t{len} + 1;
   }
@@ -133,6 +135,7 @@ void ClientSession::RetryRead(std::string_view why) {
   ServerConnection* server = server_;
   server_ = nullptr;
   if (server != nullptr && server->state() != ServerConnection::State::kClosed) {
+    server->set_custom_names(session_.CustomNames());
     if (server->clean()) {
       server->Unbind();
       server->pool()->Release(server);
@@ -154,11 +157,11 @@ void ClientSession::RetryRead(std::string_view why) {
   if (retry_.sent) {
     // The unit goes in front of anything the client sent after it (if it was
     // never sent, it is still there).
-    to_server_.insert(0, retry_.bytes);
-    dispatched_bytes_ = retry_.bytes.size();
+    to_server_.insert(0, retry_.unit->bytes);
+    dispatched_bytes_ = retry_.unit->bytes.size();
     retry_.sent = false;
   }
-  routing::RouteContext ctx = retry_.ctx;
+  routing::RouteContext ctx = retry_.unit->ctx;
   if (failed >= 0 && failed < 64) ctx.avoid_nodes |= uint64_t{1} << failed;
   if (retry_.attempts + 1 >= kMaxAttempts) {
     // Last attempt: the primary (every replica avoided).

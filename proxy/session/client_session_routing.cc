@@ -71,7 +71,8 @@ bool ClientSession::InspectFrame(const p::Frame& frame) {
       std::string_view tail = frame.body.substr(parse->name.size() + 1);
       ClientStatement* st = nullptr;
       if (parse->name.empty()) {
-        st = &unnamed_statement_;
+        if (unnamed_statement_ == nullptr) unnamed_statement_ = std::make_unique<ClientStatement>();
+        st = unnamed_statement_.get();
         ++unnamed_generation_;
       } else {
         st = &statements_[std::string(parse->name)];
@@ -98,7 +99,7 @@ bool ClientSession::InspectFrame(const p::Frame& frame) {
       absl::StatusOr<p::Bind> bind = p::ParseBind(frame.body);
       const ClientStatement* st = nullptr;
       if (bind.ok() && bind->statement.empty()) {
-        st = &unnamed_statement_;
+        st = unnamed_statement_.get();
       } else if (bind.ok()) {
         auto it = statements_.find(std::string(bind->statement));
         if (it != statements_.end()) st = &it->second;
@@ -134,7 +135,7 @@ void ClientSession::Accumulate(const r::Classification& c, const r::StatementHin
   for (const r::StatementInfo& s : c.statements) {
     if (unit_.statements == 0) {
       txn_mode_.StartUnit({session_.default_read_only(), session_.default_serializable()});
-      if (deferred_begin_) txn_mode_.OnStatement(deferred_begin_info_);  // it opens the transaction
+      if (deferred_begin_) txn_mode_.OnStatement(DeferredBeginInfo());  // it opens the transaction
     }
     // What a standby refuses (serializable, read-write requests) or shows
     // differently (pg_locks, pg_stat_*, sequences this session advanced).
@@ -209,8 +210,18 @@ r::RouteContext ClientSession::UnitRouteContext() {
   return ctx;
 }
 
+r::StatementInfo ClientSession::DeferredBeginInfo() const {
+  r::StatementInfo info;
+  info.kind = deferred_begin_mode_.kind;
+  info.write = false;
+  info.txn = r::TransactionControl::kBegin;
+  info.access = deferred_begin_mode_.access;
+  info.isolation = deferred_begin_mode_.isolation;
+  return info;
+}
+
 bool ClientSession::DeferredBeginReadOnly() const {
-  const r::AccessMode access = deferred_begin_info_.access;
+  const r::AccessMode access = deferred_begin_mode_.access;
   return access == r::AccessMode::kReadOnly ||
          (access == r::AccessMode::kUnspecified && session_.default_read_only());
 }
@@ -231,12 +242,7 @@ bool ClientSession::DeferBegin(const r::Classification& c, const r::StatementHin
   // starts where its first statement needs it (BEGIN READ ONLY; SET
   // TRANSACTION READ WRITE goes to the primary, which alone accepts it).
   deferred_begin_ = true;
-  deferred_begin_info_ = r::StatementInfo();
-  deferred_begin_info_.kind = s.kind;
-  deferred_begin_info_.write = false;
-  deferred_begin_info_.txn = s.txn;
-  deferred_begin_info_.access = s.access;
-  deferred_begin_info_.isolation = s.isolation;
+  deferred_begin_mode_ = {s.kind, s.access, s.isolation};
   begin_text_.assign(text.data(), text.size());
   std::string out;
   p::AppendCommandComplete(&out, "BEGIN");
@@ -248,7 +254,7 @@ bool ClientSession::DeferBegin(const r::Classification& c, const r::StatementHin
 
 bool ClientSession::DeferExtendedBegin() {
   if (!MayDeferBegin() || unit_open_ || unit_.statements != 1 || !unit_.plain_begin ||
-      unit_.hint != r::RoutePreference::kAuto) {
+      unit_.hint != r::RoutePreference::kAuto || unnamed_statement_ == nullptr) {
     return false;
   }
   // Only the unnamed statement and portal, one Execute, ending with the Sync:
@@ -290,12 +296,10 @@ bool ClientSession::DeferExtendedBegin() {
         return false;
     }
   }
-  std::string_view tail = unnamed_statement_.parse_tail;
+  std::string_view tail = unnamed_statement_->parse_tail;
   begin_text_.assign(tail.substr(0, tail.find('\0')));
   deferred_begin_ = true;
-  deferred_begin_info_ = r::StatementInfo();
-  deferred_begin_info_.write = false;
-  deferred_begin_info_.txn = r::TransactionControl::kBegin;
+  deferred_begin_mode_ = DeferredBeginMode();
   to_server_.clear();
   dispatched_bytes_ = 0;
   unit_ = Unit();

@@ -87,7 +87,7 @@ bool ClientSession::HoldReadyForQuery(std::string_view bytes) {
     probe_units_.push_back(units_answered_);
   }
   if (probe_units_.empty() || probe_units_.front() != units_answered_) return false;
-  held_ready_.assign(bytes.data(), bytes.size());
+  held_ready_ = bytes.size() == 6 ? bytes[5] : 'E';  // status: I, T or E
   return true;
 }
 
@@ -102,7 +102,7 @@ void ClientSession::OnLsnProbe(std::string_view body) {
 void ClientSession::OnLsnProbeDone() {
   if (!probe_units_.empty()) probe_units_.erase(probe_units_.begin());
   // Only a ReadyForQuery that says idle proves the writes committed.
-  const bool idle = held_ready_.size() == 6 && held_ready_[5] == 'I';
+  const bool idle = held_ready_ == 'I';
   routing::TopologySnapshotPtr topo = env_->topology();
   if (idle && probe_lsn_.valid() && topo->system_identifier != 0) {
     routing::RywToken token{topo->system_identifier, topo->timeline, probe_lsn_};
@@ -113,9 +113,11 @@ void ClientSession::OnLsnProbeDone() {
     stream_->Write(out);
   }
   probe_lsn_ = routing::Lsn();
-  if (!held_ready_.empty()) {
-    stream_->Write(held_ready_);
-    held_ready_.clear();
+  if (held_ready_ != 0) {
+    std::string ready;
+    p::AppendReadyForQuery(&ready, held_ready_);
+    stream_->Write(ready);
+    held_ready_ = 0;
   }
   stream_->Flush();
   if (probe_units_.empty()) OnServerUnitDone();  // the server may go back to its pool now

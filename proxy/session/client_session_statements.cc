@@ -59,11 +59,12 @@ void ClientSession::SendParse(const ClientStatement& st, Owner owner) {
 
 void ClientSession::EnsureUnnamed() {
   ServerConnection* server = server_;
-  if (server->unnamed_owner() == UnnamedOwnerKey() || unnamed_statement_.parse_tail.empty()) {
+  if (server->unnamed_owner() == UnnamedOwnerKey() || unnamed_statement_ == nullptr ||
+      unnamed_statement_->parse_tail.empty()) {
     return;
   }
   std::string out;
-  AppendParse(&out, "", unnamed_statement_.parse_tail);
+  AppendParse(&out, "", unnamed_statement_->parse_tail);
   server->tracker().Expect('P', Owner::kProxy);
   server->set_unnamed_owner(UnnamedOwnerKey());
   server->Write(out);

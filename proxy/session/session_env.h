@@ -73,6 +73,7 @@ class SessionEnv {
   virtual size_t authenticated_count() const = 0;
   // The unit waits for a route (no primary during a failover): RetryRoute() later.
   virtual void WaitForRoute(ClientSession* client) = 0;
+  virtual void CancelRouteWait(ClientSession* client) = 0;
   virtual LogRateLimiter& unauth_log() = 0;
   // SIGTERM: no new units.
   virtual bool draining() const = 0;

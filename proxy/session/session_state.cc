@@ -1,5 +1,8 @@
 #include "proxy/session/session_state.h"
 
+#include <algorithm>
+#include <functional>
+
 #include "protocol/message_builder.h"
 #include "protocol/str_util.h"
 
@@ -129,6 +132,7 @@ bool SessionState::OnStatement(const r::StatementInfo& s) {
     // set_config(), LOAD and the like: state only that connection has.
     unreplayable_ = dirty_ = unresettable_ = pins = true;
   }
+  if (!s.custom_parameter.empty()) NoteCustomName(s.custom_parameter);
   for (const r::SessionEvent& e : s.events) {
     if (IsPinEvent(e.type)) {
       Apply(e, /*committed=*/false);  // pinned as soon as the state may exist
@@ -315,9 +319,7 @@ void SessionState::Apply(const r::SessionEvent& e, bool committed) {
       protocol_statements_dropped_ = true;
       // A LOADed library stays (unresettable_ too).
       temp_objects_ = advisory_locks_ = unreplayable_ = dirty_ = false;
-      listens_.clear();
-      sql_prepared_.clear();
-      held_cursors_.clear();
+      named_.reset();
       params_.Erase(kSessionAuthorizationKey);
       params_.Erase(kRoleKey);
       [[fallthrough]];
@@ -356,36 +358,36 @@ void SessionState::Apply(const r::SessionEvent& e, bool committed) {
       if (committed) advisory_locks_ = false;
       return;
     case SessionEventType::kListen:
-      listens_.insert(e.name);
+      AddNamed(&Named::listens, e.name);
       dirty_ = true;
       return;
     case SessionEventType::kUnlisten:
-      if (committed) listens_.erase(e.name);
+      if (committed) EraseNamed(&Named::listens, e.name);
       return;
     case SessionEventType::kUnlistenAll:
-      if (committed) listens_.clear();
+      if (committed) ClearNamed(&Named::listens);
       return;
     case SessionEventType::kPrepare:
-      sql_prepared_.insert(e.name);
+      AddNamed(&Named::sql_prepared, e.name);
       dirty_ = true;
       return;
     case SessionEventType::kDeallocate:
-      if (committed) sql_prepared_.erase(e.name);
+      if (committed) EraseNamed(&Named::sql_prepared, e.name);
       return;
     case SessionEventType::kDeallocateAll:
       if (!committed) return;
-      sql_prepared_.clear();
+      ClearNamed(&Named::sql_prepared);
       protocol_statements_dropped_ = true;  // DEALLOCATE ALL drops those too
       return;
     case SessionEventType::kDeclareWithHold:
-      held_cursors_.insert(e.name);
+      AddNamed(&Named::held_cursors, e.name);
       dirty_ = true;
       return;
     case SessionEventType::kClose:
-      if (committed) held_cursors_.erase(e.name);
+      if (committed) EraseNamed(&Named::held_cursors, e.name);
       return;
     case SessionEventType::kCloseAll:
-      if (committed) held_cursors_.clear();
+      if (committed) ClearNamed(&Named::held_cursors);
       return;
     case SessionEventType::kAdvisoryUnlock:
     case SessionEventType::kDiscardPlans:
@@ -453,13 +455,54 @@ void SessionState::MirrorOnServer(const r::SessionEvent& e) {
 }
 
 bool SessionState::pinned() const {
-  return temp_objects_ || advisory_locks_ || unreplayable_ || unresettable_ || !listens_.empty() ||
-         !sql_prepared_.empty() || !held_cursors_.empty();
+  if (temp_objects_ || advisory_locks_ || unreplayable_ || unresettable_) return true;
+  return named_ != nullptr && (named_->overflow || !named_->listens.empty() ||
+                               !named_->sql_prepared.empty() || !named_->held_cursors.empty());
 }
 
-SessionState::ReplayPlan SessionState::Replay(SessionParams* server) const {
+void SessionState::AddNamed(absl::flat_hash_set<std::string> Named::*set, const std::string& name) {
+  if (named_ == nullptr) named_ = std::make_unique<Named>();
+  Named& n = *named_;
+  if (n.overflow) return;
+  if (n.listens.size() + n.sql_prepared.size() + n.held_cursors.size() >= kMaxNamed) {
+    // Forgetting which names exist is safe only while pinned: the session
+    // keeps its connection until DISCARD ALL.
+    n = Named();
+    n.overflow = true;
+    return;
+  }
+  (n.*set).insert(name);
+}
+
+void SessionState::EraseNamed(absl::flat_hash_set<std::string> Named::*set,
+                              const std::string& name) {
+  if (named_ != nullptr && !named_->overflow) (named_.get()->*set).erase(name);
+}
+
+void SessionState::ClearNamed(absl::flat_hash_set<std::string> Named::*set) {
+  if (named_ != nullptr && !named_->overflow) (named_.get()->*set).clear();
+}
+
+void SessionState::NoteCustomName(const std::string& name) {
+  auto it = std::lower_bound(custom_names_.begin(), custom_names_.end(), name);
+  if (it != custom_names_.end() && *it == name) return;
+  if (custom_names_.size() >= kMaxCustomNames) {
+    // Past the bound the names are not followed: the session keeps its
+    // connection, which is closed when it leaves.
+    unreplayable_ = dirty_ = unresettable_ = true;
+    return;
+  }
+  custom_names_.insert(it, name);
+  std::string joined;
+  for (const std::string& n : custom_names_) StrAppend(&joined, n, "\n");
+  custom_names_hash_ = std::hash<std::string>()(joined) | 1;  // never 0 (none)
+}
+
+SessionState::ReplayPlan SessionState::Replay(SessionParams* server,
+                                              uint64_t server_custom_names) const {
   ReplayPlan plan;
-  if (server->SameAs(params_)) return plan;
+  const bool create_names = server_custom_names != custom_names_hash_;
+  if (server->SameAs(params_) && !create_names) return plan;
   const std::string* want_auth = params_.Get(kSessionAuthorizationKey);
   const std::string* want_role = params_.Get(kRoleKey);
   auto same = [](const std::string* a, const std::string* b) {
@@ -476,6 +519,7 @@ SessionState::ReplayPlan SessionState::Replay(SessionParams* server) const {
     StrAppend(&sets, sets.empty() ? "SELECT " : ", ", "pg_catalog.set_config(",
               protocol::QuoteLiteral(e.name), ", ", protocol::QuoteLiteral(e.value), ", false)");
     set_values.emplace_back(e.name, e.value);
+    if (e.name.find('.') != std::string::npos) plan.settings_may_fail = true;
   }
   std::vector<std::string> stale;
   for (const SessionParams::Entry& e : server->entries()) {
@@ -501,6 +545,15 @@ SessionState::ReplayPlan SessionState::Replay(SessionParams* server) const {
   for (const std::string& name : stale) {
     StrAppend(&plan.settings, "RESET ", protocol::QuoteIdentifier(name), ";");
     server->Erase(name);
+  }
+  if (create_names) {
+    // The placeholders this session made on its other connections (RESET
+    // creates one, with the empty value a placeholder starts with).
+    for (const std::string& name : custom_names_) {
+      if (params_.Get(name) != nullptr) continue;  // set above (or already there)
+      StrAppend(&plan.settings, "RESET ", protocol::QuoteIdentifier(name), ";");
+      plan.settings_may_fail = true;
+    }
   }
   if (!same(want_auth, server->Get(kSessionAuthorizationKey)) ||
       !same(want_role, server->Get(kRoleKey))) {

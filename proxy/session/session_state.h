@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -95,9 +96,24 @@ class SessionState {
   struct ReplayPlan {
     std::string settings;
     std::string identity;
+    // `settings` sets a custom or extension parameter (a dotted name): the
+    // server may refuse it where it accepted it before (an extension loaded on
+    // this backend reserves the prefix), so the unit waits for it.
+    bool settings_may_fail = false;
     bool empty() const { return settings.empty() && identity.empty(); }
   };
-  ReplayPlan Replay(SessionParams* server) const;
+  // `server_custom_names`: the connection's CustomNames() (0: none); when it
+  // differs, the plan also creates this session's placeholders (RESET name).
+  ReplayPlan Replay(SessionParams* server, uint64_t server_custom_names = 0) const;
+
+  // The custom parameter names (dotted) this session has ever SET or RESET,
+  // as a hash (0: none). PostgreSQL keeps a placeholder for each on the
+  // backend for good (current_setting(name, true) then gives '' rather than
+  // NULL, and an extension that later claims the prefix warns), so a server
+  // connection serves only sessions with its own set of names, or none yet
+  // (Pool::Acquire); the replay creates the names on one that has none.
+  uint64_t CustomNames() const { return custom_names_hash_; }
+  static constexpr size_t kMaxCustomNames = 64;
 
  private:
   // One entry of the transaction-scoped log.
@@ -135,9 +151,25 @@ class SessionState {
   bool temp_objects_ = false;
   bool advisory_locks_ = false;
   bool unreplayable_ = false;  // set_config(), LOAD, SET ... the proxy cannot replay
-  absl::flat_hash_set<std::string> listens_;
-  absl::flat_hash_set<std::string> sql_prepared_;
-  absl::flat_hash_set<std::string> held_cursors_;
+  // Named session objects (LISTEN channels, SQL PREPAREd statements, WITH
+  // HOLD cursors): allocated with the first one (most sessions never have
+  // any; three empty sets would cost every idle client 96 bytes).
+  struct Named {
+    absl::flat_hash_set<std::string> listens;
+    absl::flat_hash_set<std::string> sql_prepared;
+    absl::flat_hash_set<std::string> held_cursors;
+    // More than kMaxNamed were created: names are no longer kept, and the
+    // session stays pinned until DISCARD ALL (which drops them all).
+    bool overflow = false;
+  };
+  static constexpr size_t kMaxNamed = 4096;
+  void AddNamed(absl::flat_hash_set<std::string> Named::*set, const std::string& name);
+  void EraseNamed(absl::flat_hash_set<std::string> Named::*set, const std::string& name);
+  void ClearNamed(absl::flat_hash_set<std::string> Named::*set);
+  std::unique_ptr<Named> named_;
+  void NoteCustomName(const std::string& name);
+  std::vector<std::string> custom_names_;  // sorted, at most kMaxCustomNames
+  uint64_t custom_names_hash_ = 0;
   bool dirty_ = false;
   bool unresettable_ = false;
   bool log_overflowed_ = false;  // kMaxLogEntries reached: nothing more is logged

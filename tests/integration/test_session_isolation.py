@@ -85,6 +85,7 @@ class Sess:
             raise AssertionError(f"login as {user} on port {port} failed: {msgs}")
         self.reported = dict(self.conn.params)
         self.notifications: list[bytes] = []
+        self.notices: list[str] = []  # NoticeResponse messages: "SEVERITY: message"
 
     def q(self, sql: str):
         msgs = self.conn.query(sql, timeout=10)
@@ -96,6 +97,9 @@ class Sess:
                 self.reported[name.decode()] = rest.split(b"\0")[0].decode()
             elif m.type == "A":
                 self.notifications.append(m.body)
+            elif m.type == "N":
+                f = pgwire.parse_fields(m.body)
+                self.notices.append(f"{f.get('V', f.get('S'))}: {f.get('M')}")
         err = pgwire.first_error(msgs)
         return ("err", err["C"]) if err else ("ok", pgwire.data_rows(msgs))
 
@@ -560,4 +564,103 @@ def test_failed_identity_replay_never_runs_as_the_login_user(cluster, start_prox
         a.close()
         b.close()
     assert cluster.primary.psql("select count(*) from iso_guard", dbname="appdb").strip() == "0"
-    assert "identity_replay_failed" in p.log_text()
+    assert "session_replay_failed" in p.log_text()
+
+
+# Custom (dotted) parameters: a backend keeps a placeholder for every name ever SET or
+# RESET on it, which neither RESET nor DISCARD ALL removes (issue 17, found by the
+# regression suite: guc sets plpgsql.extra_foo_warnings, and plpgsql warned a later
+# client of the same backend). pgregion gives a connection only to sessions that made
+# the same names, or to any session while it has none.
+PLACEHOLDER_PROBE = ("SELECT current_setting('iso_ext.knob', true), "
+                     "current_setting('iso_ext.other', true)")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["transaction", "session"])
+@pytest.mark.parametrize("how", ["SET iso_ext.knob = 'a'",
+                                 "BEGIN; SET LOCAL iso_ext.knob = 'a'; COMMIT",
+                                 "RESET iso_ext.knob"])
+def test_custom_parameter_placeholders_do_not_reach_other_clients(cluster, start_proxy,
+                                                                   mode, how):
+    p = start_proxy(cluster, users=USERS, pool={"mode": mode, "size": 1})
+    d = direct(cluster.primary)
+    try:
+        oracle = d.q(PLACEHOLDER_PROBE)
+        assert oracle == ("ok", [[None, None]])
+        assert d.q("SHOW iso_ext.knob")[0] == "err"
+    finally:
+        d.close()
+    a = via(p)
+    assert a.q(PRIMARY_HINT + how)[0] == "ok"
+    a.close()
+    time.sleep(0.3)  # A's connection is back in the pool (or reset, in session pooling)
+    b = via(p)
+    try:
+        # B never set it: no placeholder, on whichever connection it runs.
+        assert b.q(PRIMARY_HINT + PLACEHOLDER_PROBE) == oracle
+        assert b.q(REPLICA_HINT + PLACEHOLDER_PROBE) == oracle
+        assert b.q(PRIMARY_HINT + "SHOW iso_ext.knob") == ("err", "42704")
+    finally:
+        b.close()
+
+
+@pytest.mark.timeout(60)
+def test_custom_parameter_placeholders_follow_their_session(cluster, start_proxy):
+    """A made iso_ext.knob (SET LOCAL: no value kept). Directly, its backend keeps the
+    placeholder: current_setting(.., true) is '' from then on, not NULL. Through pgregion
+    A's next statement runs on another connection, where its replay creates it."""
+    p = start_proxy(cluster, users=USERS, pool={"mode": "transaction", "size": 2})
+    d = direct(cluster.primary)
+    try:
+        assert d.q("BEGIN; SET LOCAL iso_ext.knob = 'a'; COMMIT")[0] == "ok"
+        oracle = d.q(PLACEHOLDER_PROBE)
+        assert oracle == ("ok", [["", None]])
+    finally:
+        d.close()
+    h = via(p)  # holds the first primary connection (no custom names)
+    a = via(p)
+    other = via(p)
+    try:
+        assert h.q(PRIMARY_HINT + "BEGIN")[0] == "ok"
+        assert h.q(PRIMARY_HINT + "SELECT 1")[0] == "ok"
+        assert a.q(PRIMARY_HINT + "BEGIN; SET LOCAL iso_ext.knob = 'a'; COMMIT")[0] == "ok"
+        # A's connection now holds iso_ext.knob; `other` made the same name, so it may
+        # take it and keep it (in a transaction) while A runs again.
+        assert other.q(PRIMARY_HINT + "BEGIN")[0] == "ok"
+        assert other.q(PRIMARY_HINT + "SET LOCAL iso_ext.knob = 'b'")[0] == "ok"
+        assert h.q("COMMIT")[0] == "ok"  # the connection without names comes back
+        assert a.q(PRIMARY_HINT + PLACEHOLDER_PROBE) == oracle
+        assert other.q("COMMIT")[0] == "ok"
+        assert a.q(PRIMARY_HINT + PLACEHOLDER_PROBE) == oracle
+    finally:
+        for s in (h, a, other):
+            s.close()
+
+
+@pytest.mark.timeout(60)
+def test_custom_parameter_replay_refused_fails_closed(cluster, start_proxy):
+    """A's setting of an extension's prefix was accepted as a placeholder on one backend;
+    on a backend where the extension is loaded the replay is refused. A gets an error
+    and its statement does not run without the setting (it used to run, silently)."""
+    p = start_proxy(cluster, users=USERS, pool={"mode": "transaction", "size": 2})
+    h = via(p)
+    a = via(p)
+    try:
+        assert h.q(PRIMARY_HINT + "BEGIN")[0] == "ok"
+        assert h.q(PRIMARY_HINT + "DO $$ BEGIN END $$")[0] == "ok"  # loads plpgsql there
+        assert a.q(PRIMARY_HINT + "SET plpgsql.iso_unknown_knob = 'on'")[0] == "ok"
+        # A's connection (no plpgsql) is taken and kept by a client with the same names.
+        same = via(p)
+        assert same.q(PRIMARY_HINT + "BEGIN")[0] == "ok"
+        assert same.q(PRIMARY_HINT + "SET LOCAL plpgsql.iso_unknown_knob = 'on'")[0] == "ok"
+        assert h.q("COMMIT")[0] == "ok"
+        with pytest.raises((AssertionError, OSError, ConnectionError)):
+            answer = a.q(PRIMARY_HINT + "SELECT current_setting('plpgsql.iso_unknown_knob')")
+            assert answer[0] == "ok", answer  # an ErrorResponse also counts as refused
+            raise AssertionError(f"ran without its setting: {answer}")
+        same.close()
+    finally:
+        h.close()
+        a.close()
+    assert "session_replay_failed" in p.log_text()

@@ -158,8 +158,9 @@ TEST_CASE("replay: identity back to the login user first, settings, then the ide
   // identity is its own query (the client's statements wait for it).
   SessionParams fresh = s.server_login;
   SessionState::ReplayPlan plan = s.state.Replay(&fresh);
-  CHECK(plan.settings == "SELECT pg_catalog.set_config('application_name', 'test', false), "
-                         "pg_catalog.set_config('work_mem', '1MB', false);");
+  CHECK(plan.settings ==
+        "SELECT pg_catalog.set_config('application_name', 'test', false), "
+        "pg_catalog.set_config('work_mem', '1MB', false);");
   CHECK(plan.identity == "SET SESSION AUTHORIZATION 'alice';SET ROLE 'bob';");
   CHECK(s.state.Replay(&fresh).empty());
   // A setting to change on a connection that has the identity already: back to
@@ -192,7 +193,8 @@ TEST_CASE("a reported parameter takes PostgreSQL's value, not the statement's te
   Session s;
   // SET datestyle TO ymd keeps the output style: PostgreSQL reports "ISO, YMD".
   routing::StatementClassifier classifier(ClassifierOptions{});
-  for (const routing::StatementInfo& st : classifier.ClassifyUncached("SET datestyle TO ymd").statements) {
+  for (const routing::StatementInfo& st :
+       classifier.ClassifyUncached("SET datestyle TO ymd").statements) {
     s.state.OnStatement(st);
   }
   s.state.OnServerParameter("DateStyle", "ISO, YMD");
@@ -293,4 +295,49 @@ TEST_CASE("a statement too complex to classify may change anything: it pins") {
 }
 
 }  // namespace
+TEST_CASE("custom parameter names: every SET, SET LOCAL or RESET of a dotted name counts") {
+  Session s;
+  CHECK(s.state.CustomNames() == 0);
+  s.Unit("SET work_mem = '1MB'");
+  CHECK(s.state.CustomNames() == 0);  // built-in parameters leave no placeholder
+  s.Unit("BEGIN; SET LOCAL app.tenant = '5'; ROLLBACK");  // the placeholder stays anyway
+  const uint64_t one = s.state.CustomNames();
+  CHECK(one != 0);
+  s.Unit("SET App.Tenant = '6'");  // folded: the same name
+  CHECK(s.state.CustomNames() == one);
+  s.Unit("RESET app.other");
+  CHECK(s.state.CustomNames() != one);
+  s.Unit("SET pgregion.consistency = 'strong'");  // the proxy's own: never reaches a server
+  Session t;
+  t.Unit("RESET app.other");
+  t.Unit("SET app.tenant = '1'");
+  CHECK(t.state.CustomNames() == s.state.CustomNames());  // a set of names, in any order
+}
+
+TEST_CASE("custom parameter names: the replay creates them on a connection that has none") {
+  Session s;
+  s.Unit("BEGIN; SET LOCAL app.tenant = '5'; COMMIT");
+  s.Unit("SET app.mode = 'x'");
+  SessionParams fresh = s.server_login;
+  SessionState::ReplayPlan plan = s.state.Replay(&fresh, /*server_custom_names=*/0);
+  CHECK(plan.settings.find("set_config('app.mode', 'x', false)") != std::string::npos);
+  CHECK(plan.settings.find("RESET \"app.tenant\";") != std::string::npos);
+  CHECK(plan.settings.find("RESET \"app.mode\"") == std::string::npos);  // set above
+  CHECK(plan.settings_may_fail);  // an extension may reserve the prefix there
+  // A connection that already has them (the same names) needs nothing more.
+  SessionParams same = s.server;
+  CHECK(s.state.Replay(&same, s.state.CustomNames()).empty());
+}
+
+TEST_CASE("custom parameter names are bounded: past the bound the session keeps its connection") {
+  Session s;
+  for (size_t i = 0; i < SessionState::kMaxCustomNames; ++i) {
+    s.Unit("RESET app.n" + std::to_string(i));
+  }
+  CHECK_FALSE(s.state.pinned());
+  s.Unit("RESET app.one_more");
+  CHECK(s.state.pinned());
+  CHECK(s.state.server_unresettable());
+}
+
 }  // namespace pgregion::proxy

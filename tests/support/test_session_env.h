@@ -97,6 +97,7 @@ class TestSessionEnv : public proxy::SessionEnv {
   }
   size_t authenticated_count() const override { return authenticated_; }
   void WaitForRoute(proxy::ClientSession*) override { ++route_waits_; }
+  void CancelRouteWait(proxy::ClientSession*) override {}
   proxy::LogRateLimiter& unauth_log() override { return unauth_log_; }
   bool draining() const override { return false; }
 
