@@ -340,4 +340,14 @@ TEST_CASE("custom parameter names are bounded: past the bound the session keeps 
   CHECK(s.state.server_unresettable());
 }
 
+TEST_CASE("named pins are bounded: past the bound the session stays pinned until DISCARD ALL") {
+  Session s;
+  for (int i = 0; i < 4097; ++i) s.Unit("LISTEN ch" + std::to_string(i));
+  CHECK(s.state.pinned());
+  s.Unit("UNLISTEN *");  // the names are no longer known: still pinned
+  CHECK(s.state.pinned());
+  s.Unit("DISCARD ALL");
+  CHECK_FALSE(s.state.pinned());
+}
+
 }  // namespace pgregion::proxy
