@@ -508,6 +508,25 @@ void ServerConnection::Reset(std::string_view sql) {
   stream_->Flush();
 }
 
+void ServerConnection::SendProxyQuery(std::string_view sql, uint32_t tag) {
+  std::string q;
+  p::AppendQuery(&q, sql);
+  stream_->Write(q);
+  tracker_.Expect(p::ReplyTracker::Owner::kProxy, tag);
+  unnamed_owner_ = 0;  // a simple Query destroys the unnamed statement
+}
+
+void ServerConnection::SendLsnProbe() {
+  // pg_current_wal_insert_lsn()'s OID (pg_proc.dat; built-in OIDs are fixed).
+  // The insert LSN is at or after the end of the commit record even with
+  // synchronous_commit = off (the write and flush LSNs are not).
+  constexpr uint32_t kCurrentWalInsertLsnOid = 2852;
+  std::string out;
+  p::AppendFunctionCall(&out, kCurrentWalInsertLsnOid);
+  stream_->Write(out);
+  tracker_.Expect('F', p::ReplyTracker::Owner::kProxy, kLsnProbeTag);
+}
+
 void ServerConnection::OnStreamDrained() {
   if (client_ != nullptr) client_->OnServerDrained();
 }

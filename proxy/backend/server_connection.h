@@ -73,6 +73,12 @@ class ServerConnection : public Stream::Handler {
   void Unbind();
   // Runs `sql` as a proxy-owned unit, then returns to the pool when the server is idle.
   void Reset(std::string_view sql);
+  // What the proxy itself sends on a bound connection, with the replies it
+  // expects recorded here (they never reach the client): a simple Query
+  // (`tag`: kIdentityTag, kSettingsTag, or 0), and the read-your-writes LSN
+  // probe (a FunctionCall of pg_current_wal_insert_lsn()).
+  void SendProxyQuery(std::string_view sql, uint32_t tag = 0);
+  void SendLsnProbe();
 
   void Write(std::string_view bytes) { stream_->Write(bytes); }
   void Flush() { stream_->Flush(); }

@@ -501,14 +501,9 @@ void ClientSession::OnServerAssigned(ServerConnection* server) {
   server->set_custom_names(session_.CustomNames());
   for (const std::string* sql : {&replay.settings, &replay.identity}) {
     if (sql->empty()) continue;
-    std::string q;
-    p::AppendQuery(&q, *sql);
-    server->Write(q);
     const bool waits = sql == &replay.identity || replay.settings_may_fail;
-    server->tracker().Expect(p::ReplyTracker::Owner::kProxy, waits
-                                                                 ? ServerConnection::kIdentityTag
-                                                                 : ServerConnection::kSettingsTag);
-    server->set_unnamed_owner(0);  // a simple Query destroys the unnamed statement
+    server->SendProxyQuery(*sql,
+                           waits ? ServerConnection::kIdentityTag : ServerConnection::kSettingsTag);
   }
   if (!replay.identity.empty() || replay.settings_may_fail) {
     // The client's statements must not run as the login user if switching
@@ -547,11 +542,7 @@ void ClientSession::ContinueAssigned() {
   GuardSequenceState(dispatched_reads_sequence_state_, dispatched_write_);
   if (prepend_begin_) {
     prepend_begin_ = false;
-    std::string q;
-    p::AppendQuery(&q, begin_text_);
-    server->Write(q);
-    server->tracker().Expect(p::ReplyTracker::Owner::kProxy);
-    server->set_unnamed_owner(0);  // a simple Query destroys the unnamed statement
+    server->SendProxyQuery(begin_text_);
   }
   SendDispatched();
   if (server_ == nullptr) return;  // closed while sending (a retried read answered differently)
@@ -629,11 +620,7 @@ void ClientSession::GuardSequenceState(bool reads_sequence_state, bool write) {
       (server->sequence_owner() != pid_ || server->id() != sequence_server_)) {
     // PostgreSQL then answers as a session that never called nextval() would
     // (55000), never with another client's value.
-    std::string q;
-    p::AppendQuery(&q, "DISCARD SEQUENCES");
-    server->Write(q);
-    server->tracker().Expect(p::ReplyTracker::Owner::kProxy);
-    server->set_unnamed_owner(0);  // a simple Query destroys the unnamed statement
+    server->SendProxyQuery("DISCARD SEQUENCES");
   }
   if (write) {
     server->set_sequence_owner(pid_);

@@ -25,13 +25,6 @@ namespace pgregion::proxy {
 
 namespace p = ::pgregion::protocol;
 
-namespace {
-// pg_current_wal_insert_lsn()'s OID (pg_proc.dat; built-in OIDs are fixed).
-// The insert LSN is at or after the end of the commit record even with
-// synchronous_commit = off (the write and flush LSNs are not).
-constexpr uint32_t kCurrentWalInsertLsnOid = 2852;
-}  // namespace
-
 // Called as the message that ends a unit (Sync, Query, FunctionCall) has been
 // written to the bound server.
 void ClientSession::AfterUnitSent() {
@@ -66,11 +59,7 @@ void ClientSession::AfterUnitSent() {
 }
 
 void ClientSession::SendLsnProbe() {
-  ServerConnection* server = server_;
-  std::string out;
-  p::AppendFunctionCall(&out, kCurrentWalInsertLsnOid);
-  server->Write(out);
-  server->tracker().Expect('F', p::ReplyTracker::Owner::kProxy, ServerConnection::kLsnProbeTag);
+  server_->SendLsnProbe();
   probe_units_.push_back(units_sent_);
 }
 
@@ -79,10 +68,7 @@ bool ClientSession::HoldReadyForQuery(std::string_view bytes) {
   if (copy_probe_unit_ != 0 && copy_probe_unit_ == units_answered_) {
     copy_probe_unit_ = 0;
     // The copy is over: the probe can go now (one round trip, COPY only).
-    std::string out;
-    p::AppendFunctionCall(&out, kCurrentWalInsertLsnOid);
-    server_->Write(out);
-    server_->tracker().Expect('F', p::ReplyTracker::Owner::kProxy, ServerConnection::kLsnProbeTag);
+    server_->SendLsnProbe();
     server_->Flush();
     probe_units_.push_back(units_answered_);
   }
