@@ -155,9 +155,10 @@ struct StatementInfo {
   // kMaxRelations; `relations_truncated` when there were more.
   std::vector<std::string> relations;
   bool relations_truncated = false;
-  // SET [LOCAL] / RESET of a custom or extension parameter (a dotted name,
-  // folded): the backend keeps a placeholder for that name for good, which no
-  // RESET or DISCARD ALL removes. The session tracks which names it made.
+  // SET [LOCAL] / RESET of a custom or extension parameter (a valid dotted
+  // name, folded): the backend keeps a placeholder for that name for good,
+  // which no RESET or DISCARD ALL removes. The session tracks which names it
+  // made (those of statements that succeeded).
   std::string custom_parameter;
 
   static constexpr size_t kMaxRelations = 64;

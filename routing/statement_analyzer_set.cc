@@ -60,6 +60,29 @@ std::optional<bool> ParseBool(std::string_view raw) {
   return std::nullopt;
 }
 
+// PostgreSQL 15's valid_custom_variable_name (guc.c): two or more simple
+// identifiers separated by dots. Only such names get a placeholder; SET of
+// any other dotted name fails.
+bool ValidCustomName(std::string_view name) {
+  bool saw_sep = false;
+  bool name_start = true;
+  for (char c : name) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '.') {
+      if (name_start) return false;  // empty component
+      saw_sep = true;
+      name_start = true;
+    } else if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' || u >= 0x80) {
+      name_start = false;
+    } else if (!name_start && ((c >= '0' && c <= '9') || c == '$')) {
+      // fine after the first character
+    } else {
+      return false;
+    }
+  }
+  return !name_start && saw_sep;
+}
+
 void AddEvent(StatementInfo* info, SessionEventType type, std::string name = {},
               std::string value = {}) {
   info->events.push_back(SessionEvent{type, std::move(name), std::move(value)});
@@ -116,7 +139,7 @@ void StatementAnalyzer::VariableSet(Index body, StatementInfo* info, bool* cache
     }
     return;
   }
-  if (name.find('.') != std::string::npos) info->custom_parameter = Lower(name);
+  if (ValidCustomName(name)) info->custom_parameter = Lower(name);
   if (name == "transaction_read_only" || name == "transaction_isolation" ||
       name == "transaction_deferrable") {
     // SET [LOCAL] transaction_read_only = on is SET TRANSACTION READ ONLY.

@@ -32,6 +32,9 @@ class ServerClient {
   // fail), or a replay sent ahead of the unit failed; `error` is empty when
   // it succeeded.
   virtual void OnIdentityRestored(std::string_view sqlstate, std::string_view error) = 0;
+  // One custom-parameter replay (ServerConnection::kCustomTag) was answered:
+  // `error_body` is the ErrorResponse body if the server refused it, else empty.
+  virtual void OnCustomParameterReplayed(std::string_view error_body) = 0;
   virtual void OnServerParameter(std::string_view name, std::string_view value) = 0;
   // The client's unit is complete (its ReadyForQuery went out).
   virtual void OnServerUnitDone() = 0;

@@ -388,6 +388,7 @@ void ServerConnection::HandleMessage(const p::Frame& frame) {
         if (to_client) client_->OnServerError(frame.body);  // may swallow it (read retry)
         if (d.owner == p::ReplyTracker::Owner::kProxy) {
           absl::StatusOr<p::ErrorNotice> err = p::ParseErrorNotice(frame.body);
+          if (d.tag == kCustomTag) custom_error_.assign(frame.body);  // changes nothing there
           if (d.tag == kIdentityTag || d.tag == kSettingsTag) {
             identity_sqlstate_ = err.ok() ? std::string(err->sqlstate()) : "";
             identity_error_ = err.ok() ? std::string(err->message()) : "error";
@@ -410,6 +411,10 @@ void ServerConnection::HandleMessage(const p::Frame& frame) {
       if (client_ != nullptr) client_->OnServerUnitDone();
     } else if (d.tag == kLsnProbeTag && client_ != nullptr) {
       client_->OnLsnProbeDone();
+    } else if (d.tag == kCustomTag) {
+      std::string error;
+      error.swap(custom_error_);
+      if (client_ != nullptr) client_->OnCustomParameterReplayed(error);
     } else if (d.tag == kIdentityTag || (d.tag == kSettingsTag && !identity_error_.empty())) {
       std::string sqlstate = std::move(identity_sqlstate_);
       std::string error = std::move(identity_error_);

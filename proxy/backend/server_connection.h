@@ -40,6 +40,7 @@ class ServerConnection : public Stream::Handler {
   // and settings sent ahead of the unit without waiting.
   static constexpr uint32_t kIdentityTag = 3;
   static constexpr uint32_t kSettingsTag = 4;
+  static constexpr uint32_t kCustomTag = 5;  // one custom (dotted) parameter, waited for
 
   enum class State {
     kConnecting,    // TCP connect in progress
@@ -167,6 +168,7 @@ class ServerConnection : public Stream::Handler {
   bool in_read_ = false;
   std::string identity_sqlstate_;  // the replay's error, if it failed
   std::string identity_error_;
+  std::string custom_error_;  // the ErrorResponse body of a refused kCustomTag replay
   // A replay failed: what params_ records may not be what the backend has
   // (the whole replay query rolled back), so it is never reused.
   bool restore_failed_ = false;

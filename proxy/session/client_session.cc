@@ -429,6 +429,7 @@ void ClientSession::BeginUnit() {
 void ClientSession::StartUnit(const routing::RouteContext& ctx) {
   retry_.attempts = 0;
   retry_.seen = 0;
+  retry_.sent = false;  // of the last unit: this one's bytes are still in to_server_
   retry_.unit.reset();
   Dispatch(ctx);
 }
@@ -499,17 +500,27 @@ void ClientSession::OnServerAssigned(ServerConnection* server) {
   held_ready_ = 0;
   SessionState::ReplayPlan replay = session_.Replay(&server->params(), server->custom_names());
   server->set_custom_names(session_.CustomNames());
-  for (const std::string* sql : {&replay.settings, &replay.identity}) {
-    if (sql->empty()) continue;
-    const bool waits = sql == &replay.identity || replay.settings_may_fail;
-    server->SendProxyQuery(*sql,
-                           waits ? ServerConnection::kIdentityTag : ServerConnection::kSettingsTag);
+  // Built-in parameters are pipelined with the unit (the server accepted the
+  // same values before). The client's statements wait for the rest: they must
+  // not run as the login user if switching back to its identity fails, and a
+  // custom parameter this backend refuses is dropped first, with PostgreSQL's
+  // warning (SessionState::ReplayPlan).
+  restore_pending_ = 0;
+  custom_replay_.clear();
+  custom_replay_next_ = 0;
+  if (!replay.settings.empty()) {
+    server->SendProxyQuery(replay.settings, ServerConnection::kSettingsTag);
   }
-  if (!replay.identity.empty() || replay.settings_may_fail) {
-    // The client's statements must not run as the login user if switching
-    // back to its identity fails, nor without a setting the server refused
-    // here (an extension's parameter, SessionState::ReplayPlan): they wait
-    // for the replay's ReadyForQuery.
+  for (const SessionState::ReplayPlan::Custom& c : replay.custom) {
+    server->SendProxyQuery(c.sql, ServerConnection::kCustomTag);
+    custom_replay_.push_back(c.name);
+    ++restore_pending_;
+  }
+  if (!replay.identity.empty()) {
+    server->SendProxyQuery(replay.identity, ServerConnection::kIdentityTag);
+    ++restore_pending_;
+  }
+  if (restore_pending_ > 0) {
     TransitionTo(State::kRestoring);
     server->Flush();
     return;
@@ -531,7 +542,44 @@ void ClientSession::OnIdentityRestored(std::string_view sqlstate, std::string_vi
                  error));
     return;
   }
-  if (state_ != State::kRestoring) return;
+  RestoreStepDone();
+}
+
+void ClientSession::OnCustomParameterReplayed(std::string_view error_body) {
+  if (server_ == nullptr || state_ == State::kClosed) return;
+  if (custom_replay_next_ >= custom_replay_.size()) return;  // cannot happen
+  const std::string& name = custom_replay_[custom_replay_next_++];
+  if (!error_body.empty()) {
+    // What PostgreSQL does to the placeholder when an extension that claims
+    // its prefix loads in the session: drop it, with a warning.
+    absl::StatusOr<p::ErrorNotice> err = p::ParseErrorNotice(error_body);
+    std::string detail = err.ok() ? std::string(err->Get('D')) : "";
+    if (const size_t at = detail.find(" is a reserved prefix"); at != std::string::npos) {
+      detail.replace(at, 3, " is now");  // PostgreSQL's own wording when the prefix is claimed
+    }
+    LogInfo("custom_parameter_dropped")
+        .Kv("client", peer_)
+        .Kv("name", name)
+        .Kv("message", err.ok() ? err->message() : "");
+    std::string out;
+    p::AppendNoticeResponse(
+        &out,
+        {.severity = "WARNING",
+         .sqlstate = err.ok() ? err->sqlstate() : p::sqlstate::kInternalError,
+         .message = StrCat("invalid configuration parameter name \"", name, "\", removing it"),
+         .detail = detail});
+    stream_->Write(out);
+    session_.ForgetCustomParameter(name);
+    server_->params().Erase(name);
+    server_->set_custom_names(session_.CustomNames());
+  }
+  RestoreStepDone();
+}
+
+void ClientSession::RestoreStepDone() {
+  if (restore_pending_ > 0) --restore_pending_;
+  if (restore_pending_ > 0 || state_ != State::kRestoring) return;
+  custom_replay_.clear();
   TransitionTo(State::kActive);
   ContinueAssigned();
 }
@@ -667,6 +715,7 @@ void ClientSession::OnServerUnitDone() {
     return;
   }
   retry_.armed = false;
+  retry_.sent = false;
   retry_.unit.reset();  // the unit is done: nothing of it is replayed again
   session_.OnUnitDone(server_->tx_status(), unit_failed_, &server_->params(),
                       &server_->startup_params());

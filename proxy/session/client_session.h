@@ -128,6 +128,7 @@ class ClientSession final : public Stream::Handler,
   // The identity replay (SessionState::ReplayPlan::identity) finished; `error`
   // is empty when it succeeded.
   void OnIdentityRestored(std::string_view sqlstate, std::string_view error) override;
+  void OnCustomParameterReplayed(std::string_view error_body) override;
   void OnServerParameter(std::string_view name, std::string_view value) override;
   void OnServerUnitDone() override;
   // An ErrorResponse for the client's unit (its body); a retryable failure of
@@ -228,6 +229,8 @@ class ClientSession final : public Stream::Handler,
   void GuardSequenceState(bool reads_sequence_state, bool write);
   void DetachServer();
   void ContinueAssigned();
+  // One replay the unit waited for (kRestoring) was answered.
+  void RestoreStepDone();
   Pool* PoolFor(int node);
   // Sends one complete client message to the bound server, rewriting statement
   // names and re-creating statements as needed (client_session_statements.cc).
@@ -379,6 +382,11 @@ class ClientSession final : public Stream::Handler,
   routing::StatementInfo DeferredBeginInfo() const;
   bool DeferredBeginReadOnly() const;
   std::unique_ptr<routing::RouteContext> parked_ctx_;  // kWaitRoute's unit
+  // kRestoring: replays still to be answered, and the custom parameters among
+  // them in the order they were sent.
+  uint32_t restore_pending_ = 0;
+  std::vector<std::string> custom_replay_;
+  size_t custom_replay_next_ = 0;
   bool unit_failed_ = false;  // an ErrorResponse went to the client in the current unit
   // Transparent retry of an autocommit read that failed on a replica before
   // any of its result reached the client: once on another replica, then on the

@@ -48,6 +48,10 @@ bool IsLoginParameter(std::string_view name) {
   return !proxy && !EqualsIgnoreCase(name, "application_name") && !IsReadOnlyParameter(name);
 }
 
+// A custom or extension parameter (a dotted name): an extension loaded on one
+// backend may reserve its prefix there and refuse it.
+bool IsCustomName(std::string_view name) { return name.find('.') != std::string_view::npos; }
+
 bool IsIdentityKey(std::string_view name) {
   return name == SessionState::kSessionAuthorizationKey || name == SessionState::kRoleKey;
 }
@@ -132,7 +136,9 @@ bool SessionState::OnStatement(const r::StatementInfo& s) {
     // set_config(), LOAD and the like: state only that connection has.
     unreplayable_ = dirty_ = unresettable_ = pins = true;
   }
-  if (!s.custom_parameter.empty()) NoteCustomName(s.custom_parameter);
+  if (!s.custom_parameter.empty() && unit_custom_names_.size() < kMaxCustomNames) {
+    unit_custom_names_.push_back(s.custom_parameter);
+  }
   for (const r::SessionEvent& e : s.events) {
     if (IsPinEvent(e.type)) {
       Apply(e, /*committed=*/false);  // pinned as soon as the state may exist
@@ -153,6 +159,14 @@ bool SessionState::OnStatement(const r::StatementInfo& s) {
 void SessionState::OnUnitDone(char tx_status, bool failed, SessionParams* server,
                               const SessionParams* server_login) {
   using Kind = Entry::Kind;
+  // A placeholder exists once its SET or RESET ran, committed or not. A
+  // failed unit may have failed on that very statement (an invalid value, a
+  // prefix an extension reserved there): its names are not counted, since a
+  // name that is not there would make every later replay fail.
+  if (!failed) {
+    for (const std::string& name : unit_custom_names_) NoteCustomName(name);
+  }
+  unit_custom_names_.clear();
   if (failed) {
     // Which statement failed is not known: its unit's changes are dropped
     // (PostgreSQL drops them in the common single-statement case, and the
@@ -483,6 +497,16 @@ void SessionState::ClearNamed(absl::flat_hash_set<std::string> Named::*set) {
   if (named_ != nullptr && !named_->overflow) (named_.get()->*set).clear();
 }
 
+void SessionState::ForgetCustomParameter(const std::string& name) {
+  params_.Erase(name);
+  auto it = std::lower_bound(custom_names_.begin(), custom_names_.end(), name);
+  if (it == custom_names_.end() || *it != name) return;
+  custom_names_.erase(it);
+  std::string joined;
+  for (const std::string& n : custom_names_) StrAppend(&joined, n, "\n");
+  custom_names_hash_ = custom_names_.empty() ? 0 : (std::hash<std::string>()(joined) | 1);
+}
+
 void SessionState::NoteCustomName(const std::string& name) {
   auto it = std::lower_bound(custom_names_.begin(), custom_names_.end(), name);
   if (it != custom_names_.end() && *it == name) return;
@@ -516,10 +540,14 @@ SessionState::ReplayPlan SessionState::Replay(SessionParams* server,
     if (IsReadOnlyParameter(e.name) || IsIdentityKey(e.name)) continue;
     const std::string* have = server->Get(e.name);
     if (have != nullptr && *have == e.value) continue;
-    StrAppend(&sets, sets.empty() ? "SELECT " : ", ", "pg_catalog.set_config(",
-              protocol::QuoteLiteral(e.name), ", ", protocol::QuoteLiteral(e.value), ", false)");
+    const std::string call = StrCat("pg_catalog.set_config(", protocol::QuoteLiteral(e.name), ", ",
+                                    protocol::QuoteLiteral(e.value), ", false)");
+    if (IsCustomName(e.name)) {
+      plan.custom.push_back({e.name, StrCat("SELECT ", call)});
+    } else {
+      StrAppend(&sets, sets.empty() ? "SELECT " : ", ", call);
+    }
     set_values.emplace_back(e.name, e.value);
-    if (e.name.find('.') != std::string::npos) plan.settings_may_fail = true;
   }
   std::vector<std::string> stale;
   for (const SessionParams::Entry& e : server->entries()) {
@@ -543,7 +571,12 @@ SessionState::ReplayPlan SessionState::Replay(SessionParams* server,
   if (!sets.empty()) StrAppend(&plan.settings, sets, ";");
   for (const auto& [name, value] : set_values) server->Set(name, value);
   for (const std::string& name : stale) {
-    StrAppend(&plan.settings, "RESET ", protocol::QuoteIdentifier(name), ";");
+    const std::string reset = StrCat("RESET ", protocol::QuoteIdentifier(name), ";");
+    if (IsCustomName(name)) {
+      plan.custom.push_back({name, reset});
+    } else {
+      plan.settings.append(reset);
+    }
     server->Erase(name);
   }
   if (create_names) {
@@ -551,8 +584,7 @@ SessionState::ReplayPlan SessionState::Replay(SessionParams* server,
     // creates one, with the empty value a placeholder starts with).
     for (const std::string& name : custom_names_) {
       if (params_.Get(name) != nullptr) continue;  // set above (or already there)
-      StrAppend(&plan.settings, "RESET ", protocol::QuoteIdentifier(name), ";");
-      plan.settings_may_fail = true;
+      plan.custom.push_back({name, StrCat("RESET ", protocol::QuoteIdentifier(name), ";")});
     }
   }
   if (!same(want_auth, server->Get(kSessionAuthorizationKey)) ||

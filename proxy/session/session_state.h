@@ -55,7 +55,10 @@ class SessionState {
     params_.Set(name, value);
   }
   // The statements of a unit that was never sent (dropped by the proxy).
-  void ForgetUnit() { unit_.clear(); }
+  void ForgetUnit() {
+    unit_.clear();
+    unit_custom_names_.clear();
+  }
 
   const SessionParams& params() const { return params_; }
   const SessionParams& startup_params() const { return startup_; }
@@ -96,11 +99,17 @@ class SessionState {
   struct ReplayPlan {
     std::string settings;
     std::string identity;
-    // `settings` sets a custom or extension parameter (a dotted name): the
-    // server may refuse it where it accepted it before (an extension loaded on
-    // this backend reserves the prefix), so the unit waits for it.
-    bool settings_may_fail = false;
-    bool empty() const { return settings.empty() && identity.empty(); }
+    // Custom and extension parameters (dotted names), one query each, after
+    // `settings`: a backend where an extension reserves the prefix refuses
+    // one it accepted elsewhere, so each is answered before the unit runs
+    // and a refused one is dropped (ForgetCustomParameter), as PostgreSQL
+    // drops the placeholder when the extension loads.
+    struct Custom {
+      std::string name;
+      std::string sql;
+    };
+    std::vector<Custom> custom;
+    bool empty() const { return settings.empty() && identity.empty() && custom.empty(); }
   };
   // `server_custom_names`: the connection's CustomNames() (0: none); when it
   // differs, the plan also creates this session's placeholders (RESET name).
@@ -113,6 +122,10 @@ class SessionState {
   // connection serves only sessions with its own set of names, or none yet
   // (Pool::Acquire); the replay creates the names on one that has none.
   uint64_t CustomNames() const { return custom_names_hash_; }
+  // A backend refused the custom parameter `name` (an extension there reserves
+  // its prefix): the session no longer has it, as after PostgreSQL's
+  // "invalid configuration parameter name ..., removing it".
+  void ForgetCustomParameter(const std::string& name);
   static constexpr size_t kMaxCustomNames = 64;
 
  private:
@@ -168,7 +181,8 @@ class SessionState {
   void ClearNamed(absl::flat_hash_set<std::string> Named::*set);
   std::unique_ptr<Named> named_;
   void NoteCustomName(const std::string& name);
-  std::vector<std::string> custom_names_;  // sorted, at most kMaxCustomNames
+  std::vector<std::string> custom_names_;       // sorted, at most kMaxCustomNames
+  std::vector<std::string> unit_custom_names_;  // the running unit's, counted if it succeeds
   uint64_t custom_names_hash_ = 0;
   bool dirty_ = false;
   bool unresettable_ = false;

@@ -154,6 +154,7 @@ class FakeClient : public proxy::ServerClient {
   void OnLsnProbe(std::string_view) override {}
   void OnLsnProbeDone() override {}
   void OnIdentityRestored(std::string_view, std::string_view) override {}
+  void OnCustomParameterReplayed(std::string_view) override {}
   void OnServerParameter(std::string_view name, std::string_view value) override {
     parameters.emplace_back(name, value);
   }

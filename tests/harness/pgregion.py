@@ -140,7 +140,7 @@ class Pgregion:
             # differs per node, so pgregion would otherwise send them to the primary.
             "routing": {"read_only_functions": ["pg_is_in_recovery", "inet_server_port",
                                                 "inet_server_addr"]},
-            "log": {"level": "info"},
+            "log": {"level": os.environ.get("PGREGION_TEST_LOG_LEVEL", "info")},
         }
         if c is not None:
             s["users"] = [{"name": u, "password": pw, "auth": "scram-sha-256"}

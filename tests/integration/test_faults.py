@@ -118,7 +118,10 @@ class ReadLoop:
         self.stop_event.set()
         for t in self.threads:
             t.join(20)
-        assert not any(t.is_alive() for t in self.threads), "a reader is still stuck"
+        stuck = [i for i, t in enumerate(self.threads) if t.is_alive()]
+        assert not stuck, (f"readers {stuck} are still stuck (in flight since "
+                           f"{[round(time.monotonic() - self.in_flight.get(i, 0), 1) for i in stuck]}"
+                           f" s)\n{self.p.log_tail(80)}")
 
 
 def wait_served_by(p, port: int, timeout: float) -> float:

@@ -38,6 +38,28 @@ TEST_CASE("ClientSession: a read whose replica drops the connection is re-sent e
   CHECK(client->FirstColumns() == Strings{"replica"});
 }
 
+TEST_CASE("ClientSession: a read retried before it was sent is the read, not the one before it") {
+  // The first read is sent to the replica; the second waits for a new replica
+  // connection that is refused (the node failed): it is retried on the primary
+  // from to_server_. The retry state of the first read must not be taken for
+  // the second's (a stale "sent" flag once re-sent nothing, and the read hung).
+  Cluster cluster;
+  auto client = cluster.Connect();
+  REQUIRE(Run(*client, "SELECT 1"));
+  CHECK(client->FirstColumns() == Strings{"replica"});
+  std::vector<BackendConnection*> conns;
+  for (const auto& conn : cluster.replica.connections()) conns.push_back(conn.get());
+  for (BackendConnection* conn : conns) cluster.replica.Drop(conn);
+  cluster.replica.StopListening();
+  RunFor(cluster.loop.get(), 50);  // the pool sees its idle connection go
+  client->ClearMessages();
+  REQUIRE(Run(*client, "SELECT 2"));
+  CHECK(client->ErrorCodes().empty());
+  CHECK(client->FirstColumns() == Strings{"primary"});
+  CHECK(cluster.primary.CountStatement("SELECT 2") == 1);
+  CHECK(cluster.primary.CountStatement("SELECT 1") == 0);
+}
+
 TEST_CASE("ClientSession: a read failing with 57P01 on the replica is retried, unseen") {
   Cluster cluster;
   cluster.replica.set_script([](BackendConnection&, const Statement& st) {

@@ -320,13 +320,31 @@ TEST_CASE("custom parameter names: the replay creates them on a connection that 
   s.Unit("SET app.mode = 'x'");
   SessionParams fresh = s.server_login;
   SessionState::ReplayPlan plan = s.state.Replay(&fresh, /*server_custom_names=*/0);
-  CHECK(plan.settings.find("set_config('app.mode', 'x', false)") != std::string::npos);
-  CHECK(plan.settings.find("RESET \"app.tenant\";") != std::string::npos);
-  CHECK(plan.settings.find("RESET \"app.mode\"") == std::string::npos);  // set above
-  CHECK(plan.settings_may_fail);  // an extension may reserve the prefix there
+  // Each dotted name is its own query (an extension may reserve the prefix on
+  // that backend: the one refused is dropped, the others stay).
+  REQUIRE(plan.custom.size() == 2);
+  CHECK(plan.custom[0].name == "app.mode");
+  CHECK(plan.custom[0].sql == "SELECT pg_catalog.set_config('app.mode', 'x', false)");
+  CHECK(plan.custom[1].name == "app.tenant");
+  CHECK(plan.custom[1].sql == "RESET \"app.tenant\";");
+  CHECK(plan.settings.find("app.") == std::string::npos);
   // A connection that already has them (the same names) needs nothing more.
   SessionParams same = s.server;
   CHECK(s.state.Replay(&same, s.state.CustomNames()).empty());
+}
+
+TEST_CASE("custom parameter names: a refused one is forgotten, as PostgreSQL drops a placeholder") {
+  Session s;
+  s.Unit("SET plpgsql.knob = 'on'");
+  s.Unit("SET app.tenant = '5'");
+  const uint64_t both = s.state.CustomNames();
+  s.state.ForgetCustomParameter("plpgsql.knob");
+  CHECK(s.Param("plpgsql.knob") == "<none>");
+  CHECK(s.Param("app.tenant") == "5");
+  CHECK(s.state.CustomNames() != both);
+  CHECK(s.state.CustomNames() != 0);
+  s.state.ForgetCustomParameter("app.tenant");
+  CHECK(s.state.CustomNames() == 0);
 }
 
 TEST_CASE("custom parameter names are bounded: past the bound the session keeps its connection") {
@@ -348,6 +366,17 @@ TEST_CASE("named pins are bounded: past the bound the session stays pinned until
   CHECK(s.state.pinned());
   s.Unit("DISCARD ALL");
   CHECK_FALSE(s.state.pinned());
+}
+
+TEST_CASE("custom parameter names: only names a successful statement made count") {
+  Session s;
+  s.Unit("SET custom.\"bad-guc\" = 42", 'I', /*failed=*/true);  // not a valid name
+  s.Unit("SET special.\"weird name\" = 'foo'", 'I', /*failed=*/true);
+  CHECK(s.state.CustomNames() == 0);
+  s.Unit("SET plpgsql.reserved_here = 1", 'I', /*failed=*/true);  // refused on that backend
+  CHECK(s.state.CustomNames() == 0);
+  s.Unit("SET custom.my_guc = 42");
+  CHECK(s.state.CustomNames() != 0);
 }
 
 }  // namespace pgregion::proxy
