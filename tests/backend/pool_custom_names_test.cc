@@ -19,18 +19,9 @@ constexpr uint64_t kTenant = 0x1001;  // stands for the hash of {"app.tenant"}
 constexpr uint64_t kOther = 0x2001;
 
 ServerConnection* Take(uv_loop_t* loop, Pool* pool, FakeClient* client, uint64_t names) {
-  pool->Acquire(client, names);
-  if (!RunUntil(loop, [&] { return client->server != nullptr; })) return nullptr;
-  ServerConnection* s = client->server;
-  s->set_custom_names(names);  // what the client's replay and statements leave there
-  return s;
-}
-
-void Give(Pool* pool, FakeClient* client) {
-  ServerConnection* s = client->server;
-  client->server = nullptr;
-  s->Unbind();
-  pool->Release(s);
+  if (!AcquireNow(loop, pool, client, names)) return nullptr;
+  client->server->set_custom_names(names);  // what the client's replay and statements leave there
+  return client->server;
 }
 
 TEST_CASE("Pool: a connection with placeholders serves only clients with the same names") {
@@ -41,16 +32,16 @@ TEST_CASE("Pool: a connection with placeholders serves only clients with the sam
   FakeClient a(1), b(2), c(3);
   ServerConnection* tagged = Take(loop.get(), pool, &a, kTenant);
   REQUIRE(tagged != nullptr);
-  Give(pool, &a);
+  Release(pool, &a);
   // B made no names: it must not get A's connection, a new one is opened.
   ServerConnection* plain = Take(loop.get(), pool, &b, 0);
   REQUIRE(plain != nullptr);
   CHECK(plain != tagged);
-  Give(pool, &b);
+  Release(pool, &b);
   CHECK(pool->idle_count() == 2);
   // C made the same names as A: A's connection first (nothing to create).
   CHECK(Take(loop.get(), pool, &c, kTenant) == tagged);
-  Give(pool, &c);
+  Release(pool, &c);
   // A client with other names may take the connection without any (its
   // replay creates them there), never the one with kTenant.
   FakeClient d(4);
@@ -68,7 +59,7 @@ TEST_CASE("Pool: when the pool is full of other clients' names the oldest idle o
   FakeClient a(1), b(2);
   ServerConnection* tagged = Take(loop.get(), pool, &a, kTenant);
   REQUIRE(tagged != nullptr);
-  Give(pool, &a);
+  Release(pool, &a);
   ServerConnection* fresh = Take(loop.get(), pool, &b, 0);
   REQUIRE(fresh != nullptr);
   CHECK(pool->total_count() == 1);
@@ -87,13 +78,13 @@ TEST_CASE("Pool: a released connection goes to the first waiter it fits") {
   ServerConnection* tagged = a.server;
   pool->Acquire(&plain, 0);  // queued first, but A's connection does not fit it
   pool->Acquire(&same, kTenant);
-  Give(pool, &a);
+  Release(pool, &a);
   CHECK(same.server == tagged);
   CHECK(plain.server == nullptr);
   CHECK(pool->waiter_count() == 1);
   // When it comes back with only the plain client waiting, it is closed so
   // that the slot can serve that client.
-  Give(pool, &same);
+  Release(pool, &same);
   REQUIRE(RunUntil(loop.get(), [&] { return plain.server != nullptr; }));
   CHECK(plain.server != tagged);
   CHECK(pool->total_count() == 1);

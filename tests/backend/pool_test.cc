@@ -20,19 +20,6 @@ namespace {
 using proxy::Pool;
 using proxy::ServerConnection;
 
-// Acquires for `client` and runs the loop until it has its connection.
-bool AcquireNow(uv_loop_t* loop, Pool* pool, FakeClient* client) {
-  pool->Acquire(client);
-  return RunUntil(loop, [&] { return client->server != nullptr; });
-}
-
-void Release(Pool* pool, FakeClient* client) {
-  ServerConnection* s = client->server;
-  client->server = nullptr;
-  s->Unbind();
-  pool->Release(s);
-}
-
 TEST_CASE("Pool: released connections are reused last-in first-out") {
   TestLoop loop;
   ScriptedBackend backend(loop.get(), {});

@@ -23,6 +23,7 @@
 #include "proxy/backend/server_connection.h"
 #include "proxy/config/config.h"
 #include "proxy/net/flush_queue.h"
+#include "tests/support/scripted_backend.h"
 #include "tests/support/test_client.h"
 
 namespace pgregion::testing {
@@ -180,5 +181,21 @@ class FakeClient : public proxy::ServerClient {
  private:
   uint32_t pid_;
 };
+
+// Acquires for `client` (with its custom-parameter names) and runs the loop
+// until it has its connection.
+inline bool AcquireNow(uv_loop_t* loop, proxy::Pool* pool, FakeClient* client,
+                       uint64_t custom_names = 0) {
+  pool->Acquire(client, custom_names);
+  return RunUntil(loop, [&] { return client->server != nullptr; });
+}
+
+// What a session does with its connection at the end of a unit.
+inline void Release(proxy::Pool* pool, FakeClient* client) {
+  proxy::ServerConnection* s = client->server;
+  client->server = nullptr;
+  s->Unbind();
+  pool->Release(s);
+}
 
 }  // namespace pgregion::testing
