@@ -43,7 +43,8 @@ INTEGRATION_TIMEOUT=${PGREGION_INTEGRATION_TIMEOUT:-1800}
 PACKAGES=(build-essential meson ninja-build pkg-config libuv1-dev libpq-dev libssl-dev
   libabsl-dev prometheus-cpp-dev libtoml11-dev doctest-dev libpg-query-dev
   postgresql postgresql-client pgbouncer python3-psycopg python3-pytest openssl
-  libpostgresql-jdbc-java prometheus clang libclang-rt-14-dev)
+  libpostgresql-jdbc-java prometheus clang libclang-rt-14-dev
+  python3-psycopg2 python3-sqlalchemy python3-django)
 # Driver tests (tests/integration/test_drivers.py): node-postgres needs node and npm,
 # pgjdbc a JDK; installed only when the command is missing (see scripts/packages.sh).
 COMMAND_PACKAGES=(node=nodejs npm=npm javac=default-jdk-headless)
