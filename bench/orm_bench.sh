@@ -214,3 +214,15 @@ REPORT=$BENCH_WORK/orm_report.md
 } >"$REPORT"
 cat "$REPORT"
 if [[ -n ${BENCH_OUT:-} ]]; then cp "$REPORT" "$BENCH_OUT"; fi
+# A wrong result, a client error or a run without a summary fails the benchmark.
+bad=0
+for workload in $WORKLOADS; do
+  for mode in $MODES; do
+    f=$RUNS/$workload-$mode.json
+    if [[ ! -s $f ]] || [[ $(json_get "$f" 'd["wrong_results"] + len(d["errors"]) + d["gave_up"]') != 0 ]]; then
+      log "$workload-$mode: wrong results, client errors or no summary (see $BENCH_WORK/run_$workload-$mode.log)"
+      bad=1
+    fi
+  done
+done
+exit "$bad"

@@ -50,7 +50,7 @@ def main() -> int:
         try:
             s = json.loads(run.read_text())
         except (OSError, ValueError) as e:
-            rows.append(f"| {workload} | {mode} | no summary ({e}) |" + " |" * 11)
+            rows.append(f"| {workload} | {mode} | no summary ({e}) |" + " |" * 12)
             continue
         d = delta(run)
         started = sum(v for k, v in d.items() if "transactions_total" in k
@@ -59,6 +59,9 @@ def main() -> int:
                     and label(k, "outcome") == "moved")
         mismatch = sum(v for k, v in d.items() if "transactions_total" in k
                        and label(k, "outcome") == "mismatch")
+        n_moves = d.get("pgregion_optimistic_move_seconds_count", 0.0)
+        move_ms = (f"{1000.0 * d.get('pgregion_optimistic_move_seconds_sum', 0.0) / n_moves:.1f}"
+                   if n_moves else "-")
         reasons = ", ".join(f"{label(k, 'reason')} {int(v)}" for k, v in sorted(d.items())
                             if "moves_total" in k) or "-"
         ro, rw = s["kinds"]["read_only"], s["kinds"]["read_write"]
@@ -76,12 +79,13 @@ def main() -> int:
             f"{share:.1f}% | {s['wrong_results']} | {s['serialization_failures']} "
             f"({s['retries']} retried) | {int(started)} / {int(moved)} / {int(mismatch)} | "
             f"{reasons} | {ro['p50_ms']:.1f} / {ro['p99_ms']:.1f} | "
-            f"{rw['p50_ms']:.1f} / {rw['p99_ms']:.1f} | {added} |")
+            f"{rw['p50_ms']:.1f} / {rw['p99_ms']:.1f} | {move_ms} | {added} |")
     print("| workload | optimistic | units | read-only | read-only on a replica | wrong results "
           "| 40001 | optimistic started / moved / mismatch | moves by reason "
           "| read-only p50 / p99 ms | read-write p50 / p99 ms "
+          "| move time avg ms (pgregion_optimistic_move_seconds) "
           "| read-write added vs off, p50 / p99 ms |")
-    print("|---|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|")
     for r in rows:
         print(r)
     return 0
