@@ -160,6 +160,12 @@ struct StatementInfo {
   // which no RESET or DISCARD ALL removes. The session tracks which names it
   // made (those of statements that succeeded).
   std::string custom_parameter;
+  // Databases this statement needs no other session connected to: the one
+  // DROP DATABASE drops, ALTER DATABASE ... RENAME TO / SET TABLESPACE
+  // changes, CREATE DATABASE copies (its TEMPLATE, template1 by default).
+  // PostgreSQL waits up to 5 s for other sessions to leave them, so the proxy
+  // closes its own idle server connections to them before sending it.
+  std::vector<std::string> databases;
 
   static constexpr size_t kMaxRelations = 64;
 };

@@ -169,6 +169,7 @@ StatementInfo StatementAnalyzer::Analyze(Index stmt, bool* cacheable) const {
     // Every other statement is DDL, GRANT/REVOKE, ALTER SYSTEM, or new to
     // us: the primary.
     SetWrite(&info, StatementKind::kWrite, WriteReason::kDdl);
+    Databases(type, node, &info, cacheable);
     // CREATE STATISTICS/FUNCTION/TYPE/DOMAIN ... pg_temp.x: a temporary object.
     for (std::string_view member : {"defnames", "funcname", "domainname", "typeName"}) {
       if (IsTempName(tree_.Member(node, member))) {

@@ -48,6 +48,9 @@ class StatementAnalyzer {
   void ApplyFacts(const TreeFacts& facts, StatementInfo* info, bool* cacheable) const;
   // ALTER TABLE ... SET UNLOGGED: the table's content is the primary's only.
   void AlterTable(Index body, StatementInfo* info) const;
+  // statement_analyzer_database.cc: StatementInfo::databases of DROP
+  // DATABASE, ALTER DATABASE and CREATE DATABASE (`type` is the node's name).
+  void Databases(std::string_view type, Index body, StatementInfo* info, bool* cacheable) const;
   // Analyzes a nested statement wrapper (EXPLAIN ANALYZE x, COPY (x) TO,
   // PREPARE p AS x, DECLARE c CURSOR FOR x) in place of `info`, keeping the
   // outer node name.

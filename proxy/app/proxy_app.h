@@ -53,6 +53,7 @@
 #include "proxy/net/tls_context.h"
 #include "proxy/session/session_env.h"
 #include "routing/latency_tracker.h"
+#include "routing/missing_objects.h"
 #include "routing/router.h"
 #include "routing/statement_classifier.h"
 #include "routing/topology.h"
@@ -171,6 +172,13 @@ class ProxyApp final : public SessionEnv, public BackendEnv, private HealthCheck
   LogRateLimiter& unauth_log() override { return unauth_log_; }
   void CancelRouteWait(ClientSession* client) override { route_waiters_.erase(client); }
   uint64_t NextServerId() override { return ++next_server_id_; }
+  // Databases (proxy_app_databases.cc): replicas that do not have one yet,
+  // and idle connections closed before DROP/RENAME/CREATE ... TEMPLATE.
+  void OnLoginRefusedMissing(int node, const std::string& database,
+                             const std::string& user) override;
+  void OnLoginAccepted(int node, const std::string& database, const std::string& user) override;
+  uint64_t NodesMissing(const std::string& database, const std::string& user) override;
+  void VacateDatabase(const std::string& database) override;
 
   // Observability (metrics.h, admin_endpoints.h).
   Metrics& metrics() override { return metrics_; }
@@ -268,6 +276,7 @@ class ProxyApp final : public SessionEnv, public BackendEnv, private HealthCheck
   uint32_t next_pid_ = 0;
   uint64_t next_server_id_ = 0;
   Metrics metrics_;
+  routing::MissingObjects missing_;  // (node, database, user) refused as missing
   std::unique_ptr<AdminEndpoints> admin_;
 };
 

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <string>
 
 #include "proxy/config/config.h"
 
@@ -34,6 +35,15 @@ class BackendEnv {
   // A pool's requests in flight changed by `delta` (the replica selector's load).
   virtual void AddOutstanding(int node, int64_t delta) = 0;
   virtual uint64_t NextServerId() = 0;
+  // A login was refused because the node may not have the pool's database or
+  // user (yet: a replica replaying their creation; routing::LoginRefusal), and
+  // a later login there succeeded. The ProxyApp keeps replicas that lack them
+  // out of reads for a while (routing::MissingObjects); other environments
+  // need not care.
+  virtual void OnLoginRefusedMissing(int /*node*/, const std::string& /*database*/,
+                                     const std::string& /*user*/) {}
+  virtual void OnLoginAccepted(int /*node*/, const std::string& /*database*/,
+                               const std::string& /*user*/) {}
 
  protected:
   ~BackendEnv() = default;

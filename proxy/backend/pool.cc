@@ -4,6 +4,7 @@
 
 #include "proxy/backend/server_connection.h"
 #include "proxy/net/log.h"
+#include "routing/missing_objects.h"
 
 namespace pgregion::proxy {
 
@@ -128,6 +129,10 @@ void Pool::Remove(ServerConnection* server) {
 
 void Pool::OnLoginDone(ServerConnection* server) {
   --connecting_;
+  if (missing_) {
+    missing_ = false;
+    env_->OnLoginAccepted(node_, database_, user_);
+  }
   if (!has_params_) {
     params_ = server->startup_params();
     has_params_ = true;
@@ -143,6 +148,14 @@ void Pool::OnLoginFailed(ServerConnection* server, const std::string& error_resp
   // The node is unreachable: stop routing to it now (before the waiter below
   // retries elsewhere), not after the next probes.
   if (node_failure) env_->ReportDataPathFailure(node_, /*certain=*/true);
+  if (!node_failure && routing::ClassifyLoginRefusal(error_response).missing_object) {
+    // The database or role is missing here (dropped or renamed, or not yet
+    // replayed by a replica): the parameters learned may be of a database
+    // that is gone, and min_idle must not retry logins that fail.
+    has_params_ = false;
+    missing_ = true;
+    env_->OnLoginRefusedMissing(node_, database_, user_);
+  }
   // The oldest waiter sees the backend's own reason (wrong database, auth,
   // refused); the others keep waiting for their own attempts.
   if (!waiters_.empty()) {
@@ -176,7 +189,7 @@ void Pool::Sweep(uint64_t now_ms) {
     ServerConnection* server = idle_.front();
     server->Close("idle timeout");  // calls Remove()
   }
-  if (env_->NodePaused(node_)) return;
+  if (env_->NodePaused(node_) || missing_ || now_ms < hold_until_ms_) return;
   while (all_.size() < cfg.min_idle && all_.size() < cfg.size) Spawn();
 }
 
@@ -197,6 +210,12 @@ size_t Pool::CloseIdle(std::string_view why) {
   for (ServerConnection* server : idle) server->Close(why);  // calls Remove()
   ReportOutstanding();
   return idle.size();
+}
+
+size_t Pool::Vacate(std::string_view why, uint64_t until_ms) {
+  hold_until_ms_ = until_ms;
+  has_params_ = false;
+  return CloseIdle(why);
 }
 
 Pool::DrainResult Pool::Drain(std::string_view why) {

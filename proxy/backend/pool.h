@@ -78,6 +78,15 @@ class Pool {
   DrainResult Drain(std::string_view why);
   // Closes the idle connections now (the node was paused); returns how many.
   size_t CloseIdle(std::string_view why);
+  // Before DROP DATABASE / ALTER DATABASE ... RENAME of this pool's database
+  // (or CREATE DATABASE copying it): closes the idle connections now, opens
+  // no min_idle ones before `until_ms`, and forgets the learned parameters,
+  // so the next client's login goes to a server (and sees 3D000 if the
+  // database is gone). Connections in use are left alone. Returns how many closed.
+  size_t Vacate(std::string_view why, uint64_t until_ms);
+  // The next client's welcome waits for a server login (the database may be
+  // gone: it gets the server's error at login, not at its first statement).
+  void ForgetParams() { has_params_ = false; }
 
   BackendEnv* env() const { return env_; }
   int node() const { return node_; }
@@ -134,6 +143,10 @@ class Pool {
   int64_t reported_busy_ = 0;
   bool has_params_ = false;
   SessionParams params_;
+  // No min_idle connections before this (Vacate), nor while the database or
+  // user is missing on the node (a refused login; the next success clears it).
+  uint64_t hold_until_ms_ = 0;
+  bool missing_ = false;
 };
 
 }  // namespace pgregion::proxy

@@ -10,6 +10,7 @@
 #include "proxy/backend/pool.h"
 #include "proxy/net/log.h"
 #include "proxy/net/tls_context.h"
+#include "routing/missing_objects.h"
 
 namespace pgregion::proxy {
 
@@ -541,7 +542,14 @@ void ServerConnection::OnStreamError(absl::Status status) { Lost(ToStd(status.me
 void ServerConnection::LoginFailed(std::string error_response, bool node_failure) {
   if (state_ == State::kClosed) return;
   const NodeConfig& node = pool_->env()->node_config(pool_->node());
-  LogWarn("server_login_failed").Kv("node", node.name).Kv("server", id_);
+  const routing::LoginRefusal refusal = routing::ClassifyLoginRefusal(error_response);
+  LogWarn("server_login_failed")
+      .Kv("node", node.name)
+      .Kv("server", id_)
+      .Kv("database", pool_->database())
+      .Kv("user", pool_->server_user())
+      .Kv("sqlstate", refusal.sqlstate)
+      .Kv("message", refusal.message);
   TransitionTo(State::kClosed);
   stream_->Close();
   Pool* pool = pool_;
@@ -558,6 +566,10 @@ void ServerConnection::Lost(std::string_view why) {
     return;
   }
   ServerClient* client = client_;
+  // An idle connection the server ended (terminated, the database dropped or
+  // renamed, a restart): the next client logs in to a server before its
+  // welcome instead of being welcomed with what was learned (Pool::ForgetParams).
+  if (client == nullptr && state_ == State::kIdle) pool_->ForgetParams();
   Close(why);
   if (client != nullptr) client->OnServerLost(why);
 }

@@ -784,6 +784,7 @@ void ClientSession::OnServerFailed(const std::string& error_response, bool node_
     RetryRead("cannot connect");
     return;
   }
+  if (RerouteRefusedLogin(error_response)) return;
   env_->metrics().Error(ErrorKind::kServerLoginFailed);
   stream_->Write(error_response);
   Close("server login failed");

@@ -200,6 +200,14 @@ class ClientSession final : public Stream::Handler,
   bool RetryEligible(const routing::RouteContext& ctx, const routing::Route& route) const;
   bool MayDeliver(std::string_view bytes);
   void RetryRead(std::string_view why);
+  // client_session_databases.cc: a replica refused the unit's login because it
+  // does not have the database or role yet: the unit (not sent) goes
+  // elsewhere. True when it did.
+  bool RerouteRefusedLogin(const std::string& error_response);
+  // The statement needs no other session in some databases (DROP DATABASE, ...).
+  void VacateDatabases(const routing::StatementInfo& s);
+  // Replicas that lack this session's database or user (RouteContext::avoid_nodes).
+  uint64_t NodesMissing() const;
   // Read-your-writes (client_session_ryw.cc).
   void AfterUnitSent();
   void SendLsnProbe();

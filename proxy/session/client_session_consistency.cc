@@ -71,6 +71,7 @@ void ClientSession::RefreshConsistency(r::RouteContext* ctx) const {
 r::Route ClientSession::DecideRoute(const r::RouteContext& base) {
   r::RouteContext ctx = base;
   RefreshConsistency(&ctx);
+  ctx.avoid_nodes |= NodesMissing();
   r::Route route = env_->router().Decide(ctx);
   if (route.reason != r::RouteReason::kRywFallback || ctx.ryw_wait_over) return route;
   // A unit already parked for a route (no primary) has its timer running for

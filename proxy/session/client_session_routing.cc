@@ -175,6 +175,7 @@ void ClientSession::Accumulate(const r::Classification& c, const r::StatementHin
                           !hints.route;
     }
     ++unit_.statements;
+    if (!s.databases.empty()) VacateDatabases(s);
     // Pinned as soon as the state may exist; unpinned only once it is gone for sure.
     if (session_.OnStatement(s)) unit_.pins = true;
   }

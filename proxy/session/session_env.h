@@ -78,6 +78,17 @@ class SessionEnv {
   // SIGTERM: no new units.
   virtual bool draining() const = 0;
 
+  // Databases (proxy/app/proxy_app_databases.cc). Defaults for environments
+  // that keep no such state (unit tests).
+  // Nodes that refused a login to `database` as `user` because they do not
+  // have it yet (bit i = node i): reads avoid them for a while.
+  virtual uint64_t NodesMissing(const std::string& /*database*/, const std::string& /*user*/) {
+    return 0;
+  }
+  // A statement about to be sent needs no other session in `database` (DROP,
+  // RENAME, a CREATE DATABASE template): close the idle server connections to it.
+  virtual void VacateDatabase(const std::string& /*database*/) {}
+
  protected:
   ~SessionEnv() = default;
 };
