@@ -118,7 +118,7 @@ Route Router::Decide(const RouteContext& ctx) {
   // What a standby refuses, whatever the hint.
   if (ctx.serializable) return on_primary(RouteReason::kSerializable);
   if (ctx.read_write_requested) return on_primary(RouteReason::kTransaction);
-  if (ctx.begins_transaction && !ctx.read_only_transaction) {
+  if (ctx.begins_transaction && !ctx.read_only_transaction && !ctx.optimistic) {
     return on_primary(RouteReason::kTransaction);
   }
   if (ctx.primary_state &&

@@ -126,6 +126,10 @@ struct RouteContext {
   bool too_complex = false;            // not parsed (classifier budget): fail closed
   bool read_only_transaction = false;  // BEGIN READ ONLY / default_transaction_read_only
   bool begins_transaction = false;     // a read-write BEGIN
+  // The transaction may start on a replica: an optimistic read transaction
+  // (the session moves it to the primary at its first write). It is then
+  // routed as a read of its consistency level.
+  bool optimistic = false;
   // TransactionMode::serializable(): the unit runs under SERIALIZABLE (its
   // transaction's level, SET TRANSACTION ISOLATION LEVEL SERIALIZABLE, or
   // the session's default_transaction_isolation), which a standby refuses.

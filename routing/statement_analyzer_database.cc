@@ -40,6 +40,8 @@ void StatementAnalyzer::Databases(std::string_view type, Index body, StatementIn
   } else {
     return;
   }
+  // (ALTER DATABASE without SET TABLESPACE names none.)
+  if (info->databases.empty()) return;
   if (info->databases.back().empty()) {
     info->databases.pop_back();
     return;

@@ -103,6 +103,16 @@ std::string_view StatementHints::ConsistencyName(Consistency consistency) {
   return "causal";
 }
 
+std::optional<bool> StatementHints::ParseBool(std::string_view value) {
+  for (std::string_view on : {"on", "true", "yes", "1"}) {
+    if (EqualsIgnoreCase(value, on)) return true;
+  }
+  for (std::string_view off : {"off", "false", "no", "0"}) {
+    if (EqualsIgnoreCase(value, off)) return false;
+  }
+  return std::nullopt;
+}
+
 bool StatementHints::Apply(std::string_view key, std::string_view raw_value) {
   std::string_view value = StripQuotes(raw_value);
   bool ok = false;
@@ -114,6 +124,8 @@ bool StatementHints::Apply(std::string_view key, std::string_view raw_value) {
     if (!value.empty()) ryw_token = std::string(value), ok = true;
   } else if (EqualsIgnoreCase(key, "max_staleness")) {
     if (auto v = ParseDurationMs(value)) max_staleness_ms = *v, ok = true;
+  } else if (EqualsIgnoreCase(key, "optimistic")) {
+    if (auto v = ParseBool(value)) optimistic = *v, ok = true;
   } else {
     if (error.empty()) error = StrCat("unknown pgregion hint \"", key, "\"");
     return false;

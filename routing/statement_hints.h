@@ -24,12 +24,16 @@ struct StatementHints {
   std::optional<Consistency> consistency;
   std::optional<std::string> ryw_token;  // opaque here; validated by the token code
   std::optional<int64_t> max_staleness_ms;
+  // optimistic=off: the transaction this statement begins (or opens) starts on
+  // the primary instead of optimistically on a replica.
+  std::optional<bool> optimistic;
   // The first problem found (unknown key, bad value), for a log line or a
   // NOTICE; the offending pair is ignored, the others still apply.
   std::string error;
 
   bool empty() const {
-    return !route && !consistency && !ryw_token && !max_staleness_ms && error.empty();
+    return !route && !consistency && !ryw_token && !max_staleness_ms && !optimistic &&
+           error.empty();
   }
 
   // Applies the key=value list of one hint comment (the text after
@@ -44,6 +48,8 @@ struct StatementHints {
   // "500ms", "2s", "1.5s", "1min", "1h", "250" (a bare number is
   // milliseconds). Negative or overflowing values are rejected.
   static std::optional<int64_t> ParseDurationMs(std::string_view value);
+  // on/off/true/false/yes/no/1/0, as PostgreSQL reads a boolean setting.
+  static std::optional<bool> ParseBool(std::string_view value);
 
   static std::string_view RouteName(Route route);
   static std::string_view ConsistencyName(Consistency consistency);

@@ -109,6 +109,40 @@ std::string_view RywFallbackReasonName(RywFallbackReason reason) {
   return "unknown";
 }
 
+std::string_view OptimisticOutcomeName(OptimisticOutcome outcome) {
+  switch (outcome) {
+    case OptimisticOutcome::kStarted:
+      return "started";
+    case OptimisticOutcome::kCommittedOnReplica:
+      return "committed_on_replica";
+    case OptimisticOutcome::kMoved:
+      return "moved";
+    case OptimisticOutcome::kMismatch:
+      return "mismatch";
+    case OptimisticOutcome::kFailed:
+      return "failed";
+  }
+  return "unknown";
+}
+
+std::string_view OptimisticMoveReasonName(OptimisticMoveReason reason) {
+  switch (reason) {
+    case OptimisticMoveReason::kWrite:
+      return "write";
+    case OptimisticMoveReason::kLocking:
+      return "locking";
+    case OptimisticMoveReason::kUnknown:
+      return "unproven";
+    case OptimisticMoveReason::kState:
+      return "state";
+    case OptimisticMoveReason::kHint:
+      return "hint";
+    case OptimisticMoveReason::kCap:
+      return "cap";
+  }
+  return "unknown";
+}
+
 std::string_view ClientGaugeStateName(ClientGaugeState state) {
   switch (state) {
     case ClientGaugeState::kLogin:
@@ -306,6 +340,33 @@ std::vector<MetricFamily> Metrics::Collect(const routing::TopologySnapshot& snap
              static_cast<double>(ryw_fallbacks_[r]));
   }
   out.push_back(std::move(fallbacks));
+
+  MetricFamily optimistic =
+      Family("optimistic_transactions_total",
+             "Transactions started on a replica (optimistic read transactions), by outcome.",
+             MetricType::Counter);
+  for (size_t o = 0; o < kOptimisticOutcomes; ++o) {
+    AddValue(&optimistic, {L("outcome", OptimisticOutcomeName(static_cast<OptimisticOutcome>(o)))},
+             static_cast<double>(optimistic_[o]));
+  }
+  out.push_back(std::move(optimistic));
+  MetricFamily moves =
+      Family("optimistic_moves_total", "Optimistic transactions moved to the primary, by reason.",
+             MetricType::Counter);
+  for (size_t r = 0; r < kOptimisticMoveReasons; ++r) {
+    AddValue(&moves, {L("reason", OptimisticMoveReasonName(static_cast<OptimisticMoveReason>(r)))},
+             static_cast<double>(optimistic_moves_[r]));
+  }
+  out.push_back(std::move(moves));
+  MetricFamily move_time =
+      Family("optimistic_move_seconds",
+             "Time a move to the primary added to an optimistic transaction (rollback, "
+             "connection, replay).",
+             MetricType::Histogram);
+  ClientMetric move_metric;
+  optimistic_move_.CollectInto(&move_metric);
+  move_time.metric.push_back(std::move(move_metric));
+  out.push_back(std::move(move_time));
 
   MetricFamily failovers =
       Family("failovers_total", "Times the primary became another node.", MetricType::Counter);

@@ -86,6 +86,30 @@ enum class RywFallbackReason : uint8_t {
 inline constexpr size_t kRywFallbackReasons = 4;
 std::string_view RywFallbackReasonName(RywFallbackReason reason);
 
+// optimistic_transactions_total{outcome}: transactions that started on a
+// replica (client_session_optimistic.cc), and how each one ended.
+enum class OptimisticOutcome : uint8_t {
+  kStarted,             // began on a replica
+  kCommittedOnReplica,  // ended (COMMIT or ROLLBACK) on the replica
+  kMoved,               // moved to the primary: the replay returned what the client had seen
+  kMismatch,            // the replay returned something else: the client got 40001
+  kFailed,              // the move could not be completed (the connection was lost)
+};
+inline constexpr size_t kOptimisticOutcomes = 5;
+std::string_view OptimisticOutcomeName(OptimisticOutcome outcome);
+
+// optimistic_moves_total{reason}: why a transaction left its replica.
+enum class OptimisticMoveReason : uint8_t {
+  kWrite,    // DML, DDL, a write function, COPY FROM, ...
+  kLocking,  // SELECT ... FOR UPDATE/SHARE
+  kUnknown,  // a function or statement the classifier cannot prove read-only
+  kState,    // what only the primary runs or shows (pins, SERIALIZABLE, READ WRITE, ...)
+  kHint,     // route=primary on a statement of the transaction
+  kCap,      // over routing.optimistic_max_statements / optimistic_max_bytes
+};
+inline constexpr size_t kOptimisticMoveReasons = 6;
+std::string_view OptimisticMoveReasonName(OptimisticMoveReason reason);
+
 // client_connections{state}.
 enum class ClientGaugeState : uint8_t { kLogin, kIdle, kWaiting, kActive };
 inline constexpr size_t kClientGaugeStates = 4;
@@ -153,6 +177,13 @@ class Metrics {
   void Error(ErrorKind kind) { ++errors_[static_cast<size_t>(kind)]; }
   void RywWait(double seconds) { ryw_wait_.Observe(seconds); }
   void RywFallback(RywFallbackReason reason) { ++ryw_fallbacks_[static_cast<size_t>(reason)]; }
+  void Optimistic(OptimisticOutcome outcome) { ++optimistic_[static_cast<size_t>(outcome)]; }
+  void OptimisticMove(OptimisticMoveReason reason) {
+    ++optimistic_moves_[static_cast<size_t>(reason)];
+  }
+  // The time a move added to the unit that caused it (rollback, new
+  // connection, replay), until the replay's digest was known.
+  void OptimisticMoveTime(double seconds) { optimistic_move_.Observe(seconds); }
 
   // ---- topology (once per health probe, not per unit)
   void OnTopologyUpdate(size_t node, const routing::TopologyUpdate& update,
@@ -169,6 +200,12 @@ class Metrics {
   // For tests and the admin console.
   uint64_t routed_count(int node, bool primary, routing::RouteReason reason) const;
   uint64_t error_count(ErrorKind kind) const { return errors_[static_cast<size_t>(kind)]; }
+  uint64_t optimistic_count(OptimisticOutcome o) const {
+    return optimistic_[static_cast<size_t>(o)];
+  }
+  uint64_t optimistic_move_count(OptimisticMoveReason r) const {
+    return optimistic_moves_[static_cast<size_t>(r)];
+  }
 
  private:
   struct NodeLabels {
@@ -191,6 +228,9 @@ class Metrics {
   LoopHistogram ryw_wait_;
   std::array<uint64_t, kErrorKinds> errors_{};
   std::array<uint64_t, kRywFallbackReasons> ryw_fallbacks_{};
+  std::array<uint64_t, kOptimisticOutcomes> optimistic_{};
+  std::array<uint64_t, kOptimisticMoveReasons> optimistic_moves_{};
+  LoopHistogram optimistic_move_;
   std::deque<TopologyEvent> events_;
 };
 

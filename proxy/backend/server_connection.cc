@@ -376,7 +376,7 @@ void ServerConnection::HandleMessage(const p::Frame& frame) {
       case 'S': {
         // Values the client set are recorded on both sides; our own replays
         // were recorded when we sent them (in the form the client used).
-        if (to_client || d.unsolicited) {
+        if (to_client || d.unsolicited || state_ == State::kResetting) {
           absl::StatusOr<p::ParameterStatus> ps = p::ParseParameterStatus(frame.body);
           if (ps.ok()) {
             params_.Set(ps->name, ps->value);
@@ -511,6 +511,14 @@ void ServerConnection::Reset(std::string_view sql) {
   params_ = startup_params_;
   ForgetPrepared();
   stream_->Write(q);
+  stream_->Flush();
+}
+
+void ServerConnection::ReleaseAfter(std::string_view sql) {
+  client_ = nullptr;
+  if (!stream_->reading()) stream_->StartRead();
+  TransitionTo(State::kResetting);
+  SendProxyQuery(sql);
   stream_->Flush();
 }
 

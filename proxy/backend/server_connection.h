@@ -74,6 +74,12 @@ class ServerConnection : public Stream::Handler {
   void Unbind();
   // Runs `sql` as a proxy-owned unit, then returns to the pool when the server is idle.
   void Reset(std::string_view sql);
+  // Runs `sql` (ROLLBACK of a transaction the client continues elsewhere),
+  // then returns to the pool when the server is idle. Unlike Reset, the
+  // parameters and prepared statements the connection has are kept: a
+  // rollback leaves them as they were before the transaction (the reported
+  // parameters it restores arrive as ParameterStatus and are recorded).
+  void ReleaseAfter(std::string_view sql);
   // What the proxy itself sends on a bound connection, with the replies it
   // expects recorded here (they never reach the client): a simple Query
   // (`tag`: kIdentityTag, kSettingsTag, or 0), and the read-your-writes LSN

@@ -45,6 +45,13 @@ std::string_view Config::DefaultConsistency(const UserConfig* user,
   return routing.consistency;
 }
 
+bool Config::DefaultOptimistic(const UserConfig* user, std::string_view database) const {
+  if (user != nullptr && user->optimistic_transactions) return *user->optimistic_transactions;
+  const DatabaseConfig* db = FindDatabase(database);
+  if (db != nullptr && db->optimistic_transactions) return *db->optimistic_transactions;
+  return routing.optimistic_transactions;
+}
+
 absl::StatusOr<ListenAddress> ParseListenAddress(std::string_view text) {
   auto bad = [text](std::string_view why) {
     return absl::InvalidArgumentError("\"" + std::string(text) + "\": " + std::string(why) +

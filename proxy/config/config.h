@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -76,6 +77,7 @@ struct UserConfig {
   // a client's startup options and SET override them.
   std::string route;        // auto | primary | replica
   std::string consistency;  // strong | causal | bounded | eventual
+  std::optional<bool> optimistic_transactions;
 };
 
 // Per-database session defaults ([[databases]]); a user's own beat these.
@@ -83,6 +85,7 @@ struct DatabaseConfig {
   std::string name;
   std::string route;
   std::string consistency;
+  std::optional<bool> optimistic_transactions;
 };
 
 struct PoolSection {
@@ -100,6 +103,13 @@ struct RoutingSection {
   uint32_t max_staleness_ms = 1000;
   uint32_t max_replica_lag_ms = 5000;
   uint32_t ryw_wait_ms = 50;
+  // Optimistic read transactions (client_session_optimistic.cc): a transaction
+  // not declared read-write starts on a replica and moves to the primary at
+  // its first write. The session default of pgregion.optimistic; the caps
+  // bound what a transaction on a replica remembers for its replay.
+  bool optimistic_transactions = true;
+  uint32_t optimistic_max_statements = 1000;
+  uint32_t optimistic_max_bytes = 1024 * 1024;
   std::string unknown_functions = "primary";
   std::vector<std::string> read_only_functions;
   std::vector<std::string> write_functions;
@@ -161,6 +171,7 @@ struct Config {
   // database's, else [routing]'s.
   std::string_view DefaultRoute(const UserConfig* user, std::string_view database) const;
   std::string_view DefaultConsistency(const UserConfig* user, std::string_view database) const;
+  bool DefaultOptimistic(const UserConfig* user, std::string_view database) const;
 };
 
 // "host:port" or "[ipv6]:port"; host is a numeric IPv4 or IPv6 address

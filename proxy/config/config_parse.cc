@@ -339,6 +339,12 @@ void ReadPool(Section& s, PoolSection* p) {
   }
 }
 
+// A per-user or per-database override of routing.optimistic_transactions.
+void ReadOptimistic(Section& s, std::optional<bool>* out) {
+  bool value = false;
+  if (s.Bool("optimistic_transactions", &value)) *out = value;
+}
+
 // pgregion.route and pgregion.consistency values, as session defaults.
 void ReadSessionDefaults(Section& s, std::string* route, std::string* consistency) {
   s.Enum<std::string>("route", route,
@@ -355,6 +361,9 @@ void ReadRouting(Section& s, RoutingSection* r) {
   s.Uint("max_staleness_ms", &r->max_staleness_ms, 0);
   s.Uint("max_replica_lag_ms", &r->max_replica_lag_ms, 0);
   s.Uint("ryw_wait_ms", &r->ryw_wait_ms, 0);
+  s.Bool("optimistic_transactions", &r->optimistic_transactions);
+  s.Uint("optimistic_max_statements", &r->optimistic_max_statements, 1);
+  s.Uint("optimistic_max_bytes", &r->optimistic_max_bytes, 1);
   s.Enum<std::string>("unknown_functions", &r->unknown_functions,
                       {{"primary", "primary"}, {"replica", "replica"}});
   s.StringList("read_only_functions", &r->read_only_functions);
@@ -408,6 +417,7 @@ void ReadUser(Section& s, UserConfig* u) {
   bool has_server_password = s.String("server_password", &u->server_password);
   s.Bool("admin", &u->admin);
   ReadSessionDefaults(s, &u->route, &u->consistency);
+  ReadOptimistic(s, &u->optimistic_transactions);
 
   const toml::value* at = s.Find("password");
   bool verifier = IsScramVerifier(u->password);
@@ -461,6 +471,7 @@ void ReadNode(Section& s, NodeConfig* n) {
 void ReadDatabase(Section& s, DatabaseConfig* d) {
   s.String("name", &d->name, Presence::kRequired);
   ReadSessionDefaults(s, &d->route, &d->consistency);
+  ReadOptimistic(s, &d->optimistic_transactions);
 }
 
 // Reads every element of an array of tables and checks that `name` is unique.

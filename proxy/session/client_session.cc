@@ -360,7 +360,10 @@ void ClientSession::HandleFrame(const p::Frame& frame) {
   bool starts_unit = frame.first && !unit_open_ && !IsCopyIn(frame.type);
   if (frame.first && !IsCopyIn(frame.type)) unit_open_ = !unit_end;
   if (server_ != nullptr && !collecting_) {
-    if (!starts_unit || !bound_autocommit_) {
+    // An optimistic transaction on a replica judges each batch before it
+    // goes: it may need the primary (client_session_optimistic.cc).
+    const bool judge = optimistic_ != nullptr && frame.first && !IsCopyIn(frame.type);
+    if (!judge && (!starts_unit || !bound_autocommit_)) {
       sending_.Add(unit_);
       unit_ = Unit();        // bound: the route is already chosen
       retry_.armed = false;  // the server runs more than the unit that may be retried
@@ -462,6 +465,7 @@ void ClientSession::Dispatch(const routing::RouteContext& ctx) {
     if (retry_.unit == nullptr) retry_.unit = std::make_unique<ReadRetry::Unit>();
     retry_.unit->ctx = ctx;
   }
+  OptimisticStart(ctx, route);
   dispatched_reads_sequence_state_ = ctx.reads_sequence_state;
   dispatched_write_ = ctx.write;
   bound_autocommit_ = env_->config().pool.mode == PoolMode::kTransaction &&
@@ -588,6 +592,11 @@ void ClientSession::RestoreStepDone() {
 void ClientSession::ContinueAssigned() {
   ServerConnection* server = server_;
   GuardSequenceState(dispatched_reads_sequence_state_, dispatched_write_);
+  if (optimistic_ != nullptr && optimistic_->phase != Optimistic::Phase::kOnReplica &&
+      !optimistic_->replay_sent) {
+    OptimisticSendReplay();  // the batch that caused the move waits for the replay's verdict
+    return;
+  }
   if (prepend_begin_) {
     prepend_begin_ = false;
     server->SendProxyQuery(begin_text_);
@@ -597,6 +606,10 @@ void ClientSession::ContinueAssigned() {
   server->Flush();
   if (collecting_ && collected_ready_ && !held_) RouteCollected();
   if (server_ == nullptr) return;
+  ResumeReadingIfDrained();
+}
+
+void ClientSession::ResumeReadingIfDrained() {
   if (paused_ && server_->pending_write_bytes() <= kHighWater && to_server_.size() <= kHighWater) {
     paused_ = false;
     stream_->StartRead();
@@ -623,6 +636,11 @@ void ClientSession::SendDispatched() {
   for (std::string_view scan = unit; p::SplitWholeMessage(&scan, &f);) {
     if (EndsUnit(f.type)) ++dispatch_ends_left_;
   }
+  if (optimistic_ != nullptr && optimistic_->phase == Optimistic::Phase::kOnReplica) {
+    if (optimistic_->units == 0) env_->metrics().Optimistic(OptimisticOutcome::kStarted);
+    optimistic_->recorded.append(unit);  // replayed on the primary if the transaction moves
+    optimistic_->units += dispatch_ends_left_;
+  }
   while (server_ != nullptr && p::SplitWholeMessage(&rest, &f)) Send(f);
   dispatch_ends_left_ = 0;
   to_server_.erase(0, unit.size());
@@ -634,6 +652,7 @@ void ClientSession::RouteCollected() {
   if (state_ == State::kRestoring) return;  // ContinueAssigned() comes back here
   routing::RouteContext ctx = UnitRouteContext();
   RefreshConsistency(&ctx);
+  if (OptimisticRouteCollected(ctx)) return;
   routing::Route route = env_->router().Decide(ctx);
   const std::vector<routing::NodeView>& views = env_->node_views();
   int here = server_->pool()->node();
@@ -677,6 +696,13 @@ void ClientSession::GuardSequenceState(bool reads_sequence_state, bool write) {
 }
 
 void ClientSession::ForwardToClient(std::string_view bytes) {
+  if (optimistic_ != nullptr) {
+    if (optimistic_->phase != Optimistic::Phase::kOnReplica) {
+      optimistic_->replay.Feed(bytes);  // the client has these results from the replica
+      return;
+    }
+    optimistic_->seen.Feed(bytes);
+  }
   if (retry_.active() && !MayDeliver(bytes)) return;
   stream_->Write(bytes);
   if (server_ != nullptr && stream_->pending_bytes() > kHighWater) {
@@ -707,6 +733,10 @@ void ClientSession::OnServerParameter(std::string_view name, std::string_view va
 }
 
 void ClientSession::OnServerUnitDone() {
+  if (optimistic_ != nullptr && optimistic_->phase != Optimistic::Phase::kOnReplica) {
+    OptimisticReplayUnitDone();  // a replayed batch, already counted when it ran on the replica
+    return;
+  }
   unit_timer_.Done();
   stream_->Flush();
   if (server_ == nullptr) return;
@@ -726,6 +756,7 @@ void ClientSession::OnServerUnitDone() {
     statements_.clear();
     server_->ForgetPrepared();
   }
+  if (optimistic_ != nullptr && OptimisticAfterUnit()) return;
   if (env_->config().pool.mode == PoolMode::kSession) return;
   // A held unit's pins are its own (it has not run): they do not keep this server.
   if (server_->clean() && !open_batch_ && (!pinned() || held_)) ReleaseServer();
@@ -773,6 +804,9 @@ void ClientSession::OnServerLost(std::string_view why) {
     return;
   }
   server_ = nullptr;
+  if (optimistic_ != nullptr && optimistic_->phase != Optimistic::Phase::kOnReplica) {
+    env_->metrics().Optimistic(OptimisticOutcome::kFailed);
+  }
   env_->metrics().Error(ErrorKind::kServerLost);
   LogWarn("server_lost").Kv("user", user_name_).Kv("client", peer_).Kv("reason", why);
   Fatal(p::sqlstate::kConnectionFailure, StrCat("pgregion: server connection lost: ", why));

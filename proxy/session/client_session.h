@@ -22,6 +22,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "protocol/frame_decoder.h"
+#include "protocol/reply_digest.h"
 #include "protocol/reply_tracker.h"
 #include "proxy/admin/metrics.h"
 #include "proxy/backend/replay_poller.h"
@@ -208,6 +209,25 @@ class ClientSession final : public Stream::Handler,
   void VacateDatabases(const routing::StatementInfo& s);
   // Replicas that lack this session's database or user (RouteContext::avoid_nodes).
   uint64_t NodesMissing() const;
+  // Optimistic read transactions (client_session_optimistic.cc).
+  bool OptimisticEligible(const routing::RouteContext& ctx) const;
+  void OptimisticStart(const routing::RouteContext& ctx, const routing::Route& route);
+  // A unit collected while the transaction runs on its replica: sent there
+  // or, when it needs the primary, the move begins. Returns false when the
+  // session has no optimistic transaction on a replica.
+  bool OptimisticRouteCollected(const routing::RouteContext& ctx);
+  std::optional<OptimisticMoveReason> OptimisticMoveFor(const routing::RouteContext& ctx) const;
+  // Sends the collected unit to the bound replica.
+  void OptimisticStay();
+  void OptimisticMove();
+  void OptimisticSendReplay();
+  // After the bookkeeping of a unit answered on the replica: true when the
+  // session moved on (the move began).
+  bool OptimisticAfterUnit();
+  void OptimisticReplayUnitDone();
+  void OptimisticFail();
+  // Sends what waited behind the move (the unit that caused it, and later ones).
+  void ResumeAfterMove();
   // Read-your-writes (client_session_ryw.cc).
   void AfterUnitSent();
   void SendLsnProbe();
@@ -237,6 +257,9 @@ class ClientSession final : public Stream::Handler,
   void GuardSequenceState(bool reads_sequence_state, bool write);
   void DetachServer();
   void ContinueAssigned();
+  // Client reads paused for backpressure start again once the bound server
+  // and to_server_ have drained.
+  void ResumeReadingIfDrained();
   // One replay the unit waited for (kRestoring) was answered.
   void RestoreStepDone();
   Pool* PoolFor(int node);
@@ -353,6 +376,14 @@ class ClientSession final : public Stream::Handler,
     bool plain_begin = false;       // the first was a BEGIN without access mode or hints
     bool ends_transaction = false;  // COMMIT/ROLLBACK/END/PREPARE TRANSACTION
     bool copy_in = false;           // COPY ... FROM STDIN
+    // For optimistic transactions: a statement that leaves state on the
+    // server a ROLLBACK may not undo for the proxy's view of it (SET, SET
+    // LOCAL, cursors, set_config()); BEGIN READ WRITE; the optimistic= hint;
+    // why a write must run on the primary.
+    bool session_statement = false;
+    bool read_write_begin = false;
+    std::optional<bool> optimistic;
+    std::optional<OptimisticMoveReason> write_reason;
     // Comment hints for this unit only: /* pgregion: consistency=... */.
     std::optional<routing::Consistency> consistency;
     std::optional<int64_t> max_staleness_ms;
@@ -373,6 +404,7 @@ class ClientSession final : public Stream::Handler,
   };
   Sending sending_;
   Unit unit_;
+  static void NoteOptimisticFacts(const routing::StatementInfo& s, Unit* unit);
   // A lone BEGIN answered by the proxy (transaction pooling): the transaction
   // starts on the node its first statement needs (a replica after SET
   // TRANSACTION READ ONLY), with the BEGIN sent in front of that statement.
@@ -385,11 +417,55 @@ class ClientSession final : public Stream::Handler,
     routing::StatementKind kind = routing::StatementKind::kWrite;
     routing::AccessMode access = routing::AccessMode::kUnspecified;
     routing::IsolationLevel isolation = routing::IsolationLevel::kUnspecified;
+    bool optimistic_off = false;  // /* pgregion: optimistic=off */ on the BEGIN
   };
   DeferredBeginMode deferred_begin_mode_;
   routing::StatementInfo DeferredBeginInfo() const;
   bool DeferredBeginReadOnly() const;
   std::unique_ptr<routing::RouteContext> parked_ctx_;  // kWaitRoute's unit
+  // What UnitRouteContext() keeps of the unit it routed (unit_ is reset
+  // there) for the optimistic-transaction decisions that follow.
+  struct RoutedUnit {
+    bool session_statement = false;
+    bool read_write_begin = false;
+    std::optional<bool> optimistic;
+    std::optional<OptimisticMoveReason> write_reason;
+    uint32_t statements = 0;
+  };
+  RoutedUnit routed_unit_;
+  // An optimistic read transaction (client_session_optimistic.cc): begun on
+  // a replica, moved to the primary at its first statement that needs it by
+  // replaying what ran on the replica and comparing the results. Allocated
+  // only while one runs.
+  struct Optimistic {
+    enum class Phase : uint8_t {
+      kOnReplica,  // runs on the replica; every unit is collected and judged first
+      kReplaying,  // rolled back there; re-running on the primary, replies digested
+      kAborting,   // the replay differed: failing the primary's transaction
+    };
+    Phase phase = Phase::kOnReplica;
+    // Only reads ran on the replica, no session statement: after a ROLLBACK
+    // its connection is as it was and goes back to the pool (else closed).
+    bool clean = true;
+    bool replay_sent = false;
+    OptimisticMoveReason reason = OptimisticMoveReason::kWrite;
+    std::string begin;     // the deferred BEGIN, sent first on the primary
+    std::string recorded;  // client messages run on the replica, as the client sent them
+    uint32_t units = 0;    // units in `recorded`
+    uint32_t statements = 0;
+    uint32_t replay_left = 0;  // replayed units not answered yet
+    uint64_t move_start_ns = 0;
+    protocol::ReplyDigest seen;       // what the client received from the replica
+    protocol::ReplyDigest replay;     // what the replay returned on the primary
+    routing::RouteContext start_ctx;  // the first batch's, while it has not run
+  };
+  std::unique_ptr<Optimistic> optimistic_;
+  bool optimistic_enabled_ = true;  // pgregion.optimistic
+  // The last optimistic transaction ended in a mismatch (40001): its retry
+  // starts on the primary, so that a transaction whose reads differ on every
+  // replay (they return now() or random()) does not fail forever.
+  bool primary_after_mismatch_ = false;
+  bool default_optimistic_ = true;  // from the config
   // kRestoring: replays still to be answered, and the custom parameters among
   // them in the order they were sent.
   uint32_t restore_pending_ = 0;

@@ -361,6 +361,7 @@ void ClientSession::SendWelcome(Pool* pool) {
   route_pref_ = default_route_;
   default_consistency_ = std::string(config.DefaultConsistency(user_, database_));
   SetConsistency(default_consistency_);
+  default_optimistic_ = optimistic_enabled_ = config.DefaultOptimistic(user_, database_);
   TakeProxySettings(&session_.mutable_startup_params());
   // What the client sees: the backend's defaults, overridden by its own startup values.
   session_.Login(pool->params(), session_.startup_params());

@@ -64,6 +64,8 @@ bool ClientSession::RetryEligible(const routing::RouteContext& ctx,
 }
 
 void ClientSession::OnServerError(std::string_view body) {
+  // A replayed batch's error is part of the replay's digest, not the client's.
+  if (optimistic_ != nullptr && optimistic_->phase != Optimistic::Phase::kOnReplica) return;
   if (retry_.armed && !retry_.pending) {
     absl::StatusOr<p::ErrorNotice> err = p::ParseErrorNotice(body);
     if (err.ok() && IsRetryableSqlstate(err->sqlstate())) {

@@ -131,6 +131,7 @@ void ClientSession::Accumulate(const r::Classification& c, const r::StatementHin
   unit_.parse_error |= c.parse_error;
   unit_.too_complex |= c.too_complex;
   if (hints.route) unit_.hint = ToPreference(*hints.route);
+  if (hints.optimistic) unit_.optimistic = hints.optimistic;
   AddConsistencyHints(hints);
   for (const r::StatementInfo& s : c.statements) {
     if (unit_.statements == 0) {
@@ -169,6 +170,7 @@ void ClientSession::Accumulate(const r::Classification& c, const r::StatementHin
                               s.txn == r::TransactionControl::kRollback ||
                               s.txn == r::TransactionControl::kPrepareTransaction;
     unit_.copy_in |= s.copy_in;
+    NoteOptimisticFacts(s, &unit_);
     if (unit_.statements == 0) {
       unit_.plain_begin = s.txn == r::TransactionControl::kBegin &&
                           s.access == r::AccessMode::kUnspecified && s.events.empty() &&
@@ -178,6 +180,31 @@ void ClientSession::Accumulate(const r::Classification& c, const r::StatementHin
     if (!s.databases.empty()) VacateDatabases(s);
     // Pinned as soon as the state may exist; unpinned only once it is gone for sure.
     if (session_.OnStatement(s)) unit_.pins = true;
+  }
+}
+
+// What an optimistic transaction needs to know of a statement (Unit's
+// comment in client_session.h).
+void ClientSession::NoteOptimisticFacts(const r::StatementInfo& s, Unit* unit) {
+  unit->session_statement |= s.kind == r::StatementKind::kSession || !s.events.empty() ||
+                             s.set_local || s.untracked_session_change ||
+                             !s.custom_parameter.empty();
+  unit->read_write_begin |=
+      s.txn == r::TransactionControl::kBegin && s.access == r::AccessMode::kReadWrite;
+  if (!s.write || unit->write_reason) return;
+  switch (s.reason) {
+    case r::WriteReason::kLockingClause:
+      unit->write_reason = OptimisticMoveReason::kLocking;
+      break;
+    case r::WriteReason::kUnknownFunction:
+    case r::WriteReason::kExecute:
+    case r::WriteReason::kParseError:
+    case r::WriteReason::kTooComplex:
+      unit->write_reason = OptimisticMoveReason::kUnknown;
+      break;
+    default:
+      unit->write_reason = OptimisticMoveReason::kWrite;
+      break;
   }
 }
 
@@ -200,13 +227,21 @@ r::RouteContext ClientSession::UnitRouteContext() {
   ctx.preference_from_hint = unit_.hint != r::RoutePreference::kAuto;
   ApplyConsistency(&ctx);
   sending_.Add(unit_);
+  routed_unit_ = {unit_.session_statement, unit_.read_write_begin, unit_.optimistic,
+                  unit_.write_reason, unit_.statements};
   if (deferred_begin_) {
     // Units without a Bind (Parse/Describe only) accumulate no statements.
     ctx.begins_transaction = true;
     if (unit_.statements == 0) ctx.read_only_transaction = DeferredBeginReadOnly();
+    if (deferred_begin_mode_.access == r::AccessMode::kReadWrite) {
+      routed_unit_.read_write_begin = true;
+    }
+    if (deferred_begin_mode_.optimistic_off) routed_unit_.optimistic = false;
     deferred_begin_ = false;
     prepend_begin_ = true;
   }
+  ctx.optimistic = OptimisticEligible(ctx);
+  if (ctx.begins_transaction && server_ == nullptr) primary_after_mismatch_ = false;
   unit_ = Unit();
   return ctx;
 }
@@ -243,7 +278,8 @@ bool ClientSession::DeferBegin(const r::Classification& c, const r::StatementHin
   // starts where its first statement needs it (BEGIN READ ONLY; SET
   // TRANSACTION READ WRITE goes to the primary, which alone accepts it).
   deferred_begin_ = true;
-  deferred_begin_mode_ = {s.kind, s.access, s.isolation};
+  deferred_begin_mode_ = {s.kind, s.access, s.isolation,
+                          hints.optimistic.has_value() && !*hints.optimistic};
   begin_text_.assign(text.data(), text.size());
   std::string out;
   p::AppendCommandComplete(&out, "BEGIN");
@@ -415,6 +451,19 @@ bool ClientSession::SetProxySetting(std::string_view name, std::string_view valu
     return true;
   }
   if (name == "pgregion.ryw_token") return PresentToken(value, error);
+  if (name == "pgregion.optimistic") {
+    if (value.empty()) {  // RESET
+      optimistic_enabled_ = default_optimistic_;
+      return true;
+    }
+    std::optional<bool> on = r::StatementHints::ParseBool(value);
+    if (!on) {
+      *error = StrCat("parameter \"pgregion.optimistic\" requires a Boolean value");
+      return false;
+    }
+    optimistic_enabled_ = *on;
+    return true;
+  }
   *error = StrCat("unrecognized configuration parameter \"", name, "\"");
   return false;
 }
@@ -424,6 +473,7 @@ std::string ClientSession::ProxySetting(std::string_view name) const {
   if (name == "pgregion.consistency") return consistency_;
   if (name == "pgregion.max_staleness") return max_staleness_;
   if (name == "pgregion.ryw_token") return EffectiveToken().ToString();
+  if (name == "pgregion.optimistic") return optimistic_enabled_ ? "on" : "off";
   return "";
 }
 

@@ -31,13 +31,26 @@ import pytest
 
 from cluster import free_port
 from conftest import connect
+from pgregion import Pgregion
+from wanlink import WanLink, default_binary as wanlink_binary
 from test_observability import http_get, metric_values
 from test_routing import _wait_topology
 
-CLUSTER_KW = {"replicas": 2}
+# Commits are synchronous, as in production (the harness default is off, which holds
+# a commit's WAL back from the replicas for up to wal_writer_delay: every causal read
+# after a session's write would then find no replica caught up).
+CLUSTER_KW = {"replicas": 2, "extra_conf": {"synchronous_commit": "on"}}
 ADMIN_PORT = free_port()
 # pgregion's defaults, with an admin endpoint for /metrics and quick health probes.
+# (The harness declares pg_is_in_recovery() read-only, so that it runs where the
+# transaction is and shows where that is.)
 PROXY_KW = {"admin": {"listen": f"127.0.0.1:{ADMIN_PORT}"}, "health": {"interval_ms": 200}}
+# Two regions: pgregion and both replicas in eu-west, the primary in us-east behind a
+# WAN-link relay. A causal read right after the session's write then waits for a
+# replica's replay (at most min(ryw_wait_ms, the detour to the primary)) instead of
+# going to the primary, as it would in production; on plain loopback the detour costs
+# nothing and every read after a write would go to the primary.
+PRIMARY_DELAY_MS = 10
 
 DRIVERS = Path(__file__).resolve().parents[1] / "drivers" / "python"
 SA_APP = DRIVERS / "sqlalchemy_app.py"
@@ -121,8 +134,26 @@ def _primary(cluster) -> psycopg.Connection:
 
 
 @pytest.fixture(scope="module")
-def orm_proxy(cluster, proxy):
-    """The module's pgregion, replicas seen, and table opt_t(id, v) on every node."""
+def orm_proxy(cluster, pgregion_bin):
+    """The module's pgregion (eu-west, the primary behind the relay), replicas seen, and
+    table opt_t(id, v) on every node."""
+    if not wanlink_binary().exists():
+        pytest.fail(f"wanlink binary not found at {wanlink_binary()}: ninja -C build",
+                    pytrace=False)
+    link = WanLink(cluster.primary.port, delay_ms=PRIMARY_DELAY_MS)
+    nodes = [{"name": "primary", "region": "us-east", "host": "127.0.0.1", "port": link.port}]
+    nodes += [{"name": r.name, "region": "eu-west", "host": r.host, "port": r.port}
+              for r in cluster.replicas]
+    proxy = Pgregion(cluster, binary=pgregion_bin, proxy={"region": "eu-west"}, nodes=nodes,
+                     **PROXY_KW)
+    try:
+        yield from _orm_setup(cluster, proxy)
+    finally:
+        proxy.stop(check=True)
+        link.stop(check=False)
+
+
+def _orm_setup(cluster, proxy):
     _wait_topology(proxy, cluster)
     with _primary(cluster) as d:
         d.execute("drop table if exists opt_t, opt_copy")
@@ -131,7 +162,7 @@ def orm_proxy(cluster, proxy):
         d.execute("create table opt_copy(id int, s text)")
         d.execute("grant all on opt_t, opt_copy to app")
     cluster.wait_replay()
-    return proxy
+    yield proxy
 
 
 def _set_v(cluster, row: int, v: int) -> None:

@@ -49,6 +49,8 @@ TEST_CASE("databases: the statements that need a database to themselves") {
   // Nothing to vacate.
   CHECK(Databases("ALTER DATABASE a SET work_mem = '1MB'").empty());
   CHECK(Databases("ALTER DATABASE a OWNER TO bob").empty());
+  CHECK(Databases("ALTER DATABASE a CONNECTION LIMIT 5").empty());
+  CHECK(Databases("ALTER DATABASE a WITH ALLOW_CONNECTIONS true").empty());
   CHECK(Databases("ALTER TABLE a RENAME TO b").empty());
   CHECK(Databases("SELECT 1").empty());
   CHECK(Databases("DROP TABLE x").empty());
