@@ -175,6 +175,7 @@ bool ClientSession::OptimisticAfterUnit() {
     held_ = false;
     held_ctx_.reset();
     OptimisticStay();
+    if (server_ != nullptr && !in_.empty()) ResumeInput();  // held behind the batch (Process)
     return true;
   }
   OptimisticMove();
@@ -314,6 +315,8 @@ void ClientSession::ResumeAfterMove() {
   if (server_ == nullptr) return;
   server_->Flush();
   ResumeReadingIfDrained();
+  // What the client sent behind the batch stayed in in_ while it was held (Process).
+  if (!in_.empty() && state_ != State::kClosed) ResumeInput();
 }
 
 }  // namespace pgregion::proxy

@@ -78,7 +78,7 @@ def test_show_nodes_with_psql(cluster, proxy):
 def test_pools_clients_servers_stats(cluster, proxy):
     wait_roles(proxy)
     with connect(proxy, application_name="busy-app") as busy, connect(proxy) as other:
-        busy.execute("begin")
+        busy.execute("begin read write")  # on the primary (not an optimistic one)
         busy.execute("select 1")
         for _ in range(3):
             other.execute("select 1")

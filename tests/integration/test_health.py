@@ -78,8 +78,10 @@ def test_discovers_primary_listed_second(cluster, start_proxy):
                     health={"interval_ms": INTERVAL_MS})
     port, took = _wait_write(p, "hc_disc", timeout=5 * INTERVAL_MS / 1000 + SLACK_S)
     assert port == cluster.primary.port
-    # A read-write transaction runs on the primary too.
+    # A read-write transaction runs on the primary too (one that only reads would be
+    # an optimistic one, on the replica).
     with connect(p, autocommit=False) as conn:
+        conn.execute("set transaction read write")
         assert conn.execute("select pg_is_in_recovery()").fetchone()[0] is False
         conn.commit()
     _wait_log(p, r"event=roles_discovered primary=primary$")
