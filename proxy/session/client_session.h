@@ -382,6 +382,7 @@ class ClientSession final : public Stream::Handler,
     // why a write must run on the primary.
     bool session_statement = false;
     bool read_write_begin = false;
+    bool chain = false;  // COMMIT/ROLLBACK AND CHAIN
     std::optional<bool> optimistic;
     std::optional<OptimisticMoveReason> write_reason;
     // Comment hints for this unit only: /* pgregion: consistency=... */.
@@ -428,6 +429,8 @@ class ClientSession final : public Stream::Handler,
   struct RoutedUnit {
     bool session_statement = false;
     bool read_write_begin = false;
+    bool ends_transaction = false;
+    bool chain = false;
     std::optional<bool> optimistic;
     std::optional<OptimisticMoveReason> write_reason;
     uint32_t statements = 0;
@@ -448,6 +451,10 @@ class ClientSession final : public Stream::Handler,
     // its connection is as it was and goes back to the pool (else closed).
     bool clean = true;
     bool replay_sent = false;
+    // A batch that ends the transaction (COMMIT, ROLLBACK) was sent: what the
+    // client pipelines behind it waits for its answer, then is routed on its
+    // own (the transaction is over, on the replica).
+    bool ending = false;
     OptimisticMoveReason reason = OptimisticMoveReason::kWrite;
     std::string begin;     // the deferred BEGIN, sent first on the primary
     std::string recorded;  // client messages run on the replica, as the client sent them

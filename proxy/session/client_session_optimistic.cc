@@ -102,6 +102,7 @@ void ClientSession::OptimisticStart(const r::RouteContext& ctx, const r::Route& 
   if (prepend_begin_) optimistic_->begin = begin_text_;
   optimistic_->clean = !routed_unit_.session_statement;
   optimistic_->statements = routed_unit_.statements;
+  optimistic_->ending = routed_unit_.ends_transaction;
   optimistic_->start_ctx = ctx;
 }
 
@@ -115,8 +116,10 @@ std::optional<OptimisticMoveReason> ClientSession::OptimisticMoveFor(
   const bool primary_state =
       ctx.primary_state &&
       !(ctx.preference == r::RoutePreference::kReplica && ctx.preference_from_hint);
+  // AND CHAIN opens the next transaction at once, on the same node: it runs
+  // on the primary.
   if (ctx.pinned || ctx.serializable || ctx.read_write_requested || primary_state ||
-      ctx.reads_sequence_state) {
+      ctx.reads_sequence_state || routed_unit_.chain) {
     return OptimisticMoveReason::kState;
   }
   const RoutingSection& cfg = env_->config().routing;
@@ -130,10 +133,18 @@ std::optional<OptimisticMoveReason> ClientSession::OptimisticMoveFor(
 
 bool ClientSession::OptimisticRouteCollected(const r::RouteContext& ctx) {
   if (optimistic_ == nullptr || optimistic_->phase != Optimistic::Phase::kOnReplica) return false;
+  if (optimistic_->ending) {
+    // Behind the transaction's end: routed on its own once the replica has
+    // answered it (OptimisticAfterUnit, then ReleaseServer).
+    held_ = true;
+    held_ctx_ = std::make_unique<r::RouteContext>(ctx);
+    return true;
+  }
   std::optional<OptimisticMoveReason> move = OptimisticMoveFor(ctx);
   if (!move) {
     optimistic_->clean &= !routed_unit_.session_statement;
     optimistic_->statements += routed_unit_.statements;
+    optimistic_->ending = routed_unit_.ends_transaction;
     OptimisticStay();
     return true;
   }
@@ -171,7 +182,7 @@ bool ClientSession::OptimisticAfterUnit() {
     return false;  // the server goes back to its pool as usual
   }
   if (!held_ || !server_->tracker().empty()) return false;
-  if (server_->tx_status() == 'E') {
+  if (server_->tx_status() == 'E' || optimistic_->ending) {
     held_ = false;
     held_ctx_.reset();
     OptimisticStay();

@@ -189,6 +189,7 @@ void ClientSession::NoteOptimisticFacts(const r::StatementInfo& s, Unit* unit) {
   unit->session_statement |= s.kind == r::StatementKind::kSession || !s.events.empty() ||
                              s.set_local || s.untracked_session_change ||
                              !s.custom_parameter.empty();
+  unit->chain |= s.chain;
   unit->read_write_begin |=
       s.txn == r::TransactionControl::kBegin && s.access == r::AccessMode::kReadWrite;
   if (!s.write || unit->write_reason) return;
@@ -227,8 +228,9 @@ r::RouteContext ClientSession::UnitRouteContext() {
   ctx.preference_from_hint = unit_.hint != r::RoutePreference::kAuto;
   ApplyConsistency(&ctx);
   sending_.Add(unit_);
-  routed_unit_ = {unit_.session_statement, unit_.read_write_begin, unit_.optimistic,
-                  unit_.write_reason, unit_.statements};
+  routed_unit_ = {
+      unit_.session_statement, unit_.read_write_begin, unit_.ends_transaction, unit_.chain,
+      unit_.optimistic,        unit_.write_reason,     unit_.statements};
   if (deferred_begin_) {
     // Units without a Bind (Parse/Describe only) accumulate no statements.
     ctx.begins_transaction = true;

@@ -76,6 +76,24 @@ TEST_CASE("Optimistic: statements pipelined behind the write follow it after the
   CHECK(cluster.primary.CountStatement("COMMIT") == 1);
 }
 
+TEST_CASE("Optimistic: a transaction pipelined behind COMMIT is routed on its own") {
+  // The second transaction must not ride along on the replica untracked: its
+  // INSERT would fail there (a read-only transaction).
+  Cluster cluster;
+  auto client = cluster.Connect();
+  REQUIRE(Run(*client, "BEGIN"));
+  REQUIRE(Run(*client, "SELECT 1"));
+  const size_t before = client->ready_count();
+  for (const char* q : {"COMMIT", "BEGIN", "INSERT INTO t VALUES (3)", "COMMIT"}) {
+    client->SendQuery(q);
+  }
+  REQUIRE(client->WaitReady(before + 4));
+  CHECK(client->ErrorCodes().empty());
+  CHECK(client->ReadyStatuses() == "TTITTI");
+  CHECK(cluster.primary.CountStatement("INSERT INTO t VALUES (3)") == 1);
+  CHECK(cluster.replica.CountStatement("INSERT INTO t VALUES (3)") == 0);
+}
+
 TEST_CASE("Optimistic: reads that differ on the primary fail the transaction with 40001") {
   Cluster cluster;
   // The statement that fails the primary's transaction after a mismatch.
