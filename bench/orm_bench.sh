@@ -44,32 +44,6 @@ bench_init
 start_cluster
 read -r EU_PORT AP_PORT <<<"$REPLICA_PORTS"
 
-# start_relay NAME TARGET_PORT DELAY_MS: a WAN-link relay; sets RELAY_PORT.
-start_relay() {
-  local name=$1 target=$2 delay=$3 out=$BENCH_WORK/relay-$1.out i line
-  "$PYTHON" "$BENCH_REPO/tests/harness/wanlink.py" --target-port "$target" --delay-ms "$delay" \
-    >"$out" 2>&1 </dev/null &
-  PIDS_TO_STOP+=("$!")
-  for ((i = 0; i < 100; i++)); do
-    line=$(grep -m1 '^listen=' "$out" || true)
-    if [[ -n $line ]]; then
-      line=${line%% *}
-      RELAY_PORT=${line##*:}
-      return 0
-    fi
-    sleep 0.1
-  done
-  cat "$out" >&2
-  die "relay $name did not start"
-}
-
-# stream_through REPLICA_NAME RELAY_PORT: the replica's WAL comes through the relay.
-stream_through() {
-  timeout 120 "$PYTHON" "$BENCH_REPO/tests/harness/cluster.py" stream-from --dir "$BENCH_WORK/cluster" \
-    --replica "$1" --port "$2" >>"$BENCH_WORK/cluster.log" 2>&1 ||
-    die "$1 did not stream through the relay (see $BENCH_WORK/cluster.log)"
-}
-
 log "synchronous_commit = on (the harness default is off)"
 psql_super -c "ALTER SYSTEM SET synchronous_commit = on" -c "SELECT pg_reload_conf()" >/dev/null
 

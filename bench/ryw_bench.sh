@@ -42,25 +42,6 @@ bench_init
 start_cluster
 REPLICA_PORT=${REPLICA_PORTS%% *}
 
-# start_relay NAME TARGET_PORT DELAY_MS: a WAN-link relay; sets RELAY_PORT.
-start_relay() {
-  local name=$1 target=$2 delay=$3 out=$BENCH_WORK/relay-$1.out i line
-  "$PYTHON" "$BENCH_REPO/tests/harness/wanlink.py" --target-port "$target" --delay-ms "$delay" \
-    >"$out" 2>&1 </dev/null &
-  PIDS_TO_STOP+=("$!")
-  for ((i = 0; i < 100; i++)); do
-    line=$(grep -m1 '^listen=' "$out" || true)
-    if [[ -n $line ]]; then
-      line=${line%% *}
-      RELAY_PORT=${line##*:}
-      return 0
-    fi
-    sleep 0.1
-  done
-  cat "$out" >&2
-  die "relay $name did not start"
-}
-
 log "synchronous_commit = on (the harness default is off)"
 psql_super -c "ALTER SYSTEM SET synchronous_commit = on" -c "SELECT pg_reload_conf()" >/dev/null
 PGPASSWORD=$PG_SUPERPASS psql -X -q -h "$PG_HOST" -p "$REPLICA_PORT" -U "$PG_SUPERUSER" -d "$APP_DB" \
@@ -71,9 +52,7 @@ US_RELAY=$RELAY_PORT
 start_relay wal-us-east-to-eu-west "$PG_PORT" "$DELAY_MS"
 WAL_RELAY=$RELAY_PORT
 log "the replica streams WAL through the relay (+$DELAY_MS ms each way)"
-timeout 120 "$PYTHON" "$BENCH_REPO/tests/harness/cluster.py" stream-from --dir "$BENCH_WORK/cluster" \
-  --replica replica1 --port "$WAL_RELAY" >>"$BENCH_WORK/cluster.log" 2>&1 ||
-  die "the replica did not stream through the relay (see $BENCH_WORK/cluster.log)"
+stream_through replica1 "$WAL_RELAY"
 
 PGR_DIR=$BENCH_WORK/pgregion
 mkdir -p "$PGR_DIR"

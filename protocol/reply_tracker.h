@@ -71,6 +71,9 @@ class ReplyTracker {
   bool skipping() const { return skipping_; }
   void Clear();
 
+  // A frontend message that ends a unit: the server answers it with ReadyForQuery.
+  static bool EndsUnit(char type) { return type == 'Q' || type == 'S' || type == 'F'; }
+
  private:
   struct Entry {
     char type;
@@ -78,7 +81,6 @@ class ReplyTracker {
     bool synthesized;
     uint32_t tag;
   };
-  static bool EndsUnit(char type) { return type == 'Q' || type == 'S' || type == 'F'; }
   // Whether backend message `type` is the reply that completes an entry of `entry_type`.
   static bool Completes(char entry_type, char type);
   void Pop(Decision* d, bool failed);

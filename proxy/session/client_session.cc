@@ -67,7 +67,7 @@ bool IsFrontendType(char t) {
   }
 }
 
-bool EndsUnit(char t) { return t == 'Q' || t == 'S' || t == 'F'; }
+bool EndsUnit(char t) { return p::ReplyTracker::EndsUnit(t); }
 bool IsCopyIn(char t) { return t == 'd' || t == 'c' || t == 'f'; }
 bool IsExtended(char t) {
   return t == 'P' || t == 'B' || t == 'E' || t == 'D' || t == 'C' || t == 'H';

@@ -55,8 +55,6 @@ namespace r = ::pgregion::routing;
 
 namespace {
 
-bool EndsBatch(char t) { return t == 'Q' || t == 'S' || t == 'F'; }
-
 // What makes the primary's transaction fail after a mismatch; its text is
 // what a DBA reading the server log sees.
 constexpr std::string_view kAbortQuery =
@@ -234,7 +232,8 @@ void ClientSession::OptimisticSendReplay() {
   p::Frame f;
   while (server_ != nullptr && p::SplitWholeMessage(&rest, &f)) {
     WriteToServer(f);
-    if (EndsBatch(f.type)) ++units_sent_;  // answered through HoldReadyForQuery's count
+    // Counted as sent, as HoldReadyForQuery counts them answered.
+    if (p::ReplyTracker::EndsUnit(f.type)) ++units_sent_;
   }
   std::string().swap(o.recorded);
   if (server_ != nullptr) server_->Flush();
@@ -289,7 +288,7 @@ void ClientSession::OptimisticFail() {
   p::Frame f;
   while (p::SplitWholeMessage(&rest, &f)) {
     end = to_server_.size() - rest.size();
-    if (EndsBatch(f.type)) break;
+    if (p::ReplyTracker::EndsUnit(f.type)) break;
     end = 0;
   }
   constexpr std::string_view kMessage =

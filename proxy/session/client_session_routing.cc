@@ -228,9 +228,13 @@ r::RouteContext ClientSession::UnitRouteContext() {
   ctx.preference_from_hint = unit_.hint != r::RoutePreference::kAuto;
   ApplyConsistency(&ctx);
   sending_.Add(unit_);
-  routed_unit_ = {
-      unit_.session_statement, unit_.read_write_begin, unit_.ends_transaction, unit_.chain,
-      unit_.optimistic,        unit_.write_reason,     unit_.statements};
+  routed_unit_ = {.session_statement = unit_.session_statement,
+                  .read_write_begin = unit_.read_write_begin,
+                  .ends_transaction = unit_.ends_transaction,
+                  .chain = unit_.chain,
+                  .optimistic = unit_.optimistic,
+                  .write_reason = unit_.write_reason,
+                  .statements = unit_.statements};
   if (deferred_begin_) {
     // Units without a Bind (Parse/Describe only) accumulate no statements.
     ctx.begins_transaction = true;
