@@ -164,6 +164,7 @@ bool ClientSession::OptimisticRouteCollected(const r::RouteContext& ctx) {
 }
 
 void ClientSession::OptimisticStay() {
+  unit_timer_.Continue();  // timed like any unit sent to a bound server
   collecting_ = false;
   collected_ready_ = false;
   retry_.armed = false;
