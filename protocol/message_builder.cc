@@ -231,13 +231,18 @@ void AppendSync(std::string* out) { MessageWriter(out).Begin('S').End(); }
 void AppendTerminate(std::string* out) { MessageWriter(out).Begin('X').End(); }
 
 void AppendFunctionCall(std::string* out, uint32_t function_oid) {
-  MessageWriter(out)
-      .Begin('F')
-      .AddInt32(function_oid)
-      .AddInt16(0)  // no argument format codes
-      .AddInt16(0)  // no arguments
-      .AddInt16(0)  // result in text format
-      .End();
+  AppendFunctionCall(out, function_oid, {});
+}
+
+void AppendFunctionCall(std::string* out, uint32_t function_oid,
+                        std::initializer_list<std::string_view> text_args) {
+  MessageWriter w(out);
+  w.Begin('F').AddInt32(function_oid).AddInt16(0);  // no format codes: arguments in text
+  w.AddInt16(static_cast<uint16_t>(text_args.size()));
+  for (std::string_view arg : text_args) {
+    w.AddInt32(static_cast<uint32_t>(arg.size())).AddBytes(arg);
+  }
+  w.AddInt16(0).End();  // result in text format
 }
 
 // Assumes standard_conforming_strings = on (the default since 9.1), so a backslash

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -55,7 +56,8 @@ void AppendCommandComplete(std::string* out, std::string_view tag);
 void AppendEmptyQueryResponse(std::string* out);
 // RowDescription with text columns of type `text` (OID 25).
 void AppendRowDescription(std::string* out, const std::vector<std::string_view>& columns);
-// DataRow; a column equal to std::nullopt-like `nullptr` is not supported: use AppendDataRowNullable.
+// DataRow; a column equal to std::nullopt-like `nullptr` is not supported: use
+// AppendDataRowNullable.
 void AppendDataRow(std::string* out, const std::vector<std::string_view>& values);
 void AppendDataRowNullable(std::string* out,
                            const std::vector<std::pair<bool, std::string_view>>& is_null_value);
@@ -66,14 +68,16 @@ void AppendStartupMessage(std::string* out,
 void AppendSslRequest(std::string* out);
 void AppendCancelRequest(std::string* out, uint32_t pid, uint32_t secret);
 void AppendPasswordMessage(std::string* out, std::string_view password);
-void AppendSaslInitialResponse(std::string* out, std::string_view mechanism,
-                               std::string_view data);
+void AppendSaslInitialResponse(std::string* out, std::string_view mechanism, std::string_view data);
 void AppendSaslResponse(std::string* out, std::string_view data);
 void AppendQuery(std::string* out, std::string_view text);
 void AppendSync(std::string* out);
 void AppendTerminate(std::string* out);
 // FunctionCall 'F' with no arguments and a text result.
 void AppendFunctionCall(std::string* out, uint32_t function_oid);
+// With text-format arguments (none of them NULL).
+void AppendFunctionCall(std::string* out, uint32_t function_oid,
+                        std::initializer_list<std::string_view> text_args);
 
 // Quotes a value as a SQL string literal ('it''s', E'' not used: standard_conforming_strings).
 std::string QuoteLiteral(std::string_view v);

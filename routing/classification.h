@@ -126,6 +126,13 @@ struct StatementInfo {
   bool set_local = false;                 // SET LOCAL: transaction-scoped, nothing to track
   bool copy_in = false;                   // COPY ... FROM STDIN: the server enters CopyIn
   bool untracked_session_change = false;  // set_config(), LOAD: state the proxy cannot see
+  // The statement may lower synchronous_commit for its own transaction where
+  // the proxy cannot see it after the commit (SET LOCAL synchronous_commit,
+  // set_config(), DO, CALL, a call of a function that is not a PostgreSQL
+  // built-in): the commit may not have been flushed when it was acknowledged,
+  // so the session's read-your-writes token is the insert position
+  // (TokenLsnAfterCommit, ryw_token.h).
+  bool durability_unknown = false;
   TransactionControl txn = TransactionControl::kNone;
   AccessMode access = AccessMode::kUnspecified;             // BEGIN/START/SET TRANSACTION
   IsolationLevel isolation = IsolationLevel::kUnspecified;  // BEGIN/START/SET TRANSACTION

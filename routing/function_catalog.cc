@@ -500,21 +500,25 @@ FunctionInfo FunctionCatalog::Lookup(std::string_view raw_schema, std::string_vi
   } else if (builtin_write_.contains(name)) {
     // Also in other schemas: a user's nextval() is not trusted to be pure.
     info.effect = FunctionEffect::kWrite;
+    info.builtin = catalog;
   } else if (std::any_of(std::begin(kBuiltinWritePrefixes), std::end(kBuiltinWritePrefixes),
                          [&](std::string_view p) { return HasPrefix(name, p); }) ||
              (HasPrefix(name, "pg_") && name.find("replication_slot") != std::string::npos)) {
     info.effect = FunctionEffect::kWrite;
+    info.builtin = catalog;
   } else if (catalog && (builtin_primary_state_.contains(name) ||
                          std::any_of(std::begin(kBuiltinPrimaryStatePrefixes),
                                      std::end(kBuiltinPrimaryStatePrefixes),
                                      [&](std::string_view p) { return HasPrefix(name, p); }))) {
     info.effect = FunctionEffect::kRead;
     info.primary_state = true;
+    info.builtin = true;
   } else if (catalog &&
              (builtin_read_.contains(name) ||
               std::any_of(std::begin(kBuiltinReadPrefixes), std::end(kBuiltinReadPrefixes),
                           [&](std::string_view p) { return HasPrefix(name, p); }))) {
     info.effect = FunctionEffect::kRead;
+    info.builtin = true;
   }
   return info;
 }

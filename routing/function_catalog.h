@@ -41,6 +41,9 @@ struct FunctionInfo {
   // kRead, but returns the node's own state (pg_is_in_recovery(), pg_stat_*,
   // pg_current_snapshot(), ...): runs on the primary. Built-ins only.
   bool primary_state = false;
+  // Known from PostgreSQL's own functions (not configured, not unknown):
+  // it runs no user code.
+  bool builtin = false;
 };
 
 class FunctionCatalog {

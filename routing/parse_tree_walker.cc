@@ -181,6 +181,7 @@ void ParseTreeWalker::FunctionCall(Index call, TreeFacts* facts) const {
     case FunctionEffect::kRead:
       break;
   }
+  if (!info.builtin) facts->user_function = true;
   if (info.primary_state && facts->primary_state.empty()) facts->primary_state = qualified;
   const bool catalog = schema.empty() || EqualsIgnoreCase(schema, "pg_catalog");
   const Index first_arg = tree_.FirstChild(tree_.Member(call, "args"));

@@ -26,6 +26,7 @@ struct TreeFacts {
   std::string write_function;              // the first call with side effects
   std::string unknown_function;            // the first call of an unknown function
   bool set_config = false;
+  bool user_function = false;  // a call of a function that is not a built-in (runs user code)
   // Advisory lock/unlock calls in document order.
   std::vector<FunctionSessionEffect> session_calls;
   // The first relation or function found whose content only the primary has

@@ -63,4 +63,18 @@ RywToken RywToken::Max(const RywToken& a, const RywToken& b) {
   return t;
 }
 
+TokenLsn TokenLsnAfterCommit(std::string_view synchronous_commit, bool durability_unknown,
+                             Lsn flush, Lsn insert) {
+  if (!insert.valid()) return TokenLsn{};
+  // current_setting() shows an enum setting by its canonical name ('true'
+  // and '1' read back as 'on'). Anything else is not trusted.
+  const bool flushed_before_ack = synchronous_commit == "on" || synchronous_commit == "local" ||
+                                  synchronous_commit == "remote_write" ||
+                                  synchronous_commit == "remote_apply";
+  if (!flushed_before_ack || durability_unknown || !flush.valid() || insert < flush) {
+    return TokenLsn{insert, false};
+  }
+  return TokenLsn{flush, true};
+}
+
 }  // namespace pgregion::routing

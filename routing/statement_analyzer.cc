@@ -101,6 +101,7 @@ StatementInfo StatementAnalyzer::Analyze(Index stmt, bool* cacheable) const {
   } else if (type == "ExecuteStmt") {
     SetWrite(&info, StatementKind::kUtility, WriteReason::kExecute);
     info.execute_name = tree_.String(tree_.Member(node, "name"));
+    info.durability_unknown = true;  // what the prepared statement calls is not known here
   } else if (type == "DeallocateStmt") {
     SetRead(&info, StatementKind::kSession);
     std::string name = tree_.String(tree_.Member(node, "name"));
@@ -133,8 +134,10 @@ StatementInfo StatementAnalyzer::Analyze(Index stmt, bool* cacheable) const {
     AddEvent(&info, event);
   } else if (type == "CallStmt") {
     SetWrite(&info, StatementKind::kWrite, WriteReason::kCall);
+    info.durability_unknown = true;  // procedures may SET LOCAL synchronous_commit
   } else if (type == "DoStmt") {
     SetWrite(&info, StatementKind::kWrite, WriteReason::kDo);
+    info.durability_unknown = true;
     // Code run by DO may change session state the proxy cannot see (a plain
     // SET, set_config(), dynamic SQL): then the session stays on its server
     // connection, which is closed when the client leaves.
@@ -216,6 +219,8 @@ void StatementAnalyzer::ApplyFacts(const TreeFacts& facts, StatementInfo* info,
     MarkWrite(info, WriteReason::kUnknownFunction, facts.unknown_function);
   }
   if (facts.set_config) info->untracked_session_change = true;
+  // set_config(..., true) lasts until the commit; user code may call it.
+  if (facts.set_config || facts.user_function) info->durability_unknown = true;
   for (FunctionSessionEffect call : facts.session_calls) {
     switch (call) {
       case FunctionSessionEffect::kAdvisoryLock:
@@ -367,14 +372,14 @@ bool StatementAnalyzer::IsTempName(Index names) const {
 
 bool StatementAnalyzer::DoBodyMayChangeSession(Index do_stmt) const {
   // DoStmt.args: [{"DefElem": {"defname": "as", "arg": {"String": {"sval": body}}}}, ...]
-  static constexpr std::string_view kWords[] = {"set",    "reset",   "execute", "listen",
-                                                "prepare", "advisory", "temp",   "load",
-                                                "discard", "declare", "session", "role"};
+  static constexpr std::string_view kWords[] = {"set",     "reset",    "execute", "listen",
+                                                "prepare", "advisory", "temp",    "load",
+                                                "discard", "declare",  "session", "role"};
   for (Index a = tree_.FirstChild(tree_.Member(do_stmt, "args")); a != kNone; a = tree_.Next(a)) {
     const Index def = tree_.Member(a, "DefElem");
     if (tree_.RawString(def, "defname") != "as") continue;
-    std::string body = tree_.String(tree_.Member(tree_.Member(tree_.Member(def, "arg"), "String"),
-                                                 "sval"));
+    std::string body =
+        tree_.String(tree_.Member(tree_.Member(tree_.Member(def, "arg"), "String"), "sval"));
     for (char& c : body) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     for (std::string_view w : kWords) {
       if (body.find(w) != std::string::npos) return true;

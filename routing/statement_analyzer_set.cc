@@ -98,6 +98,9 @@ void StatementAnalyzer::VariableSet(Index body, StatementInfo* info, bool* cache
   const std::string name = tree_.String(tree_.Member(body, "name"));
   const Index args = tree_.Member(body, "args");
   info->set_local = tree_.Bool(body, "is_local");
+  // The commit this SET LOCAL ends may be asynchronous, and nothing of it is
+  // left to see after the commit (ClientSession's LSN probe).
+  info->durability_unknown = info->set_local && EqualsIgnoreCase(name, "synchronous_commit");
 
   if (kind == "VAR_SET_MULTI") {
     if (name == "TRANSACTION" || name == "TRANSACTION SNAPSHOT") {

@@ -109,6 +109,28 @@ std::string_view RywFallbackReasonName(RywFallbackReason reason) {
   return "unknown";
 }
 
+std::string_view RywTokenPositionName(RywTokenPosition position) {
+  switch (position) {
+    case RywTokenPosition::kFlush:
+      return "flush";
+    case RywTokenPosition::kInsert:
+      return "insert";
+  }
+  return "unknown";
+}
+
+std::string_view ReadAfterWriteServedName(ReadAfterWriteServed served) {
+  switch (served) {
+    case ReadAfterWriteServed::kLocalReplica:
+      return "local_replica";
+    case ReadAfterWriteServed::kRemoteReplica:
+      return "remote_replica";
+    case ReadAfterWriteServed::kPrimary:
+      return "primary";
+  }
+  return "unknown";
+}
+
 std::string_view OptimisticOutcomeName(OptimisticOutcome outcome) {
   switch (outcome) {
     case OptimisticOutcome::kStarted:
@@ -340,6 +362,27 @@ std::vector<MetricFamily> Metrics::Collect(const routing::TopologySnapshot& snap
              static_cast<double>(ryw_fallbacks_[r]));
   }
   out.push_back(std::move(fallbacks));
+
+  MetricFamily tokens =
+      Family("ryw_tokens_total",
+             "Read-your-writes tokens taken after a writing transaction, by the WAL position used.",
+             MetricType::Counter);
+  for (size_t i = 0; i < kRywTokenPositions; ++i) {
+    AddValue(&tokens, {L("position", RywTokenPositionName(static_cast<RywTokenPosition>(i)))},
+             static_cast<double>(ryw_tokens_[i]));
+  }
+  out.push_back(std::move(tokens));
+
+  MetricFamily after_write = Family(
+      "reads_after_write_total",
+      "The first causal read after each of a session's writing transactions, by where it ran.",
+      MetricType::Counter);
+  for (size_t i = 0; i < kReadAfterWriteServed; ++i) {
+    AddValue(&after_write,
+             {L("served", ReadAfterWriteServedName(static_cast<ReadAfterWriteServed>(i)))},
+             static_cast<double>(reads_after_write_[i]));
+  }
+  out.push_back(std::move(after_write));
 
   MetricFamily optimistic =
       Family("optimistic_transactions_total",

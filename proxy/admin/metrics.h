@@ -86,6 +86,25 @@ enum class RywFallbackReason : uint8_t {
 inline constexpr size_t kRywFallbackReasons = 4;
 std::string_view RywFallbackReasonName(RywFallbackReason reason);
 
+// ryw_tokens_total{position}: which WAL position a session's token took after
+// a writing transaction ended (routing::TokenLsnAfterCommit).
+enum class RywTokenPosition : uint8_t {
+  kFlush,   // the commit was synchronous: the flush position covers it
+  kInsert,  // asynchronous or not known to be synchronous: the insert position
+};
+inline constexpr size_t kRywTokenPositions = 2;
+std::string_view RywTokenPositionName(RywTokenPosition position);
+
+// reads_after_write_total{served}: where the first causal read after each of
+// a session's writing transactions ran (the read its token is for).
+enum class ReadAfterWriteServed : uint8_t {
+  kLocalReplica,   // a replica in this instance's region ([proxy] region)
+  kRemoteReplica,  // a replica in another region
+  kPrimary,
+};
+inline constexpr size_t kReadAfterWriteServed = 3;
+std::string_view ReadAfterWriteServedName(ReadAfterWriteServed served);
+
 // optimistic_transactions_total{outcome}: transactions that started on a
 // replica (client_session_optimistic.cc), and how each one ended.
 enum class OptimisticOutcome : uint8_t {
@@ -177,6 +196,10 @@ class Metrics {
   void Error(ErrorKind kind) { ++errors_[static_cast<size_t>(kind)]; }
   void RywWait(double seconds) { ryw_wait_.Observe(seconds); }
   void RywFallback(RywFallbackReason reason) { ++ryw_fallbacks_[static_cast<size_t>(reason)]; }
+  void RywToken(RywTokenPosition position) { ++ryw_tokens_[static_cast<size_t>(position)]; }
+  void ReadAfterWrite(ReadAfterWriteServed served) {
+    ++reads_after_write_[static_cast<size_t>(served)];
+  }
   void Optimistic(OptimisticOutcome outcome) { ++optimistic_[static_cast<size_t>(outcome)]; }
   void OptimisticMove(OptimisticMoveReason reason) {
     ++optimistic_moves_[static_cast<size_t>(reason)];
@@ -228,6 +251,8 @@ class Metrics {
   LoopHistogram ryw_wait_;
   std::array<uint64_t, kErrorKinds> errors_{};
   std::array<uint64_t, kRywFallbackReasons> ryw_fallbacks_{};
+  std::array<uint64_t, kRywTokenPositions> ryw_tokens_{};
+  std::array<uint64_t, kReadAfterWriteServed> reads_after_write_{};
   std::array<uint64_t, kOptimisticOutcomes> optimistic_{};
   std::array<uint64_t, kOptimisticMoveReasons> optimistic_moves_{};
   LoopHistogram optimistic_move_;

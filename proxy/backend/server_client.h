@@ -11,6 +11,14 @@ namespace pgregion::proxy {
 
 class ServerConnection;
 
+// What the LSN probe's three calls returned, as text (empty: the call failed
+// or returned NULL).
+struct LsnProbeAnswer {
+  std::string synchronous_commit;  // current_setting('synchronous_commit')
+  std::string flush;               // pg_current_wal_flush_lsn()
+  std::string insert;              // pg_current_wal_insert_lsn()
+};
+
 class ServerClient {
  public:
   // From the pool: a connection for the waiting unit, or why there is none.
@@ -26,8 +34,9 @@ class ServerClient {
   virtual bool ForwardsPlainly() const = 0;
   // True when the client's ReadyForQuery is held until an LSN probe answers.
   virtual bool HoldReadyForQuery(std::string_view bytes) = 0;
-  virtual void OnLsnProbe(std::string_view function_call_response_body) = 0;
-  virtual void OnLsnProbeDone() = 0;
+  // The read-your-writes LSN probe behind a unit answered
+  // (ServerConnection::SendLsnProbe); a call that failed left its part empty.
+  virtual void OnLsnProbeDone(const LsnProbeAnswer& answer) = 0;
   // The replay the unit waits for finished (the identity, settings that may
   // fail), or a replay sent ahead of the unit failed; `error` is empty when
   // it succeeded.

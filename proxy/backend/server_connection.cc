@@ -1,6 +1,7 @@
 #include "proxy/backend/server_connection.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "protocol/md5.h"
 #include "protocol/message_builder.h"
@@ -368,9 +369,16 @@ void ServerConnection::HandleMessage(const p::Frame& frame) {
         break;
       }
       case 'V':
-        if (d.owner == p::ReplyTracker::Owner::kProxy && d.tag == kLsnProbeTag &&
-            client_ != nullptr) {
-          client_->OnLsnProbe(frame.body);
+        if (d.owner == p::ReplyTracker::Owner::kProxy) {
+          absl::StatusOr<p::DataRowColumn> value = p::ParseFunctionCallResponse(frame.body);
+          std::string* part = d.tag == kLsnProbeSettingTag ? &lsn_answer_.synchronous_commit
+                              : d.tag == kLsnProbeFlushTag ? &lsn_answer_.flush
+                              : d.tag == kLsnProbeTag      ? &lsn_answer_.insert
+                                                           : nullptr;
+          // Short answers (a setting name, an LSN); anything longer is not one.
+          if (part != nullptr && value.ok() && !value->is_null && value->value.size() <= 64) {
+            part->assign(value->value);
+          }
         }
         break;
       case 'S': {
@@ -410,8 +418,9 @@ void ServerConnection::HandleMessage(const p::Frame& frame) {
   if (d.unit_done) {
     if (d.owner == p::ReplyTracker::Owner::kClient) {
       if (client_ != nullptr) client_->OnServerUnitDone();
-    } else if (d.tag == kLsnProbeTag && client_ != nullptr) {
-      client_->OnLsnProbeDone();
+    } else if (d.tag == kLsnProbeTag) {
+      const LsnProbeAnswer answer = std::exchange(lsn_answer_, LsnProbeAnswer());
+      if (client_ != nullptr) client_->OnLsnProbeDone(answer);
     } else if (d.tag == kCustomTag) {
       std::string error;
       error.swap(custom_error_);
@@ -531,13 +540,20 @@ void ServerConnection::SendProxyQuery(std::string_view sql, uint32_t tag) {
 }
 
 void ServerConnection::SendLsnProbe() {
-  // pg_current_wal_insert_lsn()'s OID (pg_proc.dat; built-in OIDs are fixed).
-  // The insert LSN is at or after the end of the commit record even with
-  // synchronous_commit = off (the write and flush LSNs are not).
-  constexpr uint32_t kCurrentWalInsertLsnOid = 2852;
+  // Built-in OIDs are fixed (pg_proc.dat). Which answer becomes the token is
+  // routing::TokenLsnAfterCommit's choice. Each call runs in a transaction of
+  // its own, after the unit's commit: the setting is the session's value then,
+  // and both positions are at least where that commit left them.
+  constexpr uint32_t kCurrentSettingOid = 2077;       // current_setting(text)
+  constexpr uint32_t kCurrentWalFlushLsnOid = 3330;   // pg_current_wal_flush_lsn()
+  constexpr uint32_t kCurrentWalInsertLsnOid = 2852;  // pg_current_wal_insert_lsn()
   std::string out;
+  p::AppendFunctionCall(&out, kCurrentSettingOid, {"synchronous_commit"});
+  p::AppendFunctionCall(&out, kCurrentWalFlushLsnOid);
   p::AppendFunctionCall(&out, kCurrentWalInsertLsnOid);
   stream_->Write(out);
+  tracker_.Expect('F', p::ReplyTracker::Owner::kProxy, kLsnProbeSettingTag);
+  tracker_.Expect('F', p::ReplyTracker::Owner::kProxy, kLsnProbeFlushTag);
   tracker_.Expect('F', p::ReplyTracker::Owner::kProxy, kLsnProbeTag);
 }
 

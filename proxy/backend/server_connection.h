@@ -33,8 +33,11 @@ class Pool;
 
 class ServerConnection : public Stream::Handler {
  public:
-  // Tracker tag of the proxy's read-your-writes LSN probe (a FunctionCall).
+  // Tracker tags of the proxy's read-your-writes LSN probe: three
+  // FunctionCalls (SendLsnProbe), the last one tagged kLsnProbeTag.
   static constexpr uint32_t kLsnProbeTag = 2;
+  static constexpr uint32_t kLsnProbeSettingTag = 6;
+  static constexpr uint32_t kLsnProbeFlushTag = 7;
   // The session's replay on this connection (SessionState::ReplayPlan): one
   // the client's unit waits for (the identity, and settings that may fail),
   // and settings sent ahead of the unit without waiting.
@@ -83,7 +86,9 @@ class ServerConnection : public Stream::Handler {
   // What the proxy itself sends on a bound connection, with the replies it
   // expects recorded here (they never reach the client): a simple Query
   // (`tag`: kIdentityTag, kSettingsTag, or 0), and the read-your-writes LSN
-  // probe (a FunctionCall of pg_current_wal_insert_lsn()).
+  // probe (FunctionCalls of current_setting('synchronous_commit'),
+  // pg_current_wal_flush_lsn() and pg_current_wal_insert_lsn(), pipelined:
+  // no round trip of its own; the client's OnLsnProbeDone gets the answers).
   void SendProxyQuery(std::string_view sql, uint32_t tag = 0);
   void SendLsnProbe();
 
@@ -174,7 +179,8 @@ class ServerConnection : public Stream::Handler {
   bool in_read_ = false;
   std::string identity_sqlstate_;  // the replay's error, if it failed
   std::string identity_error_;
-  std::string custom_error_;  // the ErrorResponse body of a refused kCustomTag replay
+  LsnProbeAnswer lsn_answer_;  // the LSN probe being answered
+  std::string custom_error_;   // the ErrorResponse body of a refused kCustomTag replay
   // A replay failed: what params_ records may not be what the backend has
   // (the whole replay query rolled back), so it is never reused.
   bool restore_failed_ = false;

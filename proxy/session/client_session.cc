@@ -459,6 +459,9 @@ void ClientSession::Dispatch(const routing::RouteContext& ctx) {
     return;
   }
   unit_timer_.Routed(env_->metrics(), route, env_->node_views());
+  if (read_after_write_ && !ctx.write && ctx.consistency == routing::Consistency::kCausal) {
+    CountReadAfterWrite(route.node);
+  }
   retry_.node = route.node;
   retry_.armed = RetryEligible(ctx, route);
   if (retry_.armed) {

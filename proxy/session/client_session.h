@@ -124,8 +124,7 @@ class ClientSession final : public Stream::Handler,
   // Read-your-writes capture (client_session_ryw.cc). True when the client's
   // ReadyForQuery is held until an LSN probe answers.
   bool HoldReadyForQuery(std::string_view bytes) override;
-  void OnLsnProbe(std::string_view function_call_response_body) override;
-  void OnLsnProbeDone() override;
+  void OnLsnProbeDone(const LsnProbeAnswer& answer) override;
   // The identity replay (SessionState::ReplayPlan::identity) finished; `error`
   // is empty when it succeeded.
   void OnIdentityRestored(std::string_view sqlstate, std::string_view error) override;
@@ -230,7 +229,7 @@ class ClientSession final : public Stream::Handler,
   void ResumeAfterMove();
   // Read-your-writes (client_session_ryw.cc).
   void AfterUnitSent();
-  void SendLsnProbe();
+  void SendLsnProbe(uint64_t unit);  // behind `unit` (units_sent_ / units_answered_ count)
   routing::RywToken EffectiveToken() const {
     return routing::RywToken::Max(own_token_, presented_token_);
   }
@@ -249,6 +248,7 @@ class ClientSession final : public Stream::Handler,
   void EndReplayWait();
   void ReplayWaitTimedOut();
   // May the next read stay on the bound replica `node` (a pipelined read)?
+  void CountReadAfterWrite(int node);  // reads_after_write_total, once per token
   bool BoundReplicaServes(int node, const routing::RouteContext& ctx) const;
   void CountRywFallback(const routing::RouteContext& ctx, const routing::Route& route);
   void ReleaseServer();
@@ -376,6 +376,9 @@ class ClientSession final : public Stream::Handler,
     bool plain_begin = false;       // the first was a BEGIN without access mode or hints
     bool ends_transaction = false;  // COMMIT/ROLLBACK/END/PREPARE TRANSACTION
     bool copy_in = false;           // COPY ... FROM STDIN
+    // May lower synchronous_commit for its own transaction unseen
+    // (StatementInfo::durability_unknown; unparsed text, fast-path calls).
+    bool durability_unknown = false;
     // For optimistic transactions: a statement that leaves state on the
     // server a ROLLBACK may not undo for the proxy's view of it (SET, SET
     // LOCAL, cursors, set_config()); BEGIN READ WRITE; the optimistic= hint;
@@ -396,11 +399,13 @@ class ClientSession final : public Stream::Handler,
     bool begins_transaction = false;
     bool ends_transaction = false;
     bool copy_in = false;
+    bool durability_unknown = false;
     void Add(const Unit& u) {
       write |= u.write;
       begins_transaction |= u.begins_transaction;
       ends_transaction |= u.ends_transaction;
       copy_in |= u.copy_in;
+      durability_unknown |= u.durability_unknown;
     }
   };
   Sending sending_;
@@ -528,6 +533,8 @@ class ClientSession final : public Stream::Handler,
   routing::RywToken own_token_;
   routing::RywToken presented_token_;
   bool wrote_ = false;  // a write went to the primary since the last token
+  // The token moved: the next causal read is counted in reads_after_write_total.
+  bool read_after_write_ = false;
   // Units written to / answered by the bound server (counted from its binding),
   // and the units with an LSN probe behind them, whose ReadyForQuery is held.
   uint64_t units_sent_ = 0;
@@ -535,10 +542,16 @@ class ClientSession final : public Stream::Handler,
   uint64_t units_answered_ = 0;
   // A vector, not a deque: a deque allocates about 600 bytes as soon as it
   // is constructed, for every client, and this holds one or two units at most.
-  std::vector<uint64_t> probe_units_;
+  struct ProbedUnit {
+    uint64_t unit = 0;
+    bool durability_unknown = false;  // its transaction may have committed asynchronously
+  };
+  std::vector<ProbedUnit> probe_units_;
   uint64_t copy_probe_unit_ = 0;  // COPY FROM STDIN: probe once this unit's ReadyForQuery arrives
-  routing::Lsn probe_lsn_;        // the current probe's answer
-  char held_ready_ = 0;           // the held ReadyForQuery's status (0: none held)
+  // Units sent to the primary since the last probe (the transaction the next
+  // one ends) may have lowered synchronous_commit for themselves.
+  bool durability_unknown_ = false;
+  char held_ready_ = 0;  // the held ReadyForQuery's status (0: none held)
   // kWaitReplay: the causal read waiting for `node` to replay its token
   // before it goes to the primary (the timer is its deadline). Set only while
   // one waits (an idle client does not keep its 144 bytes).

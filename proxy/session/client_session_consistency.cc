@@ -138,6 +138,19 @@ void ClientSession::ReplayWaitTimedOut() {
   Dispatch(ctx);
 }
 
+void ClientSession::CountReadAfterWrite(int node) {
+  read_after_write_ = false;
+  ReadAfterWriteServed served = ReadAfterWriteServed::kPrimary;
+  const std::vector<r::NodeView>& views = env_->node_views();
+  if (node >= 0 && static_cast<size_t>(node) < views.size() &&
+      !views[static_cast<size_t>(node)].primary) {
+    served = env_->node_config(node).region == env_->config().proxy.region
+                 ? ReadAfterWriteServed::kLocalReplica
+                 : ReadAfterWriteServed::kRemoteReplica;
+  }
+  env_->metrics().ReadAfterWrite(served);
+}
+
 bool ClientSession::BoundReplicaServes(int node, const r::RouteContext& ctx) const {
   const r::TopologySnapshotPtr topo = env_->topology();
   if (node < 0 || static_cast<size_t>(node) >= topo->nodes.size()) return false;

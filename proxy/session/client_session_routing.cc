@@ -106,6 +106,7 @@ bool ClientSession::InspectFrame(const p::Frame& frame) {
       }
       if (st == nullptr || st->classification == nullptr) {
         unit_.write = true;  // unknown statement: fail closed
+        unit_.durability_unknown = true;
       } else {
         Accumulate(*st->classification, st->hints);
       }
@@ -119,7 +120,8 @@ bool ClientSession::InspectFrame(const p::Frame& frame) {
       return true;
     }
     case 'F':
-      unit_.write = true;  // fast-path calls (large objects) may write
+      unit_.write = true;               // fast-path calls (large objects) may write
+      unit_.durability_unknown = true;  // and may call any function
       return true;
     default:
       return true;
@@ -130,6 +132,7 @@ void ClientSession::Accumulate(const r::Classification& c, const r::StatementHin
   unit_.write |= c.write;
   unit_.parse_error |= c.parse_error;
   unit_.too_complex |= c.too_complex;
+  unit_.durability_unknown |= c.parse_error || c.too_complex;  // unread text may be anything
   if (hints.route) unit_.hint = ToPreference(*hints.route);
   if (hints.optimistic) unit_.optimistic = hints.optimistic;
   AddConsistencyHints(hints);
@@ -170,6 +173,7 @@ void ClientSession::Accumulate(const r::Classification& c, const r::StatementHin
                               s.txn == r::TransactionControl::kRollback ||
                               s.txn == r::TransactionControl::kPrepareTransaction;
     unit_.copy_in |= s.copy_in;
+    unit_.durability_unknown |= s.durability_unknown;
     NoteOptimisticFacts(s, &unit_);
     if (unit_.statements == 0) {
       unit_.plain_begin = s.txn == r::TransactionControl::kBegin &&

@@ -1,12 +1,15 @@
 // ClientSession: read-your-writes capture and tokens.
 //
-// When a batch sent to the primary may end a transaction that wrote, a
-// FunctionCall of pg_current_wal_insert_lsn() is pipelined right behind the
-// client's Sync/Query on the same server connection (no extra round trip), the
-// client's ReadyForQuery is held until the probe answers, and if that
-// ReadyForQuery says idle the session's token moves to the probe's LSN and is
-// sent as ParameterStatus pgregion.ryw_token before the ReadyForQuery. The
-// tracker swallows the probe's reply or error. Never a simple Query (it would
+// When a batch sent to the primary may end a transaction that wrote, the LSN
+// probe (three FunctionCalls: the session's synchronous_commit, the flush and
+// the insert position) is pipelined right behind the client's Sync/Query on
+// the same server connection (no extra round trip), the client's
+// ReadyForQuery is held until the probe answers, and if that ReadyForQuery
+// says idle the session's token moves to the position routing's
+// TokenLsnAfterCommit picks (the flush position when the commit was
+// synchronous, else the insert position) and is sent as ParameterStatus
+// pgregion.ryw_token before the ReadyForQuery. The tracker swallows the
+// probe's replies or errors. Never a simple Query (it would
 // destroy the client's unnamed statement), and never behind COPY FROM STDIN
 // (the copy would abort): such a batch is probed after its ReadyForQuery.
 // Sessions that never write pay nothing, and neither does an instance with a
@@ -35,13 +38,23 @@ void ClientSession::AfterUnitSent() {
   ++units_sent_;
   const std::vector<routing::NodeView>& views = env_->node_views();
   const size_t node = static_cast<size_t>(server->pool()->node());
-  if (node >= views.size() || !views[node].primary) return;
-  if (sent.write) wrote_ = true;
-  if (!wrote_) return;
   // Only where the transaction may end here: an autocommit unit, or one
   // that commits. Inside a transaction the writes are not visible yet.
   const bool may_end =
       sent.ends_transaction || (server->tx_status() == 'I' && !sent.begins_transaction);
+  // Also on a replica: an optimistic transaction's SET LOCAL runs there first,
+  // and again on the primary when the transaction moves (its replay is not
+  // sent through here).
+  durability_unknown_ |= sent.durability_unknown;
+  if (node >= views.size() || !views[node].primary) {
+    if (may_end) durability_unknown_ = false;  // that transaction ended where it ran
+    return;
+  }
+  if (sent.write) wrote_ = true;
+  if (!wrote_) {
+    if (may_end) durability_unknown_ = false;  // nothing of that transaction needs a token
+    return;
+  }
   if (!may_end) return;
   // With a single node configured no read can go anywhere but the primary, so
   // a token has no use and its probe (a server round of its own, pipelined)
@@ -55,12 +68,13 @@ void ClientSession::AfterUnitSent() {
     copy_probe_unit_ = units_sent_;  // anything behind COPY FROM STDIN would abort it
     return;
   }
-  SendLsnProbe();
+  SendLsnProbe(units_sent_);
 }
 
-void ClientSession::SendLsnProbe() {
+void ClientSession::SendLsnProbe(uint64_t unit) {
   server_->SendLsnProbe();
-  probe_units_.push_back(units_sent_);
+  probe_units_.push_back({unit, durability_unknown_});
+  durability_unknown_ = false;  // the next probe is for the next transaction
 }
 
 bool ClientSession::HoldReadyForQuery(std::string_view bytes) {
@@ -68,37 +82,43 @@ bool ClientSession::HoldReadyForQuery(std::string_view bytes) {
   if (copy_probe_unit_ != 0 && copy_probe_unit_ == units_answered_) {
     copy_probe_unit_ = 0;
     // The copy is over: the probe can go now (one round trip, COPY only).
-    server_->SendLsnProbe();
+    SendLsnProbe(units_answered_);
     server_->Flush();
-    probe_units_.push_back(units_answered_);
   }
-  if (probe_units_.empty() || probe_units_.front() != units_answered_) return false;
+  if (probe_units_.empty() || probe_units_.front().unit != units_answered_) return false;
   held_ready_ = bytes.size() == 6 ? bytes[5] : 'E';  // status: I, T or E
   return true;
 }
 
-void ClientSession::OnLsnProbe(std::string_view body) {
-  absl::StatusOr<p::DataRowColumn> value = p::ParseFunctionCallResponse(body);
-  probe_lsn_ = routing::Lsn();
-  if (!value.ok() || value->is_null) return;
-  absl::StatusOr<routing::Lsn> lsn = routing::Lsn::Parse(value->value);
-  if (lsn.ok()) probe_lsn_ = *lsn;
+namespace {
+routing::Lsn ParseLsnOrInvalid(std::string_view text) {
+  absl::StatusOr<routing::Lsn> lsn = routing::Lsn::Parse(text);
+  return lsn.ok() ? *lsn : routing::Lsn();
 }
+}  // namespace
 
-void ClientSession::OnLsnProbeDone() {
-  if (!probe_units_.empty()) probe_units_.erase(probe_units_.begin());
+void ClientSession::OnLsnProbeDone(const LsnProbeAnswer& answer) {
+  bool durability_unknown = true;
+  if (!probe_units_.empty()) {
+    durability_unknown = probe_units_.front().durability_unknown;
+    probe_units_.erase(probe_units_.begin());
+  }
+  const routing::TokenLsn lsn = routing::TokenLsnAfterCommit(
+      answer.synchronous_commit, durability_unknown, ParseLsnOrInvalid(answer.flush),
+      ParseLsnOrInvalid(answer.insert));
   // Only a ReadyForQuery that says idle proves the writes committed.
   const bool idle = held_ready_ == 'I';
   routing::TopologySnapshotPtr topo = env_->topology();
-  if (idle && probe_lsn_.valid() && topo->system_identifier != 0) {
-    routing::RywToken token{topo->system_identifier, topo->timeline, probe_lsn_};
+  if (idle && lsn.lsn.valid() && topo->system_identifier != 0) {
+    env_->metrics().RywToken(lsn.flush ? RywTokenPosition::kFlush : RywTokenPosition::kInsert);
+    routing::RywToken token{topo->system_identifier, topo->timeline, lsn.lsn};
     own_token_ = routing::RywToken::Max(own_token_, token);
     wrote_ = false;
+    read_after_write_ = true;
     std::string out;
     p::AppendParameterStatus(&out, "pgregion.ryw_token", EffectiveToken().ToString());
     stream_->Write(out);
   }
-  probe_lsn_ = routing::Lsn();
   if (held_ready_ != 0) {
     std::string ready;
     p::AppendReadyForQuery(&ready, held_ready_);

@@ -152,8 +152,7 @@ class FakeClient : public proxy::ServerClient {
   void FlushToClient() override {}
   bool ForwardsPlainly() const override { return true; }
   bool HoldReadyForQuery(std::string_view) override { return false; }
-  void OnLsnProbe(std::string_view) override {}
-  void OnLsnProbeDone() override {}
+  void OnLsnProbeDone(const proxy::LsnProbeAnswer&) override {}
   void OnIdentityRestored(std::string_view, std::string_view) override {}
   void OnCustomParameterReplayed(std::string_view) override {}
   void OnServerParameter(std::string_view name, std::string_view value) override {

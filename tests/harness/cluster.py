@@ -709,7 +709,15 @@ def _cli_up(args: argparse.Namespace) -> int:
     if (base / CLUSTER_JSON).exists():
         print(f"{base / CLUSTER_JSON} exists: run `down --dir {args.dir}` first", file=sys.stderr)
         return 1
-    c = Cluster(base_dir=base, replicas=args.replicas, auth=args.auth, ssl=args.ssl)
+    extra: dict = {}
+    for item in args.conf or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            print(f"--conf {item!r}: expected NAME=VALUE", file=sys.stderr)
+            return 2
+        extra[key.strip()] = value.strip()
+    c = Cluster(base_dir=base, replicas=args.replicas, auth=args.auth, ssl=args.ssl,
+                extra_conf=extra)
     c.start()
     info = c.to_json()
     info["base_dir"] = str(base)
@@ -795,6 +803,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     up.add_argument("--replicas", type=int, default=0)
     up.add_argument("--auth", default="scram-sha-256", choices=AUTH_METHODS)
     up.add_argument("--ssl", action="store_true")
+    up.add_argument("--conf", action="append", metavar="NAME=VALUE",
+                    help="a postgresql.conf setting over the harness's defaults (repeatable)")
     down = sub.add_parser("down", help="stop a cluster started with `up` and remove its files")
     down.add_argument("--dir", required=True)
     sf = sub.add_parser("stream-from", help="point a replica's WAL stream at HOST:PORT")

@@ -222,6 +222,212 @@ def test_causal_reads_are_never_stale(cluster, setup, start_proxy):
     assert total_reads >= MIN_CAUSAL_READS
 
 
+# ---------------------------------------------------------------- the token: never too early
+
+class NoiseWriter:
+    """Other sessions' WAL that nobody has flushed yet: transactions directly on the
+    primary that insert, hold their WAL unflushed for a moment, then commit (a
+    background thread)."""
+
+    def __init__(self, c: Cluster):
+        self.dsn = c.primary.dsn(dbname="appdb")
+        self.stop_event = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_event.set()
+        self.thread.join(timeout=30)
+        if self.error is not None and exc[0] is None:
+            raise AssertionError(f"noise writer failed: {self.error!r}")
+
+    def _run(self):
+        try:
+            with psycopg.connect(self.dsn, autocommit=True) as conn:
+                conn.execute("create table if not exists tok_noise(v text)")
+                rounds = 0
+                while not self.stop_event.is_set():
+                    with conn.transaction():
+                        conn.execute("insert into tok_noise select repeat('x', 200)"
+                                     " from generate_series(1, 200)")
+                        time.sleep(0.02)
+                    rounds += 1
+                    if rounds % 50 == 0:
+                        conn.execute("truncate tok_noise")  # bounded: about 2 MB at most
+        except BaseException as e:  # noqa: BLE001 - reported by __exit__
+            self.error = e
+
+
+def _commit_end(direct, xid: str, start: str, token_lsn: int) -> int:
+    """The end of transaction `xid`'s commit record (pg_walinspect), once it is flushed
+    (an asynchronous commit may not be yet: the WAL writer flushes within 200 ms)."""
+    deadline = time.monotonic() + 10
+    while _lsn(direct.execute("select pg_current_wal_flush_lsn()").fetchone()[0]) < token_lsn:
+        assert time.monotonic() < deadline, "the primary did not flush the token's WAL"
+        time.sleep(0.01)
+    # pg_walinspect reads only flushed WAL and fails on a record that runs past it
+    # (another session's, begun before ours): again once the WAL writer has flushed it.
+    while True:
+        try:
+            rows = direct.execute(
+                "select end_lsn::text from pg_get_wal_records_info(%s::pg_lsn - 1,"
+                " pg_current_wal_flush_lsn())"
+                " where xid::text = %s and resource_manager = 'Transaction'"
+                " and record_type like 'COMMIT%%'", [start, xid]).fetchall()
+            break
+        except psycopg.errors.InternalError:
+            assert time.monotonic() < deadline, "pg_walinspect could not read the WAL"
+            time.sleep(0.05)
+    assert len(rows) == 1, (xid, rows)
+    return _lsn(rows[0][0])
+
+
+@pytest.mark.timeout(180)
+def test_token_is_never_before_the_commit_record(cluster, setup, start_proxy):
+    """The token each write gets is at or after the end of its own commit record (read
+    from the WAL with pg_walinspect), while other sessions keep unflushed WAL ahead of
+    it. A synchronous commit gets the flush position (tight: nothing unflushed); every
+    way a commit can be asynchronous gets the insert position: synchronous_commit off
+    for the session (startup option, SET, postgresql.conf, the database's default), for
+    the transaction (SET LOCAL, set_config(..., true)), or inside a function."""
+    a = start_region_proxy(start_proxy, setup, "eu-west")
+    with psycopg.connect(cluster.primary.dsn(dbname="appdb"), autocommit=True) as direct:
+        direct.execute("create extension if not exists pg_walinspect")
+        direct.execute("create table if not exists tok_t(id bigserial primary key, v text)")
+        direct.execute("grant all on tok_t, tok_t_id_seq to app")
+        direct.execute("""
+            create or replace function tok_insert_async(v text) returns text
+            language plpgsql as $$
+            begin
+              perform set_config('synchronous_commit', 'off', true);
+              insert into tok_t(v) values (v);
+              return txid_current()::text;
+            end $$""")
+        direct.execute("grant execute on function tok_insert_async(text) to app")
+        cluster.primary.psql("drop database if exists tok_async")
+        cluster.primary.psql("create database tok_async")
+        cluster.primary.psql("alter database tok_async set synchronous_commit = off")
+        cluster.primary.psql("grant all on database tok_async to app")
+        with psycopg.connect(cluster.primary.dsn(dbname="tok_async"), autocommit=True) as d2:
+            d2.execute("create table tok_t(id bigserial primary key, v text)")
+            d2.execute("grant all on tok_t, tok_t_id_seq to app")
+
+        insert = "insert into tok_t(v) values ('x') returning txid_current()::text"
+        # (name, connect keywords, statements before, the write, statements after,
+        #  whether the commit flushes before it is acknowledged)
+        variants = [
+            ("synchronous", {}, [], insert, [], True),
+            ("startup option off", {"options": "-c synchronous_commit=off"}, [], insert, [],
+             False),
+            ("SET off", {}, ["set synchronous_commit = off"], insert, [], False),
+            ("SET LOCAL off", {}, ["begin", "set local synchronous_commit = off"], insert,
+             ["commit"], False),
+            ("set_config local", {}, ["begin",
+                                      "select set_config('synchronous_commit', 'off', true)"],
+             insert, ["commit"], False),
+            ("inside a function", {}, [], "select tok_insert_async('x')", [], False),
+            ("database default off", {"dbname": "tok_async"}, [], insert, [], False),
+            ("synchronous again", {}, [], insert, [], True),
+        ]
+        checked = 0
+        with NoiseWriter(cluster):
+            for name, kw, before, write, after, synchronous in variants:
+                with connect(a, **kw) as c:
+                    for _ in range(5):
+                        for sql in before:
+                            c.execute(sql)
+                        tokens_before = metric_values(metrics(a.admin_port),
+                                                      "pgregion_ryw_tokens_total")
+                        start = direct.execute("select pg_current_wal_flush_lsn()::text"
+                                               ).fetchone()[0]
+                        xid = c.execute(write).fetchone()[0]
+                        for sql in after:
+                            c.execute(sql)
+                        token = c.info.parameter_status("pgregion.ryw_token")
+                        token_lsn = int(token.split(".")[3], 16)
+                        end = _commit_end(direct, xid, start, token_lsn)
+                        assert end <= token_lsn, (name, f"{end:X}", f"{token_lsn:X}")
+                        tokens = metric_values(metrics(a.admin_port),
+                                               "pgregion_ryw_tokens_total")
+                        position = "flush" if synchronous else "insert"
+                        key = f'{{position="{position}"}}'
+                        assert tokens[key] == tokens_before.get(key, 0) + 1, (name, tokens)
+                        checked += 1
+        cluster.primary.psql("alter system set synchronous_commit = off")
+        cluster.primary.psql("select pg_reload_conf()")
+        try:
+            time.sleep(0.5)
+            with connect(a) as c:
+                tokens_before = metric_values(metrics(a.admin_port), "pgregion_ryw_tokens_total")
+                start = direct.execute("select pg_current_wal_flush_lsn()::text").fetchone()[0]
+                xid = c.execute(insert).fetchone()[0]
+                token_lsn = int(c.info.parameter_status("pgregion.ryw_token").split(".")[3], 16)
+                assert _commit_end(direct, xid, start, token_lsn) <= token_lsn
+                tokens = metric_values(metrics(a.admin_port), "pgregion_ryw_tokens_total")
+                key = '{position="insert"}'
+                assert tokens[key] == tokens_before.get(key, 0) + 1, ("postgresql.conf", tokens)
+                checked += 1
+        finally:
+            cluster.primary.psql("alter system reset synchronous_commit")
+            cluster.primary.psql("select pg_reload_conf()")
+            cluster.primary.psql("drop database if exists tok_async with (force)")
+    print(f"\n[consistency] {checked} tokens checked against their commit records, "
+          f"{metric_values(metrics(a.admin_port), 'pgregion_ryw_tokens_total')}")
+
+
+@pytest.mark.timeout(120)
+def test_replay_resumed_step_by_step(cluster, setup, start_proxy):
+    """With replay paused on both replicas and other sessions writing, a session writes a
+    row; replay then moves in small steps (resumed for a few ms, paused again). After
+    every step a read presenting the write's token must find the row: on the primary
+    while the replicas are short of the token, on the local replica once it has it."""
+    a = start_region_proxy(start_proxy, setup, "eu-west", delay_ms=20)
+    rng = random.Random(19)
+    with psycopg.connect(cluster.primary.dsn(dbname="appdb"), autocommit=True) as direct:
+        direct.execute("create table if not exists tok_t(id bigserial primary key, v text)")
+        direct.execute("grant all on tok_t, tok_t_id_seq to app")
+    standbys = [psycopg.connect(r.dsn(), autocommit=True) for r in cluster.replicas]
+    served = {"replica": 0, "primary": 0}
+    rounds = 0
+    try:
+        with NoiseWriter(cluster), connect(a) as writer, connect(a) as reader:
+            deadline = time.monotonic() + 60
+            while rounds < 6 and time.monotonic() < deadline:
+                rounds += 1
+                for s in standbys:
+                    s.execute("select pg_wal_replay_pause()")
+                row_id = writer.execute("insert into tok_t(v) values ('s') returning id"
+                                        ).fetchone()[0]
+                token = writer.info.parameter_status("pgregion.ryw_token")
+                reader.execute(f"set pgregion.ryw_token = '{token}'")
+                seen_replica = False
+                for _ in range(400):
+                    found, in_recovery = reader.execute(
+                        "select exists(select 1 from tok_t where id = %s), pg_is_in_recovery()",
+                        [row_id]).fetchone()
+                    assert found, (rounds, row_id, token, in_recovery)
+                    served["replica" if in_recovery else "primary"] += 1
+                    if in_recovery:
+                        seen_replica = True
+                        break
+                    for s in standbys:
+                        s.execute("select pg_wal_replay_resume()")
+                    time.sleep(rng.uniform(0, 0.004))
+                    for s in standbys:
+                        s.execute("select pg_wal_replay_pause()")
+                assert seen_replica, (rounds, served)
+    finally:
+        for s in standbys:
+            s.execute("select pg_wal_replay_resume()")
+            s.close()
+    print(f"\n[consistency] replay stepped: {rounds} writes, reads {served}")
+    assert served["primary"] > 0 and served["replica"] >= rounds
+
+
 # ---------------------------------------------------------------- eventual: can be stale
 
 def test_eventual_reads_can_be_stale(cluster, setup, start_proxy):

@@ -39,5 +39,36 @@ TEST_CASE("RywToken: Max keeps the later position") {
   CHECK(RywToken::Max(a, RywToken{}).lsn == Lsn(100));
 }
 
+TEST_CASE("TokenLsnAfterCommit: the flush position only after a synchronous commit") {
+  const Lsn flush(0x3000040);
+  const Lsn insert(0x3000a00);  // other sessions' WAL, not flushed yet
+  // Every setting that flushes the commit before acknowledging it.
+  for (std::string_view sync : {"on", "local", "remote_write", "remote_apply"}) {
+    CAPTURE(sync);
+    const TokenLsn t = TokenLsnAfterCommit(sync, false, flush, insert);
+    CHECK(t.lsn == flush);
+    CHECK(t.flush);
+  }
+  // off: the commit may not be flushed (nor streamed) yet; the insert
+  // position is past its commit record.
+  CHECK(TokenLsnAfterCommit("off", false, flush, insert).lsn == insert);
+  CHECK_FALSE(TokenLsnAfterCommit("off", false, flush, insert).flush);
+  // The transaction may have lowered the setting for itself (SET LOCAL, user code).
+  CHECK(TokenLsnAfterCommit("on", true, flush, insert).lsn == insert);
+  // Answers missing or not understood: never the flush position.
+  for (std::string_view sync : {"", "ON", "true", "1", "yes", "on ", "remote"}) {
+    CAPTURE(sync);
+    CHECK(TokenLsnAfterCommit(sync, false, flush, insert).lsn == insert);
+  }
+  CHECK(TokenLsnAfterCommit("on", false, Lsn(), insert).lsn == insert);
+  // An impossible order (flush read first, so never past insert): the insert position.
+  CHECK(TokenLsnAfterCommit("on", false, Lsn(0x4000000), insert).lsn == insert);
+  // No insert position: no token at all (the session's reads stay on the primary).
+  CHECK_FALSE(TokenLsnAfterCommit("on", false, flush, Lsn()).lsn.valid());
+  CHECK_FALSE(TokenLsnAfterCommit("off", false, flush, Lsn()).lsn.valid());
+  // Nothing else was written: both positions agree.
+  CHECK(TokenLsnAfterCommit("on", false, insert, insert).lsn == insert);
+}
+
 }  // namespace
 }  // namespace pgregion::routing

@@ -468,7 +468,6 @@ TEST_CASE("classifier: text after a NUL byte is ignored") {
   CHECK(!r->write);
 }
 
-
 TEST_CASE("classifier: budget routes deep and huge texts to the primary unparsed") {
   StatementClassifier classifier(ClassifierOptions{});
   std::string deep = "SELECT 1";
@@ -525,13 +524,62 @@ TEST_CASE("classifier: DO that may change the session is untracked, judged by it
 TEST_CASE("classifier: objects created in pg_temp are temporary") {
   StatementClassifier classifier(ClassifierOptions{});
   CHECK(HasTempEvent(classifier.Classify("CREATE STATISTICS pg_temp.s ON a, b FROM t")));
-  CHECK(HasTempEvent(classifier.Classify(
-      "CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql AS 'SELECT 1'")));
+  CHECK(HasTempEvent(
+      classifier.Classify("CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql AS 'SELECT 1'")));
   CHECK(HasTempEvent(classifier.Classify("CREATE DOMAIN pg_temp.d AS int")));
   CHECK(HasTempEvent(classifier.Classify("CREATE TYPE pg_temp.c AS (a int)")));
   CHECK(HasTempEvent(classifier.Classify("CREATE TYPE pg_temp.e AS ENUM ('a')")));
   CHECK(!HasTempEvent(classifier.Classify("CREATE STATISTICS public.s ON a, b FROM t")));
-  CHECK(!HasTempEvent(classifier.Classify("CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'")));
+  CHECK(!HasTempEvent(
+      classifier.Classify("CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'")));
+}
+
+TEST_CASE("classifier: statements that may lower synchronous_commit for their transaction") {
+  // What the proxy cannot see after the commit (the read-your-writes token is
+  // then the insert position, routing::TokenLsnAfterCommit).
+  for (std::string_view sql : {
+           "SET LOCAL synchronous_commit = off",
+           "SET LOCAL synchronous_commit TO 'local'",
+           "SET LOCAL \"SYNCHRONOUS_COMMIT\" = off",
+           "SELECT set_config('synchronous_commit', 'off', true)",
+           "SELECT set_config($1, $2, $3)",
+           "INSERT INTO t VALUES (my_func(1))",
+           "UPDATE t SET a = app.audit(a)",
+           "SELECT app.create_order(1)",
+           "CALL app.place_order(1)",
+           "DO $$ BEGIN PERFORM 1; END $$",
+           "EXECUTE insert_order(1)",
+       }) {
+    CAPTURE(sql);
+    Classification c = Classify(sql);
+    REQUIRE(c.statements.size() == 1);
+    CHECK(c.statements[0].durability_unknown);
+  }
+  // What leaves the commit as the session's setting says (read after the commit).
+  for (std::string_view sql : {
+           "SET synchronous_commit = off",  // session-wide: the probe reads it
+           "SET LOCAL work_mem = '1MB'",
+           "INSERT INTO t VALUES (1)",
+           "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = 3",
+           "SELECT nextval('s')",
+           "INSERT INTO t VALUES (now(), lower('x'), gen_random_uuid())",
+           "DELETE FROM t WHERE id = ANY($1)",
+           "COMMIT",
+           "SELECT 1",
+       }) {
+    CAPTURE(sql);
+    Classification c = Classify(sql);
+    REQUIRE(c.statements.size() == 1);
+    CHECK_FALSE(c.statements[0].durability_unknown);
+  }
+  // A configured function is user code too, whatever the list.
+  ClassifierOptions options;
+  options.read_only_functions = {"app.lookup"};
+  options.write_functions = {"app.bump"};
+  CHECK(Classify("SELECT app.lookup(1)", options).statements[0].durability_unknown);
+  CHECK(Classify("SELECT app.bump(1)", options).statements[0].durability_unknown);
+  // A user function shadowing a built-in name in another schema is not the built-in.
+  CHECK(Classify("SELECT app.nextval('s')").statements[0].durability_unknown);
 }
 
 }  // namespace

@@ -104,9 +104,8 @@ TEST_CASE("ClientSession: after a write, ReadyForQuery waits for the pipelined L
   BackendConnection* conn = ConnectionThatRan(cluster.primary, "INSERT INTO t VALUES (1)");
   REQUIRE(conn != nullptr);
   CHECK(conn->holding);
-  // The probe was pipelined right behind the unit: a FunctionCall, never a Query.
+  // The probe was pipelined right behind the unit: FunctionCalls, never a Query.
   CHECK(conn->received.back().type == 'F');
-  CHECK(conn->received.back().text == "FunctionCall(2852)");
   cluster.primary.ReleaseHeld(conn);
   REQUIRE(client->WaitReady(1));
   // The new token, then the ReadyForQuery.
@@ -126,6 +125,52 @@ TEST_CASE("ClientSession: after a write, ReadyForQuery waits for the pipelined L
   client->ClearMessages();
   REQUIRE(Run(*client, "SELECT 1"));
   CHECK(client->FirstColumns() == Strings{"replica"});
+}
+
+TEST_CASE("ClientSession: the token is the flush position after a synchronous commit") {
+  Cluster cluster;
+  ScriptedBackend::Options& primary = cluster.primary.options();
+  auto client = cluster.Connect();
+  auto write_and_token = [&](std::string_view flush, std::string_view insert, std::string_view sync,
+                             std::initializer_list<std::string_view> sql) {
+    primary.flush_lsn = flush;
+    primary.lsn = insert;
+    primary.synchronous_commit = sync;
+    for (std::string_view q : sql) REQUIRE(Run(*client, q));
+    return client->Parameter("pgregion.ryw_token");
+  };
+  // The probe: the setting, the flush and the insert position, in that order.
+  CHECK(write_and_token("0/3000040", "0/3000a00", "on", {"INSERT INTO t VALUES (1)"})
+            .ends_with("0000000003000040"));
+  BackendConnection* conn = ConnectionThatRan(cluster.primary, "INSERT INTO t VALUES (1)");
+  REQUIRE(conn != nullptr);
+  std::vector<std::string> calls;
+  for (const ReceivedMessage& m : conn->received) {
+    if (m.type == 'F') calls.push_back(m.text);
+  }
+  CHECK(calls ==
+        std::vector<std::string>{"FunctionCall(2077)", "FunctionCall(3330)", "FunctionCall(2852)"});
+  // The session's setting is off (per role, database, postgresql.conf or SET):
+  // the commit may not be flushed yet.
+  CHECK(write_and_token("0/3000b00", "0/3000c00", "off", {"INSERT INTO t VALUES (2)"})
+            .ends_with("0000000003000C00"));
+  CHECK(write_and_token("0/3000c80", "0/3000d00", "local", {"INSERT INTO t VALUES (3)"})
+            .ends_with("0000000003000C80"));
+  // SET LOCAL synchronous_commit in the transaction: after the commit the
+  // setting reads 'on' again, but the commit was asynchronous.
+  CHECK(write_and_token(
+            "0/3000e00", "0/3000f00", "on",
+            {"BEGIN", "SET LOCAL synchronous_commit = off", "INSERT INTO t VALUES (4)", "COMMIT"})
+            .ends_with("0000000003000F00"));
+  // The next transaction is judged on its own.
+  CHECK(write_and_token("0/3001000", "0/3001100", "on", {"INSERT INTO t VALUES (5)"})
+            .ends_with("0000000003001000"));
+  // User code may lower the setting unseen: a function call, DO, CALL.
+  CHECK(write_and_token("0/3001200", "0/3001300", "on", {"SELECT app.place_order(1)"})
+            .ends_with("0000000003001300"));
+  // An answer the proxy does not understand: the insert position.
+  CHECK(write_and_token("0/3001400", "0/3001500", "", {"INSERT INTO t VALUES (6)"})
+            .ends_with("0000000003001500"));
 }
 
 TEST_CASE(

@@ -488,13 +488,19 @@ void ScriptedBackend::SendWelcome(BackendConnection& conn, std::string* out) {
 void ScriptedBackend::AppendDefault(BackendConnection& conn, const Statement& st,
                                     bool describe_rows, std::string* out) const {
   if (st.via == 'F') {
-    // FunctionCallResponse: the LSN probe's answer (text), or NULL.
+    // FunctionCallResponse: the LSN probe's answers (text), or NULL.
+    constexpr uint32_t kCurrentSettingOid = 2077;
+    constexpr uint32_t kFlushLsnOid = 3330;
+    const std::string& value = st.function_oid == kCurrentSettingOid ? options_.synchronous_commit
+                               : st.function_oid == kFlushLsnOid && !options_.flush_lsn.empty()
+                                   ? options_.flush_lsn
+                                   : options_.lsn;
     p::MessageWriter w(out);
     w.Begin('V');
-    if (options_.lsn.empty()) {
+    if (value.empty()) {
       w.AddInt32(0xffffffffu);
     } else {
-      w.AddInt32(static_cast<uint32_t>(options_.lsn.size())).AddBytes(options_.lsn);
+      w.AddInt32(static_cast<uint32_t>(value.size())).AddBytes(value);
     }
     w.End();
     return;

@@ -148,8 +148,12 @@ class ScriptedBackend {
     std::string refuse_sqlstate = "28000";
     std::string refuse_message = "role does not exist";
     bool replica = false;  // in_hot_standby
-    // The answer to the LSN probe (FunctionCall pg_current_wal_insert_lsn()).
+    // The answers to the LSN probe's FunctionCalls: pg_current_wal_insert_lsn(),
+    // pg_current_wal_flush_lsn() (empty: the insert answer) and
+    // current_setting('synchronous_commit'). Empty insert/setting: NULL.
     std::string lsn = "0/3000060";
+    std::string flush_lsn;
+    std::string synchronous_commit = "on";
   };
   using Script = std::function<Reply(BackendConnection& conn, const Statement& statement)>;
 
