@@ -243,16 +243,76 @@ pgbench_at() { # pgbench_at PORT LOG ARGS...: pgbench as the app user
 
 # The sum of a metric's samples on pgregion's /metrics whose labels contain
 # MATCH (empty when the admin endpoint cannot be read).
-metric_sum() { # metric_sum NAME MATCH
+metrics_to() { # metrics_to FILE: pgregion's /metrics now
   local addr
   addr=$(sed -n '/^\[admin\]/,/^\[/s/^listen = "\(.*\)"/\1/p' "$CONFIG" | head -n1)
+  : >"$1"
   [[ -n $addr ]] || return 0
-  timeout 10 "$PYTHON" - "$addr" "$1" "$2" <<'PY' 2>/dev/null || true
-import sys, urllib.request
-addr, name, match = sys.argv[1:]
-text = urllib.request.urlopen(f"http://{addr}/metrics", timeout=5).read().decode()
-print(int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-              if line.startswith(name + "{") and match in line)))
+  timeout 10 "$PYTHON" -c 'import sys, urllib.request
+sys.stdout.write(urllib.request.urlopen(f"http://{sys.argv[1]}/metrics", timeout=5).read().decode())' \
+    "$addr" >"$1" 2>/dev/null || true
+}
+
+# What the reads right after their session's own write did between two
+# /metrics snapshots: where they ran (pgregion_reads_after_write_total), how
+# long those that waited for eu-west to replay the write waited
+# (pgregion_ryw_wait_seconds, p50/p99 interpolated within the histogram's
+# buckets, as Prometheus' histogram_quantile does) and why any went to the
+# primary (pgregion_ryw_fallbacks_total). Prints the report's lines.
+ryw_report() { # ryw_report BEFORE AFTER
+  "$PYTHON" - "$1" "$2" <<'PY' 2>/dev/null || echo "    (no metrics)"
+import re, sys
+def load(path):
+    out = {}
+    for line in open(path):
+        if line.startswith("#") or " " not in line:
+            continue
+        key, value = line.rsplit(" ", 1)
+        try:
+            out[key] = float(value)
+        except ValueError:
+            pass
+    return out
+a, b = load(sys.argv[1]), load(sys.argv[2])
+d = lambda k: b.get(k, 0.0) - a.get(k, 0.0)
+def series(name):
+    return {k: d(k) for k in b if k.startswith(name + "{") or k == name}
+served = {re.search(r'served="([^"]+)"', k).group(1): v
+          for k, v in series("pgregion_reads_after_write_total").items()}
+total = sum(served.values())
+local = served.get("local_replica", 0)
+buckets = sorted((float("inf") if m.group(1) == "+Inf" else float(m.group(1)), v)
+                 for k, v in series("pgregion_ryw_wait_seconds_bucket").items()
+                 for m in [re.search(r'le="([^"]+)"', k)] if m)
+waits = buckets[-1][1] if buckets else 0
+def quantile(q):
+    if waits <= 0:
+        return None
+    rank, lo, below = q * waits, 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if le == float("inf"):
+                return lo
+            return lo + (le - lo) * ((rank - below) / (count - below) if count > below else 1)
+        lo, below = le, count
+    return lo
+fb = {re.search(r'reason="([^"]+)"', k).group(1): int(v)
+      for k, v in series("pgregion_ryw_fallbacks_total").items() if v > 0}
+if total == 0:
+    print("    no read followed its session's own write")
+    sys.exit()
+print(f"    reads right after their session's own write: {int(total)}, "
+      f"{100 * local / total:.1f}% served by eu-west "
+      f"({int(local)} local, {int(served.get('remote_replica', 0))} on ap-south, "
+      f"{int(served.get('primary', 0))} on the primary)")
+if waits:
+    p50, p99 = quantile(0.5), quantile(0.99)
+    print(f"    {int(waits)} of them waited for eu-west to replay the write: "
+          f"p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms (pgregion_ryw_wait_seconds)")
+if fb:
+    print("    sent to the primary instead: "
+          + ", ".join(f"{n} {r}" for r, n in sorted(fb.items()))
+          + " (pgregion_ryw_fallbacks_total)")
 PY
 }
 
@@ -305,8 +365,10 @@ cmd_start() {
   local t0=$SECONDS i
 
   say "starting PostgreSQL 15: a primary (us-east) and 2 streaming replicas (eu-west, ap-south)"
+  # synchronous_commit on, PostgreSQL's default (the test harness turns it
+  # off for speed): a commit is flushed before it is acknowledged.
   timeout 300 "$PYTHON" "$HARNESS" up --dir "$CLUSTER_DIR" --replicas 2 --auth scram-sha-256 \
-    >"$STATE/cluster.log" 2>&1 || {
+    --conf synchronous_commit=on >"$STATE/cluster.log" 2>&1 || {
     tail -n 30 "$STATE/cluster.log" >&2
     die "cluster up failed (log: $STATE/cluster.log)"
   }
@@ -375,13 +437,13 @@ cmd_start() {
   b_us=$(xact_commits "$PRIMARY_PORT")
   b_eu=$(xact_commits "$EU_PORT")
   b_ap=$(xact_commits "$AP_PORT")
-  local fb0 fb1 fallbacks=0
-  fb0=$(metric_sum pgregion_routed_total 'reason="ryw_fallback"')
-  say "mixed pgbench through pgregion: -c 8 -T 10, select-only@9 + tpcb-like@1"
-  pgbench_at "$port" "$STATE/pgbench.log" -n -c 8 -j 2 -T 10 -b select-only@9 -b tpcb-like@1
+  local clients=${QUICKSTART_CLIENTS:-8}
+  metrics_to "$STATE/metrics_before_mixed.txt"
+  say "mixed pgbench through pgregion: -c $clients -T 10, select-only@9 + tpcb-like@1"
+  pgbench_at "$port" "$STATE/pgbench.log" -n -c "$clients" -j 2 -T 10 \
+    -b select-only@9 -b tpcb-like@1
   local t_mixed=$SECONDS
-  fb1=$(metric_sum pgregion_routed_total 'reason="ryw_fallback"')
-  if [[ -n $fb0 && -n $fb1 ]]; then fallbacks=$((fb1 - fb0)); fi
+  metrics_to "$STATE/metrics_after_mixed.txt"
   local rtt_us rtt_eu rtt_ap
   read -r rtt_us rtt_eu rtt_ap <<<"$(measure_rtts "$us_relay" "$eu_relay" "$ap_relay")"
   # A backend that stays connected (pgregion's pooled ones) publishes its
@@ -401,15 +463,9 @@ cmd_start() {
     ((share > 100)) && share=100
   fi
 
-  # Reads that left eu-west: the ones right after their session's own write.
-  local ryw_note=""
-  if ((fallbacks > 0)); then
-    ryw_note="
-    the other $fallbacks reads came right after their session's own write, which eu-west had not
-    replayed in time: they read on the primary
-    (read-your-writes; pgregion_routed_total{reason=\"ryw_fallback\"})
-"
-  fi
+  # The reads right after their session's own write (read-your-writes).
+  local ryw_note
+  ryw_note=$(ryw_report "$STATE/metrics_before_mixed.txt" "$STATE/metrics_after_mixed.txt")
 
   say "read latency: pgbench -S -c 4 -T 5 through pgregion, then at the eu-west replica directly"
   pgbench_at "$port" "$STATE/pgbench_S_pgregion.log" -n -S -c 4 -j 2 -T 5
@@ -433,13 +489,14 @@ cmd_start() {
   pg-eu-west    eu-west    replica   127.0.0.1:$(printf '%-5s' "$eu_relay")   $(printf '%8s' "$rtt_eu") ms     $(printf '%8s' "$(probe_rtt pg-eu-west)") ms
   pg-ap-south   ap-south   replica   127.0.0.1:$(printf '%-5s' "$ap_relay")   $(printf '%8s' "$rtt_ap") ms     $(printf '%8s' "$(probe_rtt pg-ap-south)") ms
 
-  mixed pgbench through pgregion (-c 8 -T 10): ${reads:-?} select-only and ${writes:-?} tpcb-like transactions, ${failed:-0} failed.
+  mixed pgbench through pgregion (-c $clients -T 10): ${reads:-?} select-only and ${writes:-?} tpcb-like transactions, ${failed:-0} failed.
   Transactions each node committed meanwhile (pg_stat_database.xact_commit of $APP_DB, probes excluded):
     pg-us-east   $(printf '%7s' "$d_us")  the tpcb-like transactions: 7 statements each, all on the primary
     pg-eu-west   $(printf '%7s' "$d_eu")  the select-only reads, 1 statement each: ${share}% of the reads stayed in eu-west
     pg-ap-south  $(printf '%7s' "$d_ap")  farther away: reads go there only when eu-west cannot serve them
     (a node also counts pgregion's own transactions: the setting replays on each new server
      connection, and on the primary the read-your-writes LSN probe after each write transaction)
+  Read-your-writes (causal consistency):
 ${ryw_note}
   read latency, pgbench -S -c 4 -T 5:
     through pgregion              ${lat_proxy:-?} ms average, $(printf "%.0f" "${tps_proxy:-0}") tps
