@@ -171,6 +171,7 @@ ConsoleTable ConfigTable(const Config& c) {
   add("routing.max_staleness_ms", num(c.routing.max_staleness_ms));
   add("routing.max_replica_lag_ms", num(c.routing.max_replica_lag_ms));
   add("routing.ryw_wait_ms", num(c.routing.ryw_wait_ms));
+  add("routing.read_deadline_ms", num(c.routing.read_deadline_ms));
   add("routing.unknown_functions", c.routing.unknown_functions);
   add("routing.read_only_functions", List(c.routing.read_only_functions));
   add("routing.write_functions", List(c.routing.write_functions));

@@ -77,7 +77,7 @@ ReloadPlan PlanReload(const Config& current, const Config& next) {
     if (StartsWith(k, "users.")) plan.users_changed = true;
     if (StartsWith(k, "routing.") && k != "routing.consistency" &&
         k != "routing.max_staleness_ms" && k != "routing.max_replica_lag_ms" &&
-        k != "routing.ryw_wait_ms") {
+        k != "routing.ryw_wait_ms" && k != "routing.read_deadline_ms") {
       plan.classifier_changed = true;
     }
     if (StartsWith(k, "log.")) plan.log_changed = true;

@@ -103,6 +103,11 @@ struct RoutingSection {
   uint32_t max_staleness_ms = 1000;
   uint32_t max_replica_lag_ms = 5000;
   uint32_t ryw_wait_ms = 50;
+  // Per-read deadline (client_session_retry.cc): an autocommit read that has
+  // run this long on a replica with nothing of its result delivered is
+  // cancelled there and retried elsewhere. 0 = off (the default: a long
+  // analytical read on a healthy replica must not be re-run on the primary).
+  uint32_t read_deadline_ms = 0;
   // Optimistic read transactions (client_session_optimistic.cc): a transaction
   // not declared read-write starts on a replica and moves to the primary at
   // its first write. The session default of pgregion.optimistic; the caps

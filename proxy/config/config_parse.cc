@@ -361,6 +361,7 @@ void ReadRouting(Section& s, RoutingSection* r) {
   s.Uint("max_staleness_ms", &r->max_staleness_ms, 0);
   s.Uint("max_replica_lag_ms", &r->max_replica_lag_ms, 0);
   s.Uint("ryw_wait_ms", &r->ryw_wait_ms, 0);
+  s.Uint("read_deadline_ms", &r->read_deadline_ms, 0);
   s.Bool("optimistic_transactions", &r->optimistic_transactions);
   s.Uint("optimistic_max_statements", &r->optimistic_max_statements, 1);
   s.Uint("optimistic_max_bytes", &r->optimistic_max_bytes, 1);

@@ -36,6 +36,7 @@ TEST_CASE("reload: live settings") {
   Config next = Base();
   next.pool.size = 50;
   next.routing.max_replica_lag_ms = 100;
+  next.routing.read_deadline_ms = 500;
   next.log.level = "debug";
   next.admin.bearer_token = "new";
   next.proxy.max_client_connections = 10;
@@ -43,10 +44,11 @@ TEST_CASE("reload: live settings") {
   CHECK(plan.applicable());
   CHECK(Has(plan.changed, "pool.size"));
   CHECK(Has(plan.changed, "routing.max_replica_lag_ms"));
+  CHECK(Has(plan.changed, "routing.read_deadline_ms"));
   CHECK(Has(plan.changed, "admin.bearer_token"));
   CHECK(Has(plan.changed, "proxy.max_client_connections"));
   CHECK(plan.log_changed);
-  CHECK_FALSE(plan.classifier_changed);  // lag limits are read when routing
+  CHECK_FALSE(plan.classifier_changed);  // lag limits and the read deadline are read per unit
   CHECK_FALSE(plan.users_changed);
   CHECK_FALSE(plan.health_changed);
 }

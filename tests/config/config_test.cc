@@ -96,6 +96,7 @@ consistency = "bounded"
 max_staleness_ms = 250
 max_replica_lag_ms = 800
 ryw_wait_ms = 20
+read_deadline_ms = 750
 unknown_functions = "replica"
 read_only_functions = ["report_total", "public.lookup"]
 write_functions = ["bump_counter"]
@@ -178,6 +179,7 @@ format = "json"
   CHECK(c.routing.max_staleness_ms == 250);
   CHECK(c.routing.max_replica_lag_ms == 800);
   CHECK(c.routing.ryw_wait_ms == 20);
+  CHECK(c.routing.read_deadline_ms == 750);
   CHECK(c.routing.unknown_functions == "replica");
   CHECK(c.routing.read_only_functions == std::vector<std::string>{"report_total", "public.lookup"});
   CHECK(c.routing.write_functions == std::vector<std::string>{"bump_counter"});
@@ -234,6 +236,7 @@ TEST_CASE("config: defaults apply when only users and nodes are given") {
   CHECK(c.routing.unknown_functions == "primary");
   CHECK(c.routing.read_only_functions.empty());
   CHECK(c.routing.statement_cache_size == defaults.routing.statement_cache_size);
+  CHECK(c.routing.read_deadline_ms == 0);  // off unless asked for
   CHECK(c.routing.classify_max_bytes == 64 * 1024);
   CHECK(c.routing.classify_max_depth == 1000);
   CHECK(c.health.interval_ms == 500);
