@@ -131,6 +131,22 @@ std::string_view ReadAfterWriteServedName(ReadAfterWriteServed served) {
   return "unknown";
 }
 
+std::string_view ReadRetryReasonName(ReadRetryReason reason) {
+  switch (reason) {
+    case ReadRetryReason::kConnection:
+      return "connection";
+    case ReadRetryReason::kError:
+      return "error";
+    case ReadRetryReason::kLoginRefused:
+      return "login_refused";
+    case ReadRetryReason::kNodeSuspect:
+      return "node_suspect";
+    case ReadRetryReason::kDeadline:
+      return "deadline";
+  }
+  return "unknown";
+}
+
 std::string_view OptimisticOutcomeName(OptimisticOutcome outcome) {
   switch (outcome) {
     case OptimisticOutcome::kStarted:
@@ -383,6 +399,17 @@ std::vector<MetricFamily> Metrics::Collect(const routing::TopologySnapshot& snap
              static_cast<double>(reads_after_write_[i]));
   }
   out.push_back(std::move(after_write));
+
+  MetricFamily retries =
+      Family("read_retries_total",
+             "Autocommit reads sent again elsewhere before any of their result reached the "
+             "client, by reason.",
+             MetricType::Counter);
+  for (size_t r = 0; r < kReadRetryReasons; ++r) {
+    AddValue(&retries, {L("reason", ReadRetryReasonName(static_cast<ReadRetryReason>(r)))},
+             static_cast<double>(read_retries_[r]));
+  }
+  out.push_back(std::move(retries));
 
   MetricFamily optimistic =
       Family("optimistic_transactions_total",

@@ -105,6 +105,19 @@ enum class ReadAfterWriteServed : uint8_t {
 inline constexpr size_t kReadAfterWriteServed = 3;
 std::string_view ReadAfterWriteServedName(ReadAfterWriteServed served);
 
+// read_retries_total{reason}: why an autocommit read was sent again elsewhere
+// (client_session_retry.cc); one count per retry, so a read retried on a
+// second replica and then on the primary counts twice.
+enum class ReadRetryReason : uint8_t {
+  kConnection,    // its server connection was lost, or a new one could not be made
+  kError,         // a retryable error (57P01/57P02/57P03, a recovery conflict 40001)
+  kLoginRefused,  // the replica does not have the session's database or role yet
+  kNodeSuspect,   // a health probe of its node timed out
+  kDeadline,      // it ran routing.read_deadline_ms on a replica with nothing delivered
+};
+inline constexpr size_t kReadRetryReasons = 5;
+std::string_view ReadRetryReasonName(ReadRetryReason reason);
+
 // optimistic_transactions_total{outcome}: transactions that started on a
 // replica (client_session_optimistic.cc), and how each one ended.
 enum class OptimisticOutcome : uint8_t {
@@ -200,6 +213,7 @@ class Metrics {
   void ReadAfterWrite(ReadAfterWriteServed served) {
     ++reads_after_write_[static_cast<size_t>(served)];
   }
+  void ReadRetry(ReadRetryReason reason) { ++read_retries_[static_cast<size_t>(reason)]; }
   void Optimistic(OptimisticOutcome outcome) { ++optimistic_[static_cast<size_t>(outcome)]; }
   void OptimisticMove(OptimisticMoveReason reason) {
     ++optimistic_moves_[static_cast<size_t>(reason)];
@@ -223,6 +237,9 @@ class Metrics {
   // For tests and the admin console.
   uint64_t routed_count(int node, bool primary, routing::RouteReason reason) const;
   uint64_t error_count(ErrorKind kind) const { return errors_[static_cast<size_t>(kind)]; }
+  uint64_t read_retry_count(ReadRetryReason r) const {
+    return read_retries_[static_cast<size_t>(r)];
+  }
   uint64_t optimistic_count(OptimisticOutcome o) const {
     return optimistic_[static_cast<size_t>(o)];
   }
@@ -253,6 +270,7 @@ class Metrics {
   std::array<uint64_t, kRywFallbackReasons> ryw_fallbacks_{};
   std::array<uint64_t, kRywTokenPositions> ryw_tokens_{};
   std::array<uint64_t, kReadAfterWriteServed> reads_after_write_{};
+  std::array<uint64_t, kReadRetryReasons> read_retries_{};
   std::array<uint64_t, kOptimisticOutcomes> optimistic_{};
   std::array<uint64_t, kOptimisticMoveReasons> optimistic_moves_{};
   LoopHistogram optimistic_move_;

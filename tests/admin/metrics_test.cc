@@ -233,7 +233,7 @@ TEST_CASE("Metrics: a reload adds and retires nodes; histograms never move") {
         1);
 }
 
-TEST_CASE("Metrics: errors and read-your-writes fallbacks by kind") {
+TEST_CASE("Metrics: errors, read retries and read-your-writes fallbacks by kind") {
   Config config = ThreeNodeConfig();
   Metrics m(config);
   m.Error(ErrorKind::kAuthFailed);
@@ -241,7 +241,9 @@ TEST_CASE("Metrics: errors and read-your-writes fallbacks by kind") {
   m.Error(ErrorKind::kServerLoginFailed);
   m.RywFallback(RywFallbackReason::kTooFar);
   m.RywWait(0.003);
+  m.ReadRetry(ReadRetryReason::kDeadline);
   CHECK(m.error_count(ErrorKind::kAuthFailed) == 2);
+  CHECK(m.read_retry_count(ReadRetryReason::kDeadline) == 1);
   auto topo = ProbedTopology(config);
   std::string text = m.RenderText(*topo->snapshot(), ConnectionCounts{});
   CHECK(Has(text, R"(pgregion_errors_total{kind="auth_failed"} 2)"));
@@ -249,11 +251,16 @@ TEST_CASE("Metrics: errors and read-your-writes fallbacks by kind") {
   CHECK(Has(text, R"(pgregion_errors_total{kind="pool_timeout"} 0)"));
   CHECK(Has(text, R"(pgregion_ryw_fallbacks_total{reason="too_far"} 1)"));
   CHECK(Has(text, "pgregion_ryw_wait_seconds_count 1"));
+  CHECK(Has(text, R"(pgregion_read_retries_total{reason="deadline"} 1)"));
+  CHECK(Has(text, R"(pgregion_read_retries_total{reason="node_suspect"} 0)"));
   for (size_t k = 0; k < kErrorKinds; ++k) {
     CHECK(ErrorKindName(static_cast<ErrorKind>(k)) != "unknown");
   }
   for (size_t r = 0; r < kRywFallbackReasons; ++r) {
     CHECK(RywFallbackReasonName(static_cast<RywFallbackReason>(r)) != "unknown");
+  }
+  for (size_t r = 0; r < kReadRetryReasons; ++r) {
+    CHECK(ReadRetryReasonName(static_cast<ReadRetryReason>(r)) != "unknown");
   }
 }
 
