@@ -13,6 +13,7 @@
 #include "proxy/app/admin_endpoints.h"
 #include "proxy/app/config_reload.h"
 #include "proxy/app/graceful_shutdown.h"
+#include "proxy/backend/cancel_request.h"
 #include "proxy/backend/pool.h"
 #include "proxy/backend/server_connection.h"
 #include "proxy/net/log.h"
@@ -54,41 +55,6 @@ absl::Status ResolveAddress(const std::string& host, uint16_t port, sockaddr_sto
   freeaddrinfo(res);
   return absl::OkStatus();
 }
-
-// Sends one CancelRequest to a backend and forgets about it.
-class CancelSender : public Stream::Handler {
- public:
-  static void Send(uv_loop_t* loop, const sockaddr_storage& addr, uint32_t pid, uint32_t secret) {
-    auto* self = new CancelSender(pid, secret);
-    self->stream_ = Stream::Create(loop, /*flush=*/nullptr, self);
-    if (self->stream_->Connect(reinterpret_cast<const sockaddr*>(&addr)) != 0) {
-      self->stream_->Close();
-      delete self;
-    }
-  }
-  void OnStreamConnected(absl::Status status) override {
-    if (status.ok()) {
-      std::string msg;
-      p::AppendCancelRequest(&msg, pid_, secret_);
-      stream_->Write(msg);
-      stream_->CloseAfterFlush();
-    } else {
-      stream_->Close();
-    }
-    delete this;
-  }
-  void OnStreamRead(std::string_view) override {}
-  void OnStreamError(absl::Status) override {
-    stream_->Close();
-    delete this;
-  }
-
- private:
-  CancelSender(uint32_t pid, uint32_t secret) : pid_(pid), secret_(secret) {}
-  Stream* stream_ = nullptr;
-  uint32_t pid_;
-  uint32_t secret_;
-};
 
 }  // namespace
 
@@ -588,8 +554,12 @@ void ProxyApp::HandleCancel(uint32_t pid, uint32_t secret) {
   }
   ServerConnection* server = it->second->server();
   if (server == nullptr) return;  // nothing running
-  const NodeRuntime& node = nodes_[static_cast<size_t>(server->pool()->node())];
-  CancelSender::Send(loop_, node.addr, server->backend_pid(), server->backend_secret());
+  CancelBackend(*server);
+}
+
+void ProxyApp::CancelBackend(const ServerConnection& server) {
+  SendCancelRequest(loop_, node_address(server.pool()->node()), server.backend_pid(),
+                    server.backend_secret(), config_->pool.connect_timeout_ms);
 }
 
 void ProxyApp::OnJanitor(uv_timer_t* t) {

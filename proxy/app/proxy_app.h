@@ -153,6 +153,7 @@ class ProxyApp final : public SessionEnv, public BackendEnv, private HealthCheck
   void RegisterClient(ClientSession* client, uint32_t* pid, uint32_t* secret) override;
   void UnregisterClient(ClientSession* client, uint32_t pid) override;
   void HandleCancel(uint32_t pid, uint32_t secret) override;
+  void CancelBackend(const ServerConnection& server) override;
   // Every accepted client connection, logged in or not.
   size_t client_count() const { return sessions_.size(); }
   void OnSessionClosed(ClientSession* client) override {

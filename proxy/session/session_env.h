@@ -27,6 +27,7 @@ class ClientSession;
 class ConsoleSession;
 class Pool;
 class ReplayPoller;
+class ServerConnection;
 class TlsContext;
 
 class SessionEnv {
@@ -68,6 +69,10 @@ class SessionEnv {
   virtual void RegisterClient(ClientSession* client, uint32_t* pid, uint32_t* secret) = 0;
   virtual void UnregisterClient(ClientSession* client, uint32_t pid) = 0;
   virtual void HandleCancel(uint32_t pid, uint32_t secret) = 0;
+  // Cancels what `server`'s backend is running (a CancelRequest to its node),
+  // for a read abandoned there: closing the connection alone would leave
+  // PostgreSQL running the query until it next writes to the socket.
+  virtual void CancelBackend(const ServerConnection& server) = 0;
   virtual void OnAuthenticated(ClientSession* client) = 0;
   virtual void OnSessionClosed(ClientSession* client) = 0;
   virtual size_t authenticated_count() const = 0;

@@ -291,6 +291,15 @@ void ScriptedBackend::ReleaseHeld(BackendConnection* conn) {
   Send(*conn, std::move(held));
 }
 
+const BackendConnection* ScriptedBackend::CancelledConnection(size_t i) const {
+  if (i >= cancels_.size()) return nullptr;
+  const auto [pid, secret] = cancels_[i];
+  for (const auto& c : conns_) {
+    if (c->pid == pid && secret == 0x5ec2e7u + c->pid) return c.get();  // see SendWelcome
+  }
+  return nullptr;
+}
+
 void ScriptedBackend::Drop(BackendConnection* conn) { CloseConnection(*conn, /*reset=*/true); }
 
 void ScriptedBackend::CloseConnection(BackendConnection& conn, bool reset) {
@@ -362,6 +371,9 @@ bool ScriptedBackend::HandleStartup(BackendConnection& conn) {
         pkt->kind == p::StartupPacketKind::kGssEncRequest) {
       Send(conn, "N");
       continue;
+    }
+    if (pkt->kind == p::StartupPacketKind::kCancel) {
+      cancels_.emplace_back(pkt->cancel.pid, pkt->cancel.secret);
     }
     if (pkt->kind != p::StartupPacketKind::kStartup) {
       CloseConnection(conn, false);
@@ -559,6 +571,14 @@ bool ScriptedBackend::Run(BackendConnection& conn, const Statement& st, bool des
       // Everything up to here goes now; this answer and what follows wait.
       Send(conn, std::move(*out));
       out->clear();
+      if (!reply.raw.empty()) {
+        out->append(reply.raw);
+        Send(conn, std::move(*out));
+        out->clear();
+        conn.holding = true;
+        p::AppendCommandComplete(out, reply.tag);
+        return true;
+      }
       conn.holding = true;
       AppendDefault(conn, st, describe_rows, out);
       return true;

@@ -75,7 +75,8 @@ struct Reply {
     kResult,   // `columns`, `rows`, `tag`
     kError,    // ErrorResponse `sqlstate` / `message`
     kRaw,      // `raw` in place of the statement's answer (ReadyForQuery still follows)
-    kHold,     // the default answer, held with everything after it (ReleaseHeld)
+    kHold,     // the default answer, held with everything after it (ReleaseHeld); with
+               // `raw`, `raw` goes now and CommandComplete `tag` waits (rows delivered)
     kDrop,     // the connection is reset before answering
   };
   Kind kind = Kind::kDefault;
@@ -95,6 +96,9 @@ struct Reply {
   static Reply Error(std::string sqlstate, std::string message);
   static Reply Raw(std::string bytes);
   static Reply Hold() { return Reply{.kind = Kind::kHold}; }
+  static Reply HoldAfter(std::string sent, std::string tag) {
+    return Reply{.kind = Kind::kHold, .tag = std::move(tag), .raw = std::move(sent)};
+  }
   static Reply Drop() { return Reply{.kind = Kind::kDrop}; }
 };
 
@@ -177,6 +181,11 @@ class ScriptedBackend {
   void StopListening();
 
   const std::vector<std::unique_ptr<BackendConnection>>& connections() const { return conns_; }
+  // CancelRequests received: the backend pid and secret key each named.
+  const std::vector<std::pair<uint32_t, uint32_t>>& cancels() const { return cancels_; }
+  // The connection the i-th CancelRequest names (its pid and secret key
+  // match), or null.
+  const BackendConnection* CancelledConnection(size_t i) const;
   // The connections not closed (by either side).
   size_t open_count() const;
   // Every connection's received statements (Query texts and Executes), in connection order.
@@ -213,6 +222,7 @@ class ScriptedBackend {
   uint16_t port_ = 0;
   bool hold_all_ = false;
   std::vector<std::unique_ptr<BackendConnection>> conns_;
+  std::vector<std::pair<uint32_t, uint32_t>> cancels_;
 };
 
 // A port on 127.0.0.1 that nothing listens on (a refused connect).

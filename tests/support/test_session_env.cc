@@ -4,6 +4,8 @@
 #include <cctype>
 
 #include "protocol/scram.h"
+#include "proxy/backend/cancel_request.h"
+#include "proxy/backend/server_connection.h"
 
 namespace pgregion::testing {
 
@@ -93,6 +95,13 @@ TestSessionEnv::~TestSessionEnv() {
   // connections back (or close them) while the pools still exist.
   std::vector<proxy::ClientSession*> open(sessions_.begin(), sessions_.end());
   for (proxy::ClientSession* s : open) s->Shutdown();
+}
+
+void TestSessionEnv::CancelBackend(const proxy::ServerConnection& server) {
+  const int node = server.pool()->node();
+  cancelled.emplace_back(node, server.backend_pid());
+  proxy::SendCancelRequest(loop_, backend_env_.node_address(node), server.backend_pid(),
+                           server.backend_secret(), config().pool.connect_timeout_ms);
 }
 
 void TestSessionEnv::SetNodeLsn(int node, routing::Lsn lsn) {

@@ -91,6 +91,9 @@ class TestSessionEnv : public proxy::SessionEnv {
   }
   void UnregisterClient(proxy::ClientSession*, uint32_t) override {}
   void HandleCancel(uint32_t, uint32_t) override {}
+  // Recorded, and sent for real (the scripted backend records what it receives).
+  void CancelBackend(const proxy::ServerConnection& server) override;
+  std::vector<std::pair<int, uint32_t>> cancelled;  // CancelBackend: node, backend pid
   void OnAuthenticated(proxy::ClientSession*) override { ++authenticated_; }
   void OnSessionClosed(proxy::ClientSession* client) override {
     if (sessions_.erase(client) > 0 && authenticated_ > 0) --authenticated_;
