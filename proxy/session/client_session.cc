@@ -168,9 +168,17 @@ uint64_t ClientSession::TimerFor(State state, uint64_t wait_ms) const {
       return cfg.failover.write_wait_ms;
     case State::kWaitReplay:
       return std::max<uint64_t>(wait_ms, 1);
+    case State::kRestoring:
+    case State::kActive: {
+      // Only a read that may still go elsewhere has a deadline; everything
+      // else runs as long as its server connection does. The same deadline
+      // across kRestoring -> kActive: it counts from the binding.
+      const uint64_t deadline = cfg.routing.read_deadline_ms;
+      if (deadline == 0 || !retry_.armed) return 0;
+      const uint64_t elapsed = uv_now(env_->loop()) - retry_.bound_ms;
+      return deadline > elapsed ? deadline - elapsed : 1;
+    }
     case State::kIdle:
-    case State::kRestoring:  // the server connection's own bounds apply
-    case State::kActive:
     case State::kClosed:
       return 0;
   }
@@ -204,9 +212,11 @@ void ClientSession::OnTimer(uv_timer_t* t) {
                          "pool.acquire_timeout_ms (",
                          self->env_->config().pool.acquire_timeout_ms, " ms)"));
       return;
-    case State::kIdle:
     case State::kRestoring:
     case State::kActive:
+      self->ReadDeadlinePassed();
+      return;
+    case State::kIdle:
     case State::kClosed:
       return;
   }
@@ -500,6 +510,7 @@ void ClientSession::OnServerAssigned(ServerConnection* server) {
   unit_timer_.Assigned();
   server_ = server;
   server->Bind(this);
+  retry_.bound_ms = uv_now(env_->loop());
   // Nothing of this client's is in flight on a newly bound server.
   units_sent_ = units_answered_ = 0;
   probe_units_.clear();
@@ -744,7 +755,7 @@ void ClientSession::OnServerUnitDone() {
   stream_->Flush();
   if (server_ == nullptr) return;
   if (retry_.pending) {
-    RetryRead("retryable error");
+    RetryRead(ReadRetryReason::kError, "retryable error");
     return;
   }
   retry_.armed = false;
@@ -803,7 +814,7 @@ void ClientSession::OnServerLost(std::string_view why) {
   // does not take it out of service.
   if (server_ != nullptr) env_->ReportDataPathFailure(server_->pool()->node(), /*certain=*/false);
   if (retry_.armed || retry_.pending) {
-    RetryRead(why);
+    RetryRead(ReadRetryReason::kConnection, why);
     return;
   }
   server_ = nullptr;
@@ -818,7 +829,7 @@ void ClientSession::OnServerLost(std::string_view why) {
 void ClientSession::OnServerFailed(const std::string& error_response, bool node_failure) {
   waiting_pool_ = nullptr;
   if (node_failure && retry_.armed) {
-    RetryRead("cannot connect");
+    RetryRead(ReadRetryReason::kConnection, "cannot connect");
     return;
   }
   if (RerouteRefusedLogin(error_response)) return;

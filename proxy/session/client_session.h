@@ -2,7 +2,8 @@
 // then the data path between the client and whichever server connection serves
 // its current unit of work.
 //
-// Owns its Stream and a timer (login and pool-acquire timeouts); heap-allocated
+// Owns its Stream and a timer (login and pool-acquire timeouts, the per-read
+// deadline); heap-allocated
 // by the ProxyApp and freed only in the timer's close callback, so Close() is
 // safe from any callback. Forwards the client's original message bytes; looks
 // only at message types (and, later, statements for routing). One state enum,
@@ -52,6 +53,8 @@ class ClientSession final : public Stream::Handler,
  public:
   // Every state that waits for something has its timer armed (and what it
   // registered elsewhere taken back when it is left) by TransitionTo() alone.
+  // kRestoring and kActive have one only for a read that may still be retried
+  // elsewhere: routing.read_deadline_ms from the moment it was bound.
   enum class State {
     kStartup,       // waiting for SSLRequest / GSSENCRequest / CancelRequest / StartupMessage
     kTlsHandshake,  // TLS handshake with the client
@@ -199,7 +202,9 @@ class ClientSession final : public Stream::Handler,
   // Read retry (client_session_retry.cc).
   bool RetryEligible(const routing::RouteContext& ctx, const routing::Route& route) const;
   bool MayDeliver(std::string_view bytes);
-  void RetryRead(std::string_view why);
+  void RetryRead(ReadRetryReason reason, std::string_view why);
+  // The timer of kRestoring/kActive: the read ran routing.read_deadline_ms.
+  void ReadDeadlinePassed();
   // client_session_databases.cc: a replica refused the unit's login because it
   // does not have the database or role yet: the unit (not sent) goes
   // elsewhere. True when it did.
@@ -496,6 +501,9 @@ class ClientSession final : public Stream::Handler,
     int node = -1;         // where it runs
     uint8_t attempts = 0;
     size_t seen = 0;  // replies of this attempt so far
+    // Loop time this attempt got its server connection: the read deadline
+    // counts from it (the wait for a connection has pool.acquire_timeout_ms).
+    uint64_t bound_ms = 0;
     // What only a unit that may be retried needs: allocated when one is
     // dispatched, freed when it is done (an idle client keeps none of it).
     struct Unit {

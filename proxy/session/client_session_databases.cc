@@ -36,7 +36,7 @@ bool ClientSession::RerouteRefusedLogin(const std::string& error_response) {
     Dispatch(ctx);
     return true;
   }
-  RetryRead(refusal.message);
+  RetryRead(ReadRetryReason::kLoginRefused, refusal.message);
   return true;
 }
 

@@ -13,6 +13,11 @@
 // Protocol acknowledgements (ParseComplete, BindComplete, RowDescription, ...)
 // may already have reached the client: the next attempt sends the same ones
 // again, and they are dropped once more by type and count.
+//
+// With routing.read_deadline_ms, a read that may still be retried and has run
+// that long on a replica (from the moment it had its server connection) is
+// also sent elsewhere: its backend is cancelled, its connection closed. The
+// last attempt, on the primary, is never retried, so it has no deadline.
 
 #include "protocol/messages.h"
 #include "protocol/sqlstate.h"
@@ -130,10 +135,22 @@ void ClientSession::OnNodeHung(int node) {
   }
   // RetryRead closes the server connection (its unit is unfinished): a hung
   // backend's connection never goes back to the pool.
-  RetryRead("node suspect: a health probe timed out");
+  RetryRead(ReadRetryReason::kNodeSuspect, "node suspect: a health probe timed out");
 }
 
-void ClientSession::RetryRead(std::string_view why) {
+void ClientSession::ReadDeadlinePassed() {
+  // The timer runs on after the read stopped qualifying (a row reached the
+  // client, another unit followed it onto the server): then it changes nothing.
+  if (server_ == nullptr || (!retry_.armed && !retry_.pending)) return;
+  // A closed socket does not stop PostgreSQL's query until it next writes to
+  // the client, which a slow sort or a lock wait may not do for a long time.
+  // A connection that is clean has nothing running and goes back to the pool
+  // (RetryRead): a cancel must never reach whoever gets it next.
+  if (!server_->clean()) env_->CancelBackend(*server_);
+  RetryRead(ReadRetryReason::kDeadline, "read deadline");
+}
+
+void ClientSession::RetryRead(ReadRetryReason reason, std::string_view why) {
   ServerConnection* server = server_;
   server_ = nullptr;
   if (server != nullptr && server->state() != ServerConnection::State::kClosed) {
@@ -152,6 +169,7 @@ void ClientSession::RetryRead(std::string_view why) {
       .Kv("node", failed >= 0 ? std::string_view(env_->node_config(failed).name) : "")
       .Kv("attempt", retry_.attempts + 2)
       .Kv("reason", why);
+  env_->metrics().ReadRetry(reason);
   retry_.armed = false;
   retry_.pending = false;
   retry_.seen = 0;

@@ -1,7 +1,9 @@
 """Transparent retry of autocommit reads (issue 3, item 7) and unit boundaries
 behind a bound server: a read that fails on a replica before any of its result
 reached the client is sent again, once to another replica, then to the primary;
-writes and reads inside a transaction never are."""
+writes and reads inside a transaction never are. With routing.read_deadline_ms
+(issue 16), so is a read that ran that long on a replica: cancelled there, answered
+elsewhere."""
 
 from __future__ import annotations
 
@@ -191,3 +193,75 @@ def test_pipelined_write_behind_replica_read_goes_to_primary(cluster, start_prox
     assert not errors, [bytes(m.body) for m in errors]
     assert sum(1 for m in msgs if m.type == "C") == 3
     conn.close()
+
+
+# Per-read deadline (routing.read_deadline_ms). The read sleeps only where
+# pg_is_in_recovery() (every replica), so the primary answers it at once: how
+# long the client waits shows how many attempts it took.
+SLOW_ON_REPLICAS = ("select case when pg_is_in_recovery() then pg_sleep({s}) end, "
+                    "inet_server_port(), pg_is_in_recovery() /* {tag} */")
+DEADLINE_MS = 300
+REPLICA_SLEEP_S = 4.0
+
+
+def _deadline_retries(p):
+    return [line for line in p.log_text().splitlines()
+            if "event=read_retry" in line and 'reason="read deadline"' in line]
+
+
+def test_read_past_deadline_is_cancelled_and_answered_by_the_primary(cluster, start_proxy):
+    p = start_proxy(cluster, routing={"read_deadline_ms": DEADLINE_MS})
+    tag = "deadline-on"
+    with connect(p) as c:
+        t0 = time.monotonic()
+        _, port, in_recovery = c.execute(
+            SLOW_ON_REPLICAS.format(s=REPLICA_SLEEP_S, tag=tag)).fetchone()
+        took = time.monotonic() - t0
+        # The replicas' backends were cancelled, not left sleeping behind a
+        # closed socket: they are gone long before their sleep would end.
+        gone_at = None
+        while time.monotonic() - t0 < REPLICA_SLEEP_S - 0.5:
+            if not any(r.backend_pids(query_like=f"%{tag}%") for r in cluster.replicas):
+                gone_at = time.monotonic() - t0
+                break
+            time.sleep(0.05)
+        print(f"\nread_deadline_ms={DEADLINE_MS}: answered in {took:.3f} s "
+              f"(replica sleep {REPLICA_SLEEP_S} s); replica backends gone at "
+              f"{gone_at if gone_at is None else round(gone_at, 3)} s")
+        assert port == cluster.primary.port and not in_recovery, "the primary answers"
+        # Two deadlines (the first replica, the second), then the primary at once.
+        assert took < 3.0, took
+        assert took >= 2 * DEADLINE_MS / 1000 - 0.05, took
+        assert gone_at is not None, "a replica still runs the abandoned read"
+        # The session goes on, on the replicas.
+        assert c.execute("select pg_is_in_recovery()").fetchone()[0] is True
+    retries = _deadline_retries(p)
+    assert len(retries) == 2, retries
+    assert "attempt=2" in retries[0] and "attempt=3" in retries[1], retries
+
+
+def test_read_deadline_off_lets_a_slow_replica_read_finish(cluster, start_proxy):
+    p = start_proxy(cluster)  # read_deadline_ms = 0, the default
+    sleep_s = 1.5
+    with connect(p) as c:
+        t0 = time.monotonic()
+        _, port, in_recovery = c.execute(
+            SLOW_ON_REPLICAS.format(s=sleep_s, tag="deadline-off")).fetchone()
+        took = time.monotonic() - t0
+    print(f"\nread_deadline_ms=0: answered in {took:.3f} s (replica sleep {sleep_s} s)")
+    assert in_recovery and port in {r.port for r in cluster.replicas}
+    assert took >= sleep_s
+    assert "event=read_retry" not in p.log_text()
+
+
+def test_write_is_never_cut_short_by_the_read_deadline(cluster, start_proxy):
+    p = start_proxy(cluster, routing={"read_deadline_ms": DEADLINE_MS})
+    with connect(p) as c:
+        c.execute("create table if not exists deadline_w(x int)")
+        c.execute("truncate deadline_w")
+        t0 = time.monotonic()
+        c.execute("insert into deadline_w select 1 from pg_sleep(1.0) /* deadline-write */")
+        took = time.monotonic() - t0
+        assert took >= 1.0
+        assert c.execute("select count(*) from deadline_w").fetchone()[0] == 1
+    assert "event=read_retry" not in p.log_text()
