@@ -9,7 +9,8 @@
 #   2. installs dpkg-dev (for apt-get source), make/gcc and postgresql-server-dev-15
 #      (the PGXS headers), at the installed server's version when Debian still has it;
 #   3. `apt-get source postgresql-15` at the installed server's version into the cache
-#      directory (never downloaded again once extracted there);
+#      directory, else at another 15.x version apt knows (a mirror may have dropped the
+#      files of the version its index names); never downloaded again once extracted;
 #   4. builds regress.so (src/test/regress/regress.c) and the two contrib/spi modules the
 #      suite loads (refint.so, autoinc.so) with PGXS into CACHE/lib, the suite's --dlpath;
 #   5. writes CACHE/regress.env, which the driver and tests/integration/test_pg_regress.py
@@ -169,16 +170,50 @@ if ((${#need[@]})); then
 fi
 
 # ---- 3. source -----------------------------------------------------------------------
+# The suite's statements are compared between a direct and a proxied connection to the same
+# server, not against expected files, so any 15.x source serves. The installed server's
+# version comes first; a mirror may list a version in its index whose files it no longer has
+# (seen in CI: the security pool answered 404 for every file of the version its index
+# named), so the other versions apt knows follow, newest first. An already extracted tree
+# of any of them is used as it is.
 as_root mkdir -p "$CACHE"
 as_root chmod 755 "$CACHE"
-upstream=${src_version%%-*}
-srcdir=$CACHE/postgresql-$PG_MAJOR-$upstream
-if [[ ! -f $srcdir/src/test/regress/parallel_schedule ]]; then
-  say "apt-get source postgresql-$PG_MAJOR=$src_version into $CACHE"
-  (cd "$CACHE" && apt_get source -q "postgresql-$PG_MAJOR=$src_version" >/dev/null) \
-    || die "apt-get source postgresql-$PG_MAJOR=$src_version failed"
-  [[ -f $srcdir/src/test/regress/parallel_schedule ]] || die "no $srcdir/src/test/regress"
+mapfile -t versions < <({ echo "$src_version"; sed -n 's/^Version: //p' <<<"$src_info" \
+  | sort -Vr; } | awk '!seen[$0]++')
+srcdir=
+for v in "${versions[@]}"; do
+  candidate=$CACHE/postgresql-$PG_MAJOR-${v%%-*}
+  if [[ -f $candidate/src/test/regress/parallel_schedule ]]; then
+    srcdir=$candidate src_version=$v
+    break
+  fi
+done
+if [[ -z $srcdir ]]; then
+  for v in "${versions[@]}"; do
+    say "apt-get source postgresql-$PG_MAJOR=$v into $CACHE"
+    # A fresh directory per attempt: a failed download leaves no partial files behind.
+    work=$CACHE/download
+    as_root rm -rf "$work"
+    as_root mkdir -p "$work"
+    if (cd "$work" && apt_get source -q "postgresql-$PG_MAJOR=$v" >/dev/null); then
+      tree=$work/postgresql-$PG_MAJOR-${v%%-*}
+      if [[ -f $tree/src/test/regress/parallel_schedule ]]; then
+        srcdir=$CACHE/postgresql-$PG_MAJOR-${v%%-*}
+        as_root rm -rf "$srcdir"
+        as_root mv "$tree" "$srcdir"
+        src_version=$v
+        as_root rm -rf "$work"
+        break
+      fi
+      say "postgresql-$PG_MAJOR=$v has no src/test/regress"
+    else
+      say "apt-get source postgresql-$PG_MAJOR=$v failed; trying the next version"
+    fi
+    as_root rm -rf "$work"
+  done
+  [[ -n $srcdir ]] || die "apt-get source postgresql-$PG_MAJOR failed for ${versions[*]}"
 fi
+[[ $src_version == "$installed" ]] || say "source $src_version for server $installed"
 
 # ---- 4. modules ----------------------------------------------------------------------
 libdir=$CACHE/lib
