@@ -1,30 +1,42 @@
 #!/usr/bin/env bash
-# Read-your-writes benchmark (issue 5): one run in the three-region setup,
+# Read-your-writes benchmark (issues 5 and 19): the three-region setup,
 # pgregion in eu-west under each consistency level.
 #
 #   us-east   the primary, reached by pgregion through a WAN-link relay adding
 #             DELAY_MS (40) each way
 #   eu-west   pgregion and a streaming replica (reached directly), whose WAL
 #             arrives from the primary through a relay with the same delay
+#   ap-south  a replica behind FAR_DELAY_MS (90) each way, its WAL through a
+#             relay of FAR_DELAY_MS + 10
 #
-# Commits are synchronous (the test harness turns synchronous_commit off for
-# speed, which would hold every commit's WAL back from the replica until the
-# WAL writer's next round). pgbench runs a mix through pgregion: 10% of
-# transactions update a row and read it back (two autocommit statements), 90%
-# read a row. For each level (strong, causal, eventual, set with PGOPTIONS) it
-# reports TPS, the latency p50/p99 of the read-only transactions and the average
-# of the read-back statement, the share of reads the replica served, the waits
-# and fallbacks (from /metrics), and what bench/consistency_checker finds
-# (stale reads of read-after-write pairs). Writes the table to $BENCH_OUT when
-# set.
+# Commits are synchronous (PostgreSQL's default; the test harness turns
+# synchronous_commit off for speed). pgbench runs a mix through pgregion: 10%
+# of transactions update a row and read it back (two autocommit statements),
+# 90% read a row. For each level (strong, causal, eventual, set with
+# PGOPTIONS) it reports TPS, the read-only transactions' latency p50/p99, the
+# share of reads eu-west served, the reads right after their session's write
+# (where they ran: pgregion_reads_after_write_total, builds that have it), the
+# waits (count, p50/p99 from pgregion_ryw_wait_seconds) and fallbacks by
+# reason, and what bench/consistency_checker finds: the read-back latency
+# p50/p99 of its read-after-write pairs and their stale reads. Then, under
+# causal, the quickstart's mix (pgbench's select-only@9 + tpcb-like@1, whose
+# 5-statement write transactions among concurrent writers are where a token at
+# the WAL insert position made reads wait for other sessions' unflushed WAL).
 #
-# Environment (besides bench/lib.sh's): DELAY_MS (40), CLIENTS (16),
-# THREADS (2), DURATION (20), WARMUP (3), SCALE (10), CHECKER_SECONDS (10),
-# CHECKER_CLIENTS (8), CHECKER_BIN (build/bench/consistency_checker), BENCH_OUT.
+# BUILDS="label=binary ..." runs the same measurements for several builds
+# against the same cluster, one after the other (default: one, "pgregion" =
+# $PGREGION_BIN): the before/after of a change in one run. Writes the table
+# to $BENCH_OUT when set.
+#
+# Environment (besides bench/lib.sh's): DELAY_MS (40), FAR_DELAY_MS (90),
+# CLIENTS (16), THREADS (2), DURATION (20), WARMUP (3), SCALE (10),
+# CHECKER_SECONDS (10), CHECKER_CLIENTS (8), CHECKER_BIN
+# (build/bench/consistency_checker), BUILDS, BENCH_OUT.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 DELAY_MS=${DELAY_MS:-40}
+FAR_DELAY_MS=${FAR_DELAY_MS:-90}
 CLIENTS=${CLIENTS:-16}
 THREADS=${THREADS:-2}
 DURATION=${DURATION:-20}
@@ -35,30 +47,43 @@ CHECKER_CLIENTS=${CHECKER_CLIENTS:-8}
 CHECKER_BIN=${CHECKER_BIN:-$BENCH_REPO/build/bench/consistency_checker}
 LEVELS=(strong causal eventual)
 # shellcheck disable=SC2034  # read by bench/lib.sh
-REPLICAS=1
+REPLICAS=2
+read -r -a BUILD_LIST <<<"${BUILDS:-pgregion=$PGREGION_BIN}"
+for b in "${BUILD_LIST[@]}"; do [[ -x ${b#*=} ]] || die "no binary at ${b#*=} (BUILDS)"; done
 
 [[ -x $CHECKER_BIN ]] || die "consistency_checker not found at $CHECKER_BIN (ninja -C build)"
 bench_init
 start_cluster
 REPLICA_PORT=${REPLICA_PORTS%% *}
+FAR_PORT=${REPLICA_PORTS##* }
 
 log "synchronous_commit = on (the harness default is off)"
 psql_super -c "ALTER SYSTEM SET synchronous_commit = on" -c "SELECT pg_reload_conf()" >/dev/null
-PGPASSWORD=$PG_SUPERPASS psql -X -q -h "$PG_HOST" -p "$REPLICA_PORT" -U "$PG_SUPERUSER" -d "$APP_DB" \
-  -c "SELECT pg_reload_conf()" >/dev/null
+for port in $REPLICA_PORTS; do
+  PGPASSWORD=$PG_SUPERPASS psql -X -q -h "$PG_HOST" -p "$port" -U "$PG_SUPERUSER" -d "$APP_DB" \
+    -c "SELECT pg_reload_conf()" >/dev/null
+done
 
 start_relay us-east "$PG_PORT" "$DELAY_MS"
 US_RELAY=$RELAY_PORT
+start_relay ap-south "$FAR_PORT" "$FAR_DELAY_MS"
+FAR_RELAY=$RELAY_PORT
 start_relay wal-us-east-to-eu-west "$PG_PORT" "$DELAY_MS"
 WAL_RELAY=$RELAY_PORT
-log "the replica streams WAL through the relay (+$DELAY_MS ms each way)"
+start_relay wal-us-east-to-ap-south "$PG_PORT" $((FAR_DELAY_MS + 10))
+WAL_FAR_RELAY=$RELAY_PORT
+log "the replicas stream WAL through relays (eu-west +$DELAY_MS ms, ap-south +$((FAR_DELAY_MS + 10)) ms each way)"
 stream_through replica1 "$WAL_RELAY"
+stream_through replica2 "$WAL_FAR_RELAY"
 
-PGR_DIR=$BENCH_WORK/pgregion
-mkdir -p "$PGR_DIR"
-PGR_PORT=$(free_port)
-ADMIN_PORT=$(free_port)
-cat >"$PGR_DIR/pgregion.toml" <<EOF
+# start_pgregion LABEL BINARY: pgregion in eu-west (sets PGR_PID, PGR_DIR).
+start_pgregion() {
+  local label=$1 bin=$2
+  PGR_DIR=$BENCH_WORK/pgregion-$label
+  mkdir -p "$PGR_DIR"
+  PGR_PORT=$(free_port)
+  ADMIN_PORT=$(free_port)
+  cat >"$PGR_DIR/pgregion.toml" <<EOF
 [proxy]
 listen = "127.0.0.1:$PGR_PORT"
 region = "eu-west"
@@ -77,6 +102,10 @@ size = $POOL_SIZE
 
 [routing]
 consistency = "causal"
+# bench/consistency_checker's read-back reports pg_is_in_recovery() to count replica and
+# primary reads apart; its answer differs per node, so it must be declared read-only to run
+# on a replica at all (without this every read-back goes to the primary).
+read_only_functions = ["pg_is_in_recovery"]
 
 [health]
 interval_ms = 500
@@ -96,13 +125,25 @@ name = "pg-eu-west"
 region = "eu-west"
 host = "$PG_HOST"
 port = $REPLICA_PORT
+
+[[nodes]]
+name = "pg-ap-south"
+region = "ap-south"
+host = "127.0.0.1"
+port = $FAR_RELAY
 EOF
-"$PGREGION_BIN" --check "$PGR_DIR/pgregion.toml" >"$PGR_DIR/check.log" 2>&1 ||
-  { cat "$PGR_DIR/check.log" >&2; die "pgregion --check rejected the config"; }
-"$PGREGION_BIN" --config "$PGR_DIR/pgregion.toml" >>"$PGR_DIR/pgregion.log" 2>&1 &
-PGR_PID=$!
-PIDS_TO_STOP+=("$PGR_PID")
-wait_ready pgregion "$PGR_PORT" "$PGR_PID" "$PGR_DIR/pgregion.log"
+  "$bin" --check "$PGR_DIR/pgregion.toml" >"$PGR_DIR/check.log" 2>&1 ||
+    { cat "$PGR_DIR/check.log" >&2; die "pgregion --check rejected the config"; }
+  "$bin" --config "$PGR_DIR/pgregion.toml" >>"$PGR_DIR/pgregion.log" 2>&1 &
+  PGR_PID=$!
+  PIDS_TO_STOP+=("$PGR_PID")
+  wait_ready pgregion "$PGR_PORT" "$PGR_PID" "$PGR_DIR/pgregion.log"
+}
+
+stop_pgregion() {
+  kill "$PGR_PID" 2>/dev/null || true
+  wait "$PGR_PID" 2>/dev/null || true
+}
 
 log "pgbench -i -s $SCALE (directly on the primary)"
 PGPASSWORD=$APP_PASSWORD pgbench -i -s "$SCALE" -q -h "$PG_HOST" -p "$PG_PORT" -U "$APP_USER" "$APP_DB" \
@@ -132,73 +173,101 @@ import sys, urllib.request
 print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode(), end="")' \
   "http://127.0.0.1:$ADMIN_PORT/metrics"; }
 
-# counters FILE: "replica_reads primary_reads waits wait_seconds fallbacks" from
-# /metrics (the fallbacks as reason=count,...), saving the scrape in FILE.
-counters() {
-  metrics >"$1"
-  "$PYTHON" - "$1" <<'EOF'
-import re, sys
-text = open(sys.argv[1]).read()
-def total(pattern):
-    return sum(float(m.group(1)) for m in re.finditer(pattern + r" (\S+)$", text, re.M))
-replica = total(r'^pgregion_routed_total\{[^}]*role="replica"[^}]*\}')
-primary = total(r'^pgregion_routed_total\{[^}]*role="primary",'
-                r'reason="(?:no_replica|lag_fallback|ryw_fallback|consistency)"\}')
-waits = total(r"^pgregion_ryw_wait_seconds_count")
-wait_s = total(r"^pgregion_ryw_wait_seconds_sum")
-reasons = ("wait_timeout", "no_candidate", "too_far", "write_pending")
-fb = ",".join("%s=%d" % (r, total(r'^pgregion_ryw_fallbacks_total\{reason="' + r + r'"\}'))
-              for r in reasons)
-print(int(replica), int(primary), int(waits), wait_s, fb)
-EOF
+# report BEFORE AFTER: what /metrics says of a level, from two scrapes:
+# "eu-west share|reads after write on eu-west|waits|fallbacks".
+report() {
+  "$PYTHON" - "$BENCH_REPO/bench" "$1" "$2" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+import metrics_delta as md
+d = md.Delta(sys.argv[2], sys.argv[3])
+routed = d.series("pgregion_routed_total")
+eu = sum(v for k, v in routed.items() if md.label(k, "node") == "pg-eu-west")
+reads = sum(v for k, v in routed.items() if md.label(k, "reason") != "write")
+share = "%.1f%%" % (100 * eu / reads) if reads else "-"
+aw = d.by_label("pgregion_reads_after_write_total", "served")
+n = sum(aw.values())
+after = "%.1f%% of %d" % (100 * aw.get("local_replica", 0) / n, n) if n else (
+    "0" if aw else "-")
+wait = "pgregion_ryw_wait_seconds"
+waits = d.histogram_count(wait)
+wl = "%d (p50 %.1f / p99 %.1f ms)" % (
+    waits, d.quantile(wait, 0.5) * 1000, d.quantile(wait, 0.99) * 1000) if waits else "0"
+fallbacks = d.by_label("pgregion_ryw_fallbacks_total", "reason")
+fb = ", ".join("%s %d" % (r, v) for r, v in sorted(fallbacks.items()) if v) or "0"
+if not aw and waits:
+    # A build without pgregion_reads_after_write_total: every read after a write that
+    # eu-west had not replayed waits, and the waits that time out go to the primary.
+    timeouts = fallbacks.get("wait_timeout", 0)
+    after = "~%.1f%% of %d waits" % (100 * (waits - timeouts) / waits, waits)
+print("|".join((share, after, wl, fb)))
+PY
 }
 
-declare -A ROW
-for level in "${LEVELS[@]}"; do
+# measure LABEL LEVEL WORKLOAD: one pgbench run through the running pgregion, then (for the
+# update-and-read-back workload) the consistency checker; appends a row to ROWS.
+#   rw     90% read a row, 10% update a row and read it back (two autocommit statements)
+#   mixed  the quickstart's mix: pgbench's select-only@9 and tpcb-like@1 (a transaction of
+#          5 statements and concurrent writers: its token is where issue 19 started)
+declare -a ROWS
+measure() {
+  local label=$1 level=$2 workload=$3 scripts
+  if [[ $workload == mixed ]]; then
+    scripts=(-b select-only@9 -b tpcb-like@1)
+  else
+    scripts=(-f "$BENCH_WORK/read.sql@9" -f "$BENCH_WORK/write_read.sql@1")
+  fi
+  local tag=${label}_${level}_$workload
   export PGOPTIONS="-c pgregion.consistency=$level"
-  run_child "$BENCH_WORK/warmup_$level.log" env PGPASSWORD="$APP_PASSWORD" \
-    timeout $((WARMUP + 60)) pgbench -n -c "$CLIENTS" -j "$THREADS" -T "$WARMUP" \
-    -f "$BENCH_WORK/read.sql@9" -f "$BENCH_WORK/write_read.sql@1" \
+  run_child "$BENCH_WORK/warmup_$tag.log" env PGPASSWORD="$APP_PASSWORD" \
+    timeout $((WARMUP + 60)) pgbench -n -c "$CLIENTS" -j "$THREADS" -T "$WARMUP" "${scripts[@]}" \
     -h 127.0.0.1 -p "$PGR_PORT" -U "$APP_USER" "$APP_DB" || true
-  read -r rep0 pri0 waits0 wsum0 fb0 <<<"$(counters "$BENCH_WORK/metrics_${level}_0.txt")"
-  log "pgbench 90% read / 10% update + read back, consistency $level (${DURATION}s)"
-  out=$BENCH_WORK/run_$level.log
-  rm -f "$BENCH_WORK"/pgbench_log_"$level"*
+  local m0=$BENCH_WORK/metrics_${tag}_0.txt m1=$BENCH_WORK/metrics_${tag}_1.txt
+  metrics >"$m0"
+  log "$label: pgbench $workload, consistency $level (${DURATION}s)"
+  local out=$BENCH_WORK/run_$tag.log
+  rm -f "$BENCH_WORK"/pgbench_log_"$tag"*
   run_child "$out" env PGPASSWORD="$APP_PASSWORD" timeout $((DURATION + 60)) \
-    pgbench -n -r -l --log-prefix="$BENCH_WORK/pgbench_log_$level" -c "$CLIENTS" -j "$THREADS" \
-    -T "$DURATION" -f "$BENCH_WORK/read.sql@9" -f "$BENCH_WORK/write_read.sql@1" \
-    -h 127.0.0.1 -p "$PGR_PORT" -U "$APP_USER" "$APP_DB" || die "pgbench failed under $level (see $out)"
-  read -r rep1 pri1 waits1 wsum1 fb1 <<<"$(counters "$BENCH_WORK/metrics_${level}_1.txt")"
+    pgbench -n -r -l --log-prefix="$BENCH_WORK/pgbench_log_$tag" -c "$CLIENTS" \
+    -j "$THREADS" -T "$DURATION" "${scripts[@]}" \
+    -h 127.0.0.1 -p "$PGR_PORT" -U "$APP_USER" "$APP_DB" ||
+    die "pgbench failed under $level (see $out)"
+  metrics >"$m1"
   unset PGOPTIONS
+  local tps nfail lat p50 p99 share after waits fallbacks
   tps=$(sed -n 's/^tps = \([0-9]*\)[0-9.]* (without initial connection time).*/\1/p' "$out")
   nfail=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out")
   [[ -n $tps && ${nfail:-0} == 0 ]] || die "failed transactions under $level (see $out)"
-  # The read-back statement's average (-r): the last SELECT line of the write script.
-  readback=$(awk '/SQL script 2/ {s = 1} s && /SELECT abalance/ {print $1}' "$out" | tail -n 1)
   # Read-only transactions (script 0) from the per-transaction log: latency in µs, column 3.
-  lat=$(cat "$BENCH_WORK"/pgbench_log_"$level"* | awk '$4 == 0 {print $3}' | sort -n | awk '
+  lat=$(cat "$BENCH_WORK"/pgbench_log_"$tag"* | awk '$4 == 0 {print $3}' | sort -n | awk '
     {v[NR] = $1} END {if (NR == 0) {print "0 0"; exit}
       p50 = v[int(NR * 0.50) + (NR * 0.50 > int(NR * 0.50))]; p99 = v[int(NR * 0.99) + (NR * 0.99 > int(NR * 0.99))]
       printf "%.2f %.2f", p50 / 1000, p99 / 1000}')
   read -r p50 p99 <<<"$lat"
-  replica_share=$(awk -v r=$((rep1 - rep0)) -v p=$((pri1 - pri0)) 'BEGIN {printf "%.0f%%", (r + p > 0 ? 100 * r / (r + p) : 0)}')
-  waits=$((waits1 - waits0))
-  avg_wait=$(awk -v n="$waits" -v a="$wsum0" -v b="$wsum1" 'BEGIN {printf "%.1f", (n > 0 ? (b - a) / n * 1000 : 0)}')
-  fallbacks=$("$PYTHON" -c '
-import sys
-a = dict(x.split("=") for x in sys.argv[1].split(","))
-b = dict(x.split("=") for x in sys.argv[2].split(","))
-d = {k: int(b[k]) - int(a.get(k, 0)) for k in b}
-print(", ".join(f"{k} {v}" for k, v in d.items() if v) or "0")' "$fb0" "$fb1")
-  log "  tps $tps, read p50 $p50 ms p99 $p99 ms, read-back avg $readback ms, replica share $replica_share, waits $waits (avg $avg_wait ms), fallbacks: $fallbacks"
-  log "consistency_checker, $level (${CHECKER_SECONDS}s, $CHECKER_CLIENTS clients)"
-  checker_out=$BENCH_WORK/checker_$level.json
-  "$CHECKER_BIN" --dsn "host=127.0.0.1 port=$PGR_PORT user=$APP_USER password=$APP_PASSWORD dbname=$APP_DB" \
-    --clients "$CHECKER_CLIENTS" --seconds "$CHECKER_SECONDS" --consistency "$level" \
-    >"$checker_out" 2>"$BENCH_WORK/checker_$level.err" || die "consistency_checker failed under $level"
-  stale=$(json_get "$checker_out" '"%d of %d (replica served %d)" % (d["stale"], d["reads"], d["replica_reads"])')
-  log "  stale reads: $stale"
-  ROW[$level]="| $level | $tps | $p50 | $p99 | $readback | $replica_share | $waits (avg $avg_wait ms) | $fallbacks | $stale |"
+  IFS='|' read -r share after waits fallbacks <<<"$(report "$m0" "$m1")"
+  log "  tps $tps, read p50 $p50 ms p99 $p99 ms, eu-west share $share, reads after write on eu-west $after, waits $waits, fallbacks: $fallbacks"
+  local readback=- stale=-
+  if [[ $workload == rw ]]; then
+    log "$label: consistency_checker, $level (${CHECKER_SECONDS}s, $CHECKER_CLIENTS clients)"
+    local checker_out=$BENCH_WORK/checker_$tag.json
+    "$CHECKER_BIN" --dsn "host=127.0.0.1 port=$PGR_PORT user=$APP_USER password=$APP_PASSWORD dbname=$APP_DB" \
+      --clients "$CHECKER_CLIENTS" --seconds "$CHECKER_SECONDS" --consistency "$level" \
+      >"$checker_out" 2>"$BENCH_WORK/checker_$tag.err" ||
+      die "consistency_checker failed under $level"
+    readback=$(json_get "$checker_out" '"%.1f / %.1f" % (d["read_p50_ms"], d["read_p99_ms"])')
+    stale=$(json_get "$checker_out" '"%d of %d (replica served %d)" % (d["stale"], d["reads"], d["replica_reads"])')
+    log "  read-back p50/p99 $readback ms, stale reads: $stale"
+  fi
+  ROWS+=("| $label | $workload | $level | $tps | $p50 / $p99 | $share | $after | $readback | $waits | $fallbacks | $stale |")
+}
+
+for build in "${BUILD_LIST[@]}"; do
+  label=${build%%=*}
+  start_pgregion "$label" "${build#*=}"
+  sleep 2 # RTTs measured, roles discovered
+  for level in "${LEVELS[@]}"; do measure "$label" "$level" rw; done
+  measure "$label" causal mixed
+  stop_pgregion
 done
 
 REPORT=$BENCH_WORK/ryw_report.md
@@ -206,13 +275,15 @@ REPORT=$BENCH_WORK/ryw_report.md
   echo "### Read-your-writes: consistency levels in the three-region setup"
   echo
   machine_header
-  echo "- pgregion in eu-west; primary in us-east through a WAN-link relay (+$DELAY_MS ms each way); the eu-west replica reached directly, its WAL through a relay with the same delay; synchronous_commit = on"
-  echo "- pgbench -c $CLIENTS -j $THREADS -T $DURATION, scale $SCALE: 90% read a row, 10% update a row and read it back (two autocommit statements); the level set with PGOPTIONS"
-  echo "- consistency_checker: $CHECKER_CLIENTS clients for ${CHECKER_SECONDS}s, each writing a row and reading it back at once on the same connection"
+  echo "- pgregion in eu-west; primary in us-east through a WAN-link relay (+$DELAY_MS ms each way); the eu-west replica reached directly, its WAL through a relay with the same delay; the ap-south replica behind +$FAR_DELAY_MS ms (its WAL +$((FAR_DELAY_MS + 10)) ms); synchronous_commit = on"
+  echo "- builds, one after the other against the same cluster: ${BUILD_LIST[*]}"
+  echo "- pgbench -c $CLIENTS -j $THREADS -T $DURATION, scale $SCALE; workload rw: 90% read a row, 10% update a row and read it back (two autocommit statements); workload mixed: the quickstart's select-only@9 + tpcb-like@1; the level set with PGOPTIONS"
+  echo "- reads after write on eu-west: the first read after each writing transaction of a session (pgregion_reads_after_write_total; a build without it: the waits that did not time out, ~); waits: pgregion_ryw_wait_seconds, p50/p99 interpolated within its buckets"
+  echo "- consistency_checker: $CHECKER_CLIENTS clients for ${CHECKER_SECONDS}s, each writing a row and reading it back at once on the same connection; read-back p50/p99 is the latency of those reads"
   echo
-  echo "| level | TPS | read p50 ms | read p99 ms | read-back avg ms | reads on the replica | waits | fallbacks | checker: stale of read-after-write pairs |"
-  echo "|---|---:|---:|---:|---:|---:|---|---|---|"
-  for level in "${LEVELS[@]}"; do echo "${ROW[$level]}"; done
+  echo "| build | workload | level | TPS | read-only p50 / p99 ms | reads on eu-west | reads after write on eu-west | checker read-back p50 / p99 ms | waits | fallbacks | checker: stale of read-after-write pairs |"
+  echo "|---|---|---|---:|---:|---:|---:|---:|---|---|---|"
+  for row in "${ROWS[@]}"; do echo "$row"; done
 } >"$REPORT"
 cat "$REPORT"
 if [[ -n ${BENCH_OUT:-} ]]; then cp "$REPORT" "$BENCH_OUT"; fi

@@ -21,8 +21,9 @@
 # Environment: QUICKSTART_DIR (state dir, default .tmp/quickstart in the repo),
 # PGREGION_PORT (default 6432, or a free port if 6432 is taken), RELAY_PORTS
 # (default "6501 6502 6503": the us-east, eu-west and ap-south relays; a taken
-# port is replaced by a free one), SKIP_INSTALL=1 (do not touch apt),
-# SKIP_BUILD=1 (use the existing build).
+# port is replaced by a free one), QUICKSTART_CLIENTS (the mixed pgbench's
+# clients, default 8), SKIP_INSTALL=1 (do not touch apt), SKIP_BUILD=1 (use the
+# existing build).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -260,44 +261,17 @@ sys.stdout.write(urllib.request.urlopen(f"http://{sys.argv[1]}/metrics", timeout
 # buckets, as Prometheus' histogram_quantile does) and why any went to the
 # primary (pgregion_ryw_fallbacks_total). Prints the report's lines.
 ryw_report() { # ryw_report BEFORE AFTER
-  "$PYTHON" - "$1" "$2" <<'PY' 2>/dev/null || echo "    (no metrics)"
-import re, sys
-def load(path):
-    out = {}
-    for line in open(path):
-        if line.startswith("#") or " " not in line:
-            continue
-        key, value = line.rsplit(" ", 1)
-        try:
-            out[key] = float(value)
-        except ValueError:
-            pass
-    return out
-a, b = load(sys.argv[1]), load(sys.argv[2])
-d = lambda k: b.get(k, 0.0) - a.get(k, 0.0)
-def series(name):
-    return {k: d(k) for k in b if k.startswith(name + "{") or k == name}
-served = {re.search(r'served="([^"]+)"', k).group(1): v
-          for k, v in series("pgregion_reads_after_write_total").items()}
+  "$PYTHON" - "$REPO/bench" "$1" "$2" <<'PY' 2>/dev/null || echo "    (no metrics)"
+import sys
+sys.path.insert(0, sys.argv[1])
+import metrics_delta as md
+d = md.Delta(sys.argv[2], sys.argv[3])
+served = d.by_label("pgregion_reads_after_write_total", "served")
 total = sum(served.values())
 local = served.get("local_replica", 0)
-buckets = sorted((float("inf") if m.group(1) == "+Inf" else float(m.group(1)), v)
-                 for k, v in series("pgregion_ryw_wait_seconds_bucket").items()
-                 for m in [re.search(r'le="([^"]+)"', k)] if m)
-waits = buckets[-1][1] if buckets else 0
-def quantile(q):
-    if waits <= 0:
-        return None
-    rank, lo, below = q * waits, 0.0, 0.0
-    for le, count in buckets:
-        if count >= rank:
-            if le == float("inf"):
-                return lo
-            return lo + (le - lo) * ((rank - below) / (count - below) if count > below else 1)
-        lo, below = le, count
-    return lo
-fb = {re.search(r'reason="([^"]+)"', k).group(1): int(v)
-      for k, v in series("pgregion_ryw_fallbacks_total").items() if v > 0}
+waits = d.histogram_count("pgregion_ryw_wait_seconds")
+quantile = lambda q: d.quantile("pgregion_ryw_wait_seconds", q)
+fb = {r: int(v) for r, v in d.by_label("pgregion_ryw_fallbacks_total", "reason").items() if v > 0}
 if total == 0:
     print("    no read followed its session's own write")
     sys.exit()
@@ -495,9 +469,12 @@ cmd_start() {
     pg-eu-west   $(printf '%7s' "$d_eu")  the select-only reads, 1 statement each: ${share}% of the reads stayed in eu-west
     pg-ap-south  $(printf '%7s' "$d_ap")  farther away: reads go there only when eu-west cannot serve them
     (a node also counts pgregion's own transactions: the setting replays on each new server
-     connection, and on the primary the read-your-writes LSN probe after each write transaction)
+     connection, and on the primary the three FunctionCalls of the read-your-writes LSN probe
+     after each write transaction, each its own transaction)
+
   Read-your-writes (causal consistency):
 ${ryw_note}
+
   read latency, pgbench -S -c 4 -T 5:
     through pgregion              ${lat_proxy:-?} ms average, $(printf "%.0f" "${tps_proxy:-0}") tps
     eu-west replica directly      ${lat_direct:-?} ms average, $(printf "%.0f" "${tps_direct:-0}") tps

@@ -720,9 +720,9 @@ auth_failure_delay_ms = 0
   CHECK(Contains(LoadError(std::string("[proxy]\nstartup_packet_timeout_ms = 0\n") +
                            std::string(kUserAndNode)),
                  "startup_packet_timeout_ms"));
-  CHECK(Contains(LoadError(std::string("[proxy]\nauth_failure_delay_ms = -1\n") +
-                           std::string(kUserAndNode)),
-                 "auth_failure_delay_ms"));
+  CHECK(Contains(
+      LoadError(std::string("[proxy]\nauth_failure_delay_ms = -1\n") + std::string(kUserAndNode)),
+      "auth_failure_delay_ms"));
 }
 
 }  // namespace

@@ -138,6 +138,7 @@ def test_health_ready_metrics_status(cluster, start_proxy):
                    "query_duration_seconds", "pool_wait_seconds", "node_up", "node_is_primary",
                    "node_rtt_seconds", "replica_lag_bytes", "replica_lag_seconds",
                    "ryw_wait_seconds", "ryw_fallbacks_total", "read_retries_total",
+                   "ryw_tokens_total", "reads_after_write_total",
                    "failovers_total", "errors_total", "build_info"):
         assert f"# TYPE pgregion_{family} " in text, family
     routed = metric_values(text, "pgregion_routed_total")
@@ -489,8 +490,8 @@ def test_grafana_dashboard_uses_known_metrics():
     known = {"client_connections", "server_connections", "routed_total",
              "query_duration_seconds", "pool_wait_seconds", "node_up", "node_is_primary",
              "node_rtt_seconds", "replica_lag_bytes", "replica_lag_seconds", "ryw_wait_seconds",
-             "ryw_fallbacks_total", "read_retries_total", "failovers_total", "errors_total",
-             "build_info"}
+             "ryw_fallbacks_total", "read_retries_total", "ryw_tokens_total",
+             "reads_after_write_total", "failovers_total", "errors_total", "build_info"}
     for expr in exprs:
         for name in re.findall(r"pgregion_(\w+)", expr):
             base = re.sub(r"_(bucket|count|sum)$", "", name)
