@@ -150,6 +150,25 @@ struct NodeConfig {
   uint16_t port = 5432;
 };
 
+// Tenant-aware read routing (issue 20; routing/tenant_policy.h).
+struct TenancySection {
+  // The application's run-time setting that names the tenant (row-level
+  // security style: SET app.tenant_id = '42'); empty = none. pgregion follows
+  // it through SET, SET LOCAL, RESET and set_config() with PostgreSQL's
+  // transaction scoping.
+  std::string setting;
+  // The policy of a tenant without an entry.
+  std::vector<std::string> default_prefer_regions;
+  std::vector<std::string> default_allow_regions;
+};
+
+struct TenantConfig {
+  std::string id;
+  std::vector<std::string> prefer_regions;
+  std::vector<std::string> allow_regions;
+  std::string consistency;  // empty: the session's
+};
+
 struct LogSection {
   std::string level = "info";     // debug, info, warn, error
   std::string format = "logfmt";  // logfmt | json
@@ -167,6 +186,8 @@ struct Config {
   HealthSection health;
   FailoverSection failover;
   std::vector<NodeConfig> nodes;
+  TenancySection tenancy;
+  std::vector<TenantConfig> tenants;
   LogSection log;
   std::string source_path;  // file it was loaded from
 
