@@ -47,6 +47,16 @@ uint64_t ReplicaSelector::NextRandom() {
 
 void ReplicaSelector::KeepNearestTier(const ReadRequest& request, std::vector<size_t>* candidates) {
   const auto& nodes = request.topology->nodes;
+  if (request.tenant != nullptr) {
+    for (const std::string& region : request.tenant->prefer_regions) {
+      const bool any = std::any_of(candidates->begin(), candidates->end(),
+                                   [&](size_t i) { return nodes[i].region == region; });
+      if (any) {
+        std::erase_if(*candidates, [&](size_t i) { return nodes[i].region != region; });
+        return;
+      }
+    }
+  }
   const bool any_local = std::any_of(candidates->begin(), candidates->end(), [&](size_t i) {
     return nodes[i].region == request.local_region;
   });
@@ -106,6 +116,8 @@ ReadSelection ReplicaSelector::Select(const ReadRequest& request) {
     if (!n.up || n.suspect || !n.is_replica()) continue;
     if (n.index < 64 && ((request.avoid_nodes >> n.index) & 1) != 0) continue;
     if (n.index < request.paused.size() && request.paused[n.index] != 0) continue;
+    // Outside the tenant's allowed regions a replica does not exist for this read.
+    if (request.tenant != nullptr && !request.tenant->Allows(n.region)) continue;
     // A node that is not a standby of this primary's cluster is no replica of ours.
     if (topo.system_identifier != 0 && n.system_identifier != 0 &&
         n.system_identifier != topo.system_identifier) {

@@ -9,6 +9,10 @@
 //   primary when both are known) not paused and not in avoid_nodes, with a known replay LSN,
 //   lag_ms within the limit (when lag is known), and covering the token if one
 //   is required.
+// - A tenant (ReadRequest::tenant, issue 20): replicas outside its
+//   allow_regions are no candidates at all (not even to wait on), and the
+//   candidates of its first preferred region that has any form the tier, then
+//   of the next; past its preferences the usual tiers apply.
 // - Tier: the local region's candidates; if none, the candidates whose RTT is
 //   within 1.5 x the smallest + 2 ms. Regions further away are reached by the
 //   same rule once every nearer candidate is gone (a tier is never empty).
@@ -32,6 +36,7 @@
 
 #include "routing/latency_tracker.h"
 #include "routing/lsn.h"
+#include "routing/tenant_policy.h"
 #include "routing/topology_snapshot.h"
 
 namespace pgregion::routing {
@@ -70,6 +75,8 @@ struct ReadRequest {
   // Null: each node scores its probe RTT.
   const LatencyTracker* latency = nullptr;
   uint64_t now_ms = 0;
+  // The unit's tenant (null: none, today's routing).
+  const TenantPolicy* tenant = nullptr;
 };
 
 struct ReadSelection {
@@ -90,7 +97,8 @@ class ReplicaSelector {
  private:
   uint64_t NextRandom();  // SplitMix64
   uint64_t RandomBelow(uint64_t bound) { return NextRandom() % bound; }
-  // Narrows `candidates` to its locality tier, in place.
+  // Narrows `candidates` to its locality tier, in place: the tenant's first
+  // preferred region that has any, else the nearest tier.
   static void KeepNearestTier(const ReadRequest& request, std::vector<size_t>* candidates);
   size_t PickTwoChoices(const ReadRequest& request, const std::vector<size_t>& tier);
 

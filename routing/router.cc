@@ -50,6 +50,8 @@ std::string_view RouteBlockName(RouteBlock block) {
       return "no_node";
     case RouteBlock::kPaused:
       return "paused";
+    case RouteBlock::kResidency:
+      return "residency";
   }
   return "none";
 }
@@ -108,6 +110,19 @@ Route Router::Decide(const RouteContext& ctx) {
     }
     return route;
   };
+  // A read the primary would serve: not for a tenant that may not be served in
+  // the primary's region (the wait for a replica, if any, still comes first).
+  auto read_on_primary = [&](RouteReason reason) {
+    on_primary(reason);
+    if (route.node >= 0 && ctx.tenant != nullptr && ctx.tenant->restricted() &&
+        cluster.topology != nullptr &&
+        static_cast<size_t>(route.node) < cluster.topology->nodes.size() &&
+        !ctx.tenant->Allows(cluster.topology->nodes[static_cast<size_t>(route.node)].region)) {
+      route.node = -1;
+      route.blocked = RouteBlock::kResidency;
+    }
+    return route;
+  };
   // Fail closed: anything that writes, might write, or holds state goes to the primary.
   if (ctx.too_complex) return on_primary(RouteReason::kTooComplex);
   if (ctx.parse_error) return on_primary(RouteReason::kParseError);
@@ -127,9 +142,9 @@ Route Router::Decide(const RouteContext& ctx) {
   }
 
   // A read: its consistency level says which replicas may serve it.
-  if (ctx.consistency == Consistency::kStrong) return on_primary(RouteReason::kConsistency);
+  if (ctx.consistency == Consistency::kStrong) return read_on_primary(RouteReason::kConsistency);
   // Before roles are known there is no replica to speak of.
-  if (topo == nullptr) return on_primary(RouteReason::kNoReplica);
+  if (topo == nullptr) return read_on_primary(RouteReason::kNoReplica);
   ReadRequest req;
   req.topology = topo;
   req.local_region = cluster.local_region;
@@ -139,20 +154,21 @@ Route Router::Decide(const RouteContext& ctx) {
   req.now_ms = ctx.now_ms;
   req.avoid_nodes = ctx.avoid_nodes;
   req.paused = cluster.paused;
+  req.tenant = ctx.tenant;
   switch (ctx.consistency) {
     case Consistency::kCausal: {
       // Only the primary surely has a write whose position is not known yet
       // (with a single node configured it is never probed: nothing to fall
       // back from).
       if (ctx.write_pending) {
-        return on_primary(topo->nodes.size() < 2 ? RouteReason::kNoReplica
-                                                 : RouteReason::kRywFallback);
+        return read_on_primary(topo->nodes.size() < 2 ? RouteReason::kNoReplica
+                                                      : RouteReason::kRywFallback);
       }
       for (const RywToken* t : {&ctx.session_token, &ctx.hint_token}) {
         // A token of another cluster cannot be compared with these replicas.
         if (t->valid() && topo->system_identifier != 0 &&
             t->system_identifier != topo->system_identifier) {
-          return on_primary(RouteReason::kConsistency);
+          return read_on_primary(RouteReason::kConsistency);
         }
       }
       const RywToken token = RywToken::Max(ctx.session_token, ctx.hint_token);
@@ -177,7 +193,7 @@ Route Router::Decide(const RouteContext& ctx) {
                        : RouteReason::kRead;
     return route;
   }
-  on_primary(FallbackReason(sel.choice));
+  read_on_primary(FallbackReason(sel.choice));
   if (sel.choice == ReadChoice::kRywFallback) {
     route.wait_node = sel.wait_node;
     if (!ctx.ryw_wait_over) {

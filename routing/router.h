@@ -35,17 +35,28 @@
 // - A paused node (ClusterView::paused: the admin console's PAUSE, or a node a
 //   reload removed) gets no new unit: reads go elsewhere; a unit that needs a
 //   paused primary gets node -1 and RouteBlock::kPaused (it waits as for kNoPrimary).
+// - A tenant (RouteContext::tenant, issue 20) steers reads: its preferred
+//   regions first, replicas outside its allowed regions never
+//   (ReplicaSelector). A read that would fall back to a primary outside the
+//   allowed regions (no allowed replica can serve it, or `strong`) gets node
+//   -1 and RouteBlock::kResidency: refused, never served elsewhere. Units that
+//   must run on the primary (writes, read-write transactions, pins, session
+//   pooling, unparsed text, primary-only state) still do: a single-primary
+//   database processes every write in the primary's region.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "routing/latency_tracker.h"
 #include "routing/replica_selector.h"
 #include "routing/ryw_token.h"
 #include "routing/statement_hints.h"
+#include "routing/tenant_policy.h"
 #include "routing/topology_snapshot.h"
 
 namespace pgregion::routing {
@@ -76,6 +87,7 @@ enum class RouteBlock : uint8_t {
   kPrimaryConflict,  // two or more nodes claim to be the primary: refuse at once
   kNoNode,           // nothing is configured
   kPaused,           // the primary is paused (PAUSE): wait for RESUME, as for kNoPrimary
+  kResidency,        // a read of a tenant whose allowed regions have no node able to serve it
 };
 
 std::string_view RouteBlockName(RouteBlock block);
@@ -164,6 +176,12 @@ struct RouteContext {
   uint64_t max_staleness_ms = 1000;
   // causal: the read already waited for a replica; no second wait.
   bool ryw_wait_over = false;
+  // The unit's tenant's policy (null: no tenant, or one without preferences),
+  // the directory it lives in (kept alive with the context: a parked or
+  // retried unit may outlive a reload that replaces it) and the tenant's id.
+  const TenantPolicy* tenant = nullptr;
+  std::shared_ptr<const TenantDirectory> tenant_directory;
+  std::string tenant_id;
 };
 
 struct Route {
