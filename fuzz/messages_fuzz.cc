@@ -57,7 +57,12 @@ void ParseAll(std::string_view body) {
   (void)p::ParsePasswordMessage(body);
   (void)p::ParseQuery(body);
   if (auto r = p::ParseParse(body); r.ok()) sink += r->query.size() + r->param_types.size();
-  if (auto r = p::ParseBind(body); r.ok()) sink += r->rest.size();
+  if (auto r = p::ParseBind(body); r.ok()) {
+    sink += r->rest.size();
+    for (size_t i = 0; i < 4; ++i) {
+      if (auto v = p::ParseBindParameter(r->rest, i); v.ok() && v->value) sink += v->value->size();
+    }
+  }
   (void)p::ParseCloseDescribe(body);
   (void)p::ParseExecute(body);
   (void)p::ParseCommandComplete(body);
@@ -82,8 +87,8 @@ void RoundTrips(FuzzedDataProvider& fdp) {
     case 1: {
       const std::string sqlstate = CString(fdp, 5), message = CString(fdp, 64),
                         detail = CString(fdp, 32);
-      p::AppendErrorResponse(&out, {.severity = "ERROR", .sqlstate = sqlstate, .message = message,
-                                    .detail = detail});
+      p::AppendErrorResponse(
+          &out, {.severity = "ERROR", .sqlstate = sqlstate, .message = message, .detail = detail});
       auto e = p::ParseErrorNotice(Body(out));
       Check(e.ok() && e->sqlstate() == sqlstate && e->message() == message &&
                 e->severity() == "ERROR" && e->Get('D') == detail,
@@ -98,7 +103,8 @@ void RoundTrips(FuzzedDataProvider& fdp) {
       break;
     }
     case 3: {
-      const uint32_t pid = fdp.ConsumeIntegral<uint32_t>(), secret = fdp.ConsumeIntegral<uint32_t>();
+      const uint32_t pid = fdp.ConsumeIntegral<uint32_t>(),
+                     secret = fdp.ConsumeIntegral<uint32_t>();
       p::AppendBackendKeyData(&out, pid, secret);
       auto k = p::ParseBackendKeyData(Body(out));
       Check(k.ok() && k->pid == pid && k->secret == secret, "BackendKeyData round trip");

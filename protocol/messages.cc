@@ -307,6 +307,37 @@ absl::StatusOr<Bind> ParseBind(std::string_view body) {
   return Bind{*portal, *statement, r.Rest()};
 }
 
+absl::StatusOr<BindParameter> ParseBindParameter(std::string_view rest, size_t index) {
+  Reader r(rest);
+  const std::optional<uint16_t> nformats = r.Int16();
+  if (!nformats) return Truncated("Bind");
+  uint16_t format = 0;
+  for (uint16_t i = 0; i < *nformats; ++i) {
+    const std::optional<uint16_t> f = r.Int16();
+    if (!f) return Truncated("Bind");
+    if (i == index || (*nformats == 1 && i == 0)) format = *f;
+  }
+  const std::optional<uint16_t> nparams = r.Int16();
+  if (!nparams) return Truncated("Bind");
+  if (index >= *nparams) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("Bind has %d parameters, not %d", *nparams, index + 1));
+  }
+  if (*nformats > 1 && *nformats != *nparams) {
+    return absl::InvalidArgumentError("Bind format codes do not match its parameters");
+  }
+  for (size_t i = 0;; ++i) {
+    const std::optional<uint32_t> len = r.Int32();
+    if (!len) return Truncated("Bind");
+    std::optional<std::string_view> value;
+    if (*len != 0xFFFFFFFFu) {  // -1: NULL
+      value = r.Bytes(*len);
+      if (!value) return Truncated("Bind");
+    }
+    if (i == index) return BindParameter{value, format};
+  }
+}
+
 absl::StatusOr<CloseDescribe> ParseCloseDescribe(std::string_view body) {
   Reader r(body);
   const std::optional<char> target = r.Byte();

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -122,6 +123,16 @@ struct Bind {
 };
 [[nodiscard]] absl::StatusOr<Bind> ParseBind(std::string_view body);
 
+// One parameter value of a Bind (`rest` as ParseBind leaves it): parameter
+// `index` (0-based), with its format code (0 text, 1 binary; one code for all
+// when the Bind gives one). nullopt value: SQL NULL. An error when the
+// message is malformed or has fewer parameters.
+struct BindParameter {
+  std::optional<std::string_view> value;
+  uint16_t format = 0;
+};
+[[nodiscard]] absl::StatusOr<BindParameter> ParseBindParameter(std::string_view rest, size_t index);
+
 // 'C' (Close) and 'D' (Describe) from the frontend: 'S' statement or 'P' portal + name.
 struct CloseDescribe {
   char target = 'S';
@@ -154,7 +165,6 @@ struct NotificationResponse {
   std::string_view channel;
   std::string_view payload;
 };
-[[nodiscard]] absl::StatusOr<NotificationResponse> ParseNotificationResponse(
-    std::string_view body);
+[[nodiscard]] absl::StatusOr<NotificationResponse> ParseNotificationResponse(std::string_view body);
 
 }  // namespace pgregion::protocol

@@ -133,6 +133,9 @@ struct StatementInfo {
   // so the session's read-your-writes token is the insert position
   // (TokenLsnAfterCommit, ryw_token.h).
   bool durability_unknown = false;
+  // SELECT set_config('<custom name>', $n, ...): the value of its one kSet
+  // event is Bind parameter n (1-based); the session fills it in at Bind.
+  uint16_t value_param = 0;
   TransactionControl txn = TransactionControl::kNone;
   AccessMode access = AccessMode::kUnspecified;             // BEGIN/START/SET TRANSACTION
   IsolationLevel isolation = IsolationLevel::kUnspecified;  // BEGIN/START/SET TRANSACTION

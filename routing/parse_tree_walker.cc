@@ -208,6 +208,11 @@ void ParseTreeWalker::FunctionCall(Index call, TreeFacts* facts) const {
       break;
     case FunctionSessionEffect::kSetConfig:
       facts->set_config = true;
+      // Its literal name decides the classification (a plain set_config() of a
+      // custom setting is a tracked read, of another setting an untracked
+      // write: StatementAnalyzer::PlainSetConfig), and the normalized cache
+      // key hides it: never cached.
+      facts->from_literal = true;
       break;
     case FunctionSessionEffect::kAdvisoryLock:
     case FunctionSessionEffect::kAdvisoryUnlock:

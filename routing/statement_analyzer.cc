@@ -186,6 +186,7 @@ StatementInfo StatementAnalyzer::Analyze(Index stmt, bool* cacheable) const {
 }
 
 void StatementAnalyzer::Query(Index body, StatementInfo* info, bool* cacheable) const {
+  if (PlainSetConfig(body, info, cacheable)) return;
   SetRead(info, StatementKind::kRead);
   ApplyFacts(walker_.Walk(body), info, cacheable);
   info->kind = info->write ? StatementKind::kWrite : StatementKind::kRead;

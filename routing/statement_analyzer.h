@@ -58,6 +58,10 @@ class StatementAnalyzer {
 
   // statement_analyzer_set.cc
   void VariableSet(Index body, StatementInfo* info, bool* cacheable) const;
+  // SELECT set_config('<custom name>', '<value>', <is_local>) and nothing else:
+  // a tracked SET (or SET LOCAL) of that setting instead of an untracked
+  // session change (statement_analyzer_set.cc). False: not that shape.
+  bool PlainSetConfig(Index body, StatementInfo* info, bool* cacheable) const;
   void VariableShow(Index body, StatementInfo* info) const;
   void SessionCharacteristics(Index args, StatementInfo* info) const;
   // The value as Postgres's flatten_set_variable_args() would store it, or

@@ -1,7 +1,9 @@
 // SET, RESET and SHOW: session settings the proxy tracks and replays,
 // transaction characteristics, and the proxy's own pgregion.* settings.
+#include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <initializer_list>
 
 #include "protocol/str_util.h"
 #include "routing/statement_analyzer.h"
@@ -157,7 +159,22 @@ void StatementAnalyzer::VariableSet(Index body, StatementInfo* info, bool* cache
     }
     return;
   }
-  if (info->set_local) return;  // ends with the transaction: nothing to track
+  if (info->set_local) {
+    // Ends with the transaction: nothing to replay. A custom setting's value is
+    // still reported (SessionState logs it as transaction-local): an
+    // application may name its tenant per transaction (SET LOCAL
+    // app.tenant_id = '42', issue 20).
+    if (ValidCustomName(name)) {
+      if (set_value) {
+        if (std::optional<std::string> value = FlattenSetArgs(name, args)) {
+          AddEvent(info, SessionEventType::kSet, name, std::move(*value));
+        }
+      } else if (reset) {
+        AddEvent(info, SessionEventType::kReset, name);
+      }
+    }
+    return;
+  }
 
   if (set_value) {
     std::optional<std::string> value = FlattenSetArgs(name, args);
@@ -181,6 +198,85 @@ void StatementAnalyzer::VariableSet(Index body, StatementInfo* info, bool* cache
     // VAR_SET_CURRENT (SET x FROM CURRENT) keeps the current value.
     info->untracked_session_change = kind != "VAR_SET_CURRENT";
   }
+}
+
+namespace {
+
+// Whether every member of object `obj` is one of `allowed`.
+bool OnlyMembers(const JsonTree& tree, Index obj, std::initializer_list<std::string_view> allowed) {
+  for (Index m = tree.FirstChild(obj); m != kNone; m = tree.Next(m)) {
+    if (std::find(allowed.begin(), allowed.end(), tree.node(m).key) == allowed.end()) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+bool StatementAnalyzer::PlainSetConfig(Index body, StatementInfo* info, bool* cacheable) const {
+  // SELECT [pg_catalog.]set_config('<custom name>', '<text>', <true|false>): one
+  // target, no FROM, WHERE or any other clause, so the call runs exactly once.
+  if (!OnlyMembers(tree_, body, {"targetList", "limitOption", "op"})) return false;
+  const Index target = tree_.FirstChild(tree_.Member(body, "targetList"));
+  if (target == kNone || tree_.Next(target) != kNone) return false;
+  const Index res = tree_.Member(target, "ResTarget");
+  if (!OnlyMembers(tree_, res, {"name", "val", "location"})) return false;
+  const Index call = tree_.Member(tree_.Member(res, "val"), "FuncCall");
+  if (call == kNone || !OnlyMembers(tree_, call, {"funcname", "args", "funcformat", "location"})) {
+    return false;
+  }
+  std::vector<std::string> names;
+  const Index funcname = tree_.Member(call, "funcname");
+  for (Index part = tree_.FirstChild(funcname); part != kNone; part = tree_.Next(part)) {
+    names.push_back(tree_.String(tree_.Member(tree_.Member(part, "String"), "sval")));
+  }
+  if (names.empty() || names.size() > 2 || names.back() != "set_config" ||
+      (names.size() == 2 && names[0] != "pg_catalog")) {
+    return false;
+  }
+  Index args[3] = {kNone, kNone, kNone};
+  Index value_ref = kNone;  // the value as a ParamRef
+  size_t n = 0;
+  for (Index a = tree_.FirstChild(tree_.Member(call, "args")); a != kNone; a = tree_.Next(a)) {
+    if (n == 3) return false;
+    if (n == 1) value_ref = tree_.Member(a, "ParamRef");
+    args[n++] = tree_.Member(a, "A_Const");
+  }
+  if (n != 3 || args[0] == kNone || (args[1] == kNone && value_ref == kNone) || args[2] == kNone) {
+    return false;
+  }
+  const Index name_node = tree_.Member(tree_.Member(args[0], "sval"), "sval");
+  const Index value_node = tree_.Member(tree_.Member(args[1], "sval"), "sval");
+  // A driver binding the value: set_config('app.tenant_id', $1, true).
+  const std::optional<int64_t> param =
+      value_node == kNone ? tree_.Int(tree_.Member(value_ref, "number")) : std::nullopt;
+  if (name_node == kNone || (value_node == kNone && (!param || *param < 1 || *param > 65535))) {
+    return false;
+  }
+  // PostgreSQL folds the name as set_config() does (it accepts any case).
+  const std::string name = Lower(tree_.String(name_node));
+  if (!ValidCustomName(name)) return false;  // built-in settings keep the general rule
+  std::optional<bool> local;
+  if (const Index b = tree_.Member(args[2], "boolval"); b != kNone) {
+    local = tree_.Bool(b, "boolval");  // libpg_query omits false
+  } else if (const Index t = tree_.Member(tree_.Member(args[2], "sval"), "sval"); t != kNone) {
+    local = ParseBool(tree_.String(t));
+  }
+  if (!local) return false;
+  info->kind = StatementKind::kSession;
+  info->write = false;
+  info->reason = WriteReason::kNone;
+  info->set_local = *local;
+  info->custom_parameter = name;
+  if (param) {
+    info->value_param = static_cast<uint16_t>(*param);
+    info->events.push_back(SessionEvent{SessionEventType::kSet, name, {}});
+  } else {
+    info->events.push_back(SessionEvent{SessionEventType::kSet, name, tree_.String(value_node)});
+  }
+  *cacheable = false;  // the event carries the literals
+  return true;
 }
 
 void StatementAnalyzer::SessionCharacteristics(Index args, StatementInfo* info) const {

@@ -126,6 +126,9 @@ bool StatementHints::Apply(std::string_view key, std::string_view raw_value) {
     if (auto v = ParseDurationMs(value)) max_staleness_ms = *v, ok = true;
   } else if (EqualsIgnoreCase(key, "optimistic")) {
     if (auto v = ParseBool(value)) optimistic = *v, ok = true;
+  } else if (EqualsIgnoreCase(key, "tenant")) {
+    // Ids are the application's own (TenantDirectory::kMaxIdBytes at most).
+    if (!value.empty() && value.size() <= 256) tenant = std::string(value), ok = true;
   } else {
     if (error.empty()) error = StrCat("unknown pgregion hint \"", key, "\"");
     return false;

@@ -27,12 +27,15 @@ struct StatementHints {
   // optimistic=off: the transaction this statement begins (or opens) starts on
   // the primary instead of optimistically on a replica.
   std::optional<bool> optimistic;
+  // tenant=42: the tenant whose region preferences route this statement's
+  // unit (issue 20), ahead of pgregion.tenant and the application's setting.
+  std::optional<std::string> tenant;
   // The first problem found (unknown key, bad value), for a log line or a
   // NOTICE; the offending pair is ignored, the others still apply.
   std::string error;
 
   bool empty() const {
-    return !route && !consistency && !ryw_token && !max_staleness_ms && !optimistic &&
+    return !route && !consistency && !ryw_token && !max_staleness_ms && !optimistic && !tenant &&
            error.empty();
   }
 

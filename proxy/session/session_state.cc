@@ -144,7 +144,11 @@ bool SessionState::OnStatement(const r::StatementInfo& s) {
       Apply(e, /*committed=*/false);  // pinned as soon as the state may exist
       pins = true;
     }
-    if (!s.set_local) unit_.push_back({Kind::kEvent, e, {}});
+    if (!s.set_local) {
+      unit_.push_back({Kind::kEvent, e, {}});
+    } else if (e.type == SessionEventType::kSet || e.type == SessionEventType::kReset) {
+      unit_.push_back({Kind::kLocalEvent, e, {}});  // only EffectiveValue reads these
+    }
   }
   if (s.default_access == r::DefaultAccessChange::kReadOnly) {
     unit_.push_back(
@@ -172,7 +176,9 @@ void SessionState::OnUnitDone(char tx_status, bool failed, SessionParams* server
     // (PostgreSQL drops them in the common single-statement case, and the
     // whole implicit transaction of a multi-statement query). Savepoints and
     // transaction boundaries are kept so a later ROLLBACK TO still matches.
-    std::erase_if(unit_, [](const Entry& e) { return e.kind == Kind::kEvent; });
+    std::erase_if(unit_, [](const Entry& e) {
+      return e.kind == Kind::kEvent || e.kind == Kind::kLocalEvent;
+    });
     if (tx_status == 'E') unit_.push_back({Kind::kAborted, {}, {}});
   }
   txn_.insert(txn_.end(), std::make_move_iterator(unit_.begin()),
@@ -218,6 +224,8 @@ void SessionState::Resolve(bool idle) {
       case Kind::kEvent:
         levels.back().events.push_back(&e.event);
         break;
+      case Kind::kLocalEvent:
+        break;  // ends with its transaction: nothing to commit
       case Kind::kBegin:
         commit_all();  // what ran before, outside a block, has committed
         keep_from = i;
@@ -277,6 +285,98 @@ void SessionState::Resolve(bool idle) {
   }
   if (keep_from > 0)
     txn_.erase(txn_.begin(), txn_.begin() + static_cast<std::ptrdiff_t>(keep_from));
+}
+
+std::optional<std::string> SessionState::EffectiveValue(std::string_view name) const {
+  using Kind = Entry::Kind;
+  auto get = [&](const SessionParams& p) -> std::optional<std::string> {
+    const std::string* v = p.Get(name);
+    return v != nullptr ? std::optional<std::string>(*v) : std::nullopt;
+  };
+  const std::optional<std::string> reset_value = get(startup_);
+  // PostgreSQL's GUC stack for one setting: the value now, the value a COMMIT
+  // would keep (SET LOCAL does not change it), and both at each savepoint.
+  struct Saved {
+    std::string savepoint;
+    std::optional<std::string> current, at_commit;
+  };
+  std::optional<std::string> current = get(params_);
+  std::optional<std::string> at_commit = current;
+  std::optional<std::string> at_begin = current;
+  std::vector<Saved> saves;
+  bool in_block = false;
+  bool aborted = false;
+  auto find_savepoint = [&](const std::string& sp) {
+    size_t at = saves.size();
+    while (at > 0 && !EqualsIgnoreCase(saves[at - 1].savepoint, sp)) --at;
+    return at;  // 0: none; else index + 1
+  };
+  auto visit = [&](const Entry& e, bool running_unit) {
+    switch (e.kind) {
+      case Kind::kEvent:
+      case Kind::kLocalEvent: {
+        if (aborted) return;
+        const r::SessionEvent& ev = e.event;
+        const bool all =
+            ev.type == SessionEventType::kResetAll || ev.type == SessionEventType::kDiscardAll;
+        if (!all && ev.name != name) return;
+        std::optional<std::string> value;
+        if (ev.type == SessionEventType::kSet) {
+          value = ev.value;
+        } else if (ev.type == SessionEventType::kReset || all) {
+          value = reset_value;
+        } else {
+          return;
+        }
+        if (e.kind == Kind::kEvent) {
+          current = at_commit = value;
+        } else if (in_block || running_unit) {
+          // Outside a block SET LOCAL lasts for its own (implicit) transaction:
+          // the rest of its unit at most.
+          current = value;
+        }
+        return;
+      }
+      case Kind::kBegin:
+        in_block = true;
+        aborted = false;
+        at_begin = at_commit = current;
+        saves.clear();
+        return;
+      case Kind::kSavepoint:
+        saves.push_back({e.name, current, at_commit});
+        return;
+      case Kind::kRelease:
+        if (size_t at = find_savepoint(e.name)) saves.resize(at - 1);
+        return;
+      case Kind::kRollbackTo:
+        if (size_t at = find_savepoint(e.name)) {
+          current = saves[at - 1].current;
+          at_commit = saves[at - 1].at_commit;
+          saves.resize(at);
+          aborted = false;
+        }
+        return;
+      case Kind::kAborted:
+        aborted = true;
+        return;
+      case Kind::kCommit:
+        current = aborted ? at_begin : at_commit;  // COMMIT of a failed transaction rolls back
+        at_commit = current;
+        in_block = aborted = false;
+        saves.clear();
+        return;
+      case Kind::kRollback:
+        current = at_commit = at_begin;
+        in_block = aborted = false;
+        saves.clear();
+        return;
+    }
+  };
+  // An open transaction's log begins with its BEGIN (Resolve keeps it from there).
+  for (const Entry& e : txn_) visit(e, false);
+  for (const Entry& e : unit_) visit(e, true);
+  return current;
 }
 
 void SessionState::SetIdentity(const r::SessionEvent& e) {

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,6 +62,13 @@ class SessionState {
   }
 
   const SessionParams& params() const { return params_; }
+  // What `current_setting(name)` would return now, for a custom (dotted)
+  // setting: the committed value, then the open transaction's and the running
+  // unit's SET, SET LOCAL, set_config() and RESET, with savepoints, ROLLBACK
+  // and COMMIT as PostgreSQL's GUC stack applies them. nullopt: never set (or
+  // reset to no value). Not seen: values from ALTER ROLE/DATABASE ... SET or
+  // postgresql.conf, which the server does not report (issue 20: the tenant).
+  std::optional<std::string> EffectiveValue(std::string_view name) const;
   const SessionParams& startup_params() const { return startup_; }
   // The startup parameters server connections for this client log in with
   // (Pool): all but application_name (often unique per process, it would
@@ -133,6 +141,7 @@ class SessionState {
   struct Entry {
     enum class Kind : uint8_t {
       kEvent,
+      kLocalEvent,  // SET LOCAL / set_config(..., true) of a custom setting: until the txn ends
       kBegin,
       kSavepoint,
       kRelease,

@@ -367,6 +367,26 @@ TEST_CASE("extended-protocol parsers") {
   CHECK(bind->rest == rest);
   CHECK(ParseBind(keep(CStr("") + CStr(""))).ok());
   CHECK_FALSE(ParseBind(keep(CStr("portal"))).ok());
+
+  // Parameter values out of a Bind's rest: formats, NULLs, bounds.
+  auto param = ParseBindParameter(rest, 0);
+  REQUIRE(param.ok());
+  CHECK(param->value == "42");
+  CHECK(param->format == 0);
+  const std::string two =
+      Int16(1) + Int16(1) + Int16(2) + Int32(0xFFFFFFFFu) + Int32(3) + "abc" + Int16(0);
+  param = ParseBindParameter(two, 0);
+  REQUIRE(param.ok());
+  CHECK_FALSE(param->value.has_value());  // NULL
+  CHECK(param->format == 1);              // one code for all
+  param = ParseBindParameter(two, 1);
+  REQUIRE(param.ok());
+  CHECK(param->value == "abc");
+  CHECK_FALSE(ParseBindParameter(two, 2).ok());                                    // no such one
+  CHECK_FALSE(ParseBindParameter(Int16(0) + Int16(1) + Int32(9) + "ab", 0).ok());  // short
+  CHECK_FALSE(ParseBindParameter(Int16(2) + Int16(0) + Int16(1) + Int16(1) + Int32(0), 0)
+                  .ok());  // 2 format codes for 1 parameter
+  CHECK_FALSE(ParseBindParameter("", 0).ok());
   CHECK_FALSE(ParseBind(keep("portal")).ok());
 
   auto close = ParseCloseDescribe(keep("P" + CStr("c1")));

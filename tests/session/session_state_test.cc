@@ -379,4 +379,70 @@ TEST_CASE("custom parameter names: only names a successful statement made count"
   CHECK(s.state.CustomNames() != 0);
 }
 
+// What current_setting('app.tenant_id') would return now (issue 20), as
+// PostgreSQL's GUC stack gives it: the running unit's statements included.
+TEST_CASE("EffectiveValue: SET, SET LOCAL, set_config and RESET with transaction scope") {
+  Session s;
+  auto v = [&] { return s.state.EffectiveValue("app.tenant_id").value_or("<none>"); };
+  CHECK(v() == "<none>");
+  s.Unit("SET app.tenant_id = '42'");
+  CHECK(v() == "42");
+  // SET LOCAL lasts until the transaction ends.
+  s.Unit("BEGIN", 'T');
+  s.Unit("SET LOCAL app.tenant_id = '7'", 'T');
+  CHECK(v() == "7");
+  s.Unit("COMMIT");
+  CHECK(v() == "42");
+  // A SET inside a transaction that rolls back is undone.
+  s.Unit("BEGIN", 'T');
+  s.Unit("SET app.tenant_id = '9'", 'T');
+  CHECK(v() == "9");
+  s.Unit("ROLLBACK");
+  CHECK(v() == "42");
+  // SET then SET LOCAL: the commit keeps the SET.
+  s.Unit("BEGIN; SET app.tenant_id = '5'; SET LOCAL app.tenant_id = '6'", 'T');
+  CHECK(v() == "6");
+  s.Unit("COMMIT");
+  CHECK(v() == "5");
+  // Savepoints: ROLLBACK TO undoes what followed, RELEASE keeps it.
+  s.Unit("BEGIN; SAVEPOINT a; SET LOCAL app.tenant_id = '1'", 'T');
+  CHECK(v() == "1");
+  s.Unit("ROLLBACK TO a", 'T');
+  CHECK(v() == "5");
+  s.Unit("SAVEPOINT b; SET LOCAL app.tenant_id = '2'; RELEASE b", 'T');
+  CHECK(v() == "2");
+  s.Unit("COMMIT");
+  CHECK(v() == "5");
+  // set_config() of a custom setting, local or not.
+  s.Unit("BEGIN", 'T');
+  s.Unit("SELECT set_config('app.tenant_id', '11', true)", 'T');
+  CHECK(v() == "11");
+  s.Unit("COMMIT");
+  CHECK(v() == "5");
+  s.Unit("SELECT set_config('app.tenant_id', '12', false)");
+  CHECK(v() == "12");
+  CHECK_FALSE(s.state.pinned());  // tracked and replayable, not an unknown change
+  // Outside a block, SET LOCAL lasts for its own unit only.
+  s.Unit("SET LOCAL app.tenant_id = '13'");
+  CHECK(v() == "12");
+  // A failed transaction's changes are gone once it ends.
+  s.Unit("BEGIN", 'T');
+  s.Unit("SET app.tenant_id = '14'", 'T');
+  s.Unit("SELECT 1/0", 'E', /*failed=*/true);
+  s.Unit("COMMIT");  // of a failed transaction: a rollback
+  CHECK(v() == "12");
+  s.Unit("RESET app.tenant_id");
+  CHECK(v() == "<none>");
+}
+
+TEST_CASE("EffectiveValue: the running unit's own statements count") {
+  Session s;
+  const auto& classifier_sql = "BEGIN; SET LOCAL app.tenant_id = '3'; SELECT 1";
+  routing::StatementClassifier classifier{routing::ClassifierOptions{}};
+  for (const routing::StatementInfo& st : classifier.ClassifyUncached(classifier_sql).statements) {
+    s.state.OnStatement(st);
+  }
+  CHECK(s.state.EffectiveValue("app.tenant_id") == "3");  // before the unit has run
+}
+
 }  // namespace pgregion::proxy
