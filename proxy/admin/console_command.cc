@@ -189,6 +189,14 @@ ConsoleTable ConfigTable(const Config& c) {
   for (const NodeConfig& n : c.nodes) {
     add(StrCat("nodes.", n.name), StrCat("region=", n.region, " host=", n.host, " port=", n.port));
   }
+  add("tenancy.setting", c.tenancy.setting);
+  add("tenancy.default_prefer_regions", List(c.tenancy.default_prefer_regions));
+  add("tenancy.default_allow_regions", List(c.tenancy.default_allow_regions));
+  for (const TenantConfig& t : c.tenants) {
+    add(StrCat("tenants.", t.id),
+        StrCat("prefer_regions=", List(t.prefer_regions), " allow_regions=", List(t.allow_regions),
+               " consistency=", t.consistency));
+  }
   add("log.level", c.log.level);
   add("log.format", c.log.format);
   return t;

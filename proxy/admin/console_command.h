@@ -27,8 +27,8 @@ struct ConsoleCommand {
 [[nodiscard]] absl::StatusOr<ConsoleCommand> ParseConsoleCommand(std::string_view text);
 
 // The SHOW objects the console knows, for SHOW HELP and error hints.
-inline constexpr std::string_view kConsoleShowObjects[] = {"help",    "nodes", "pools",  "clients",
-                                                           "servers", "stats", "config", "version"};
+inline constexpr std::string_view kConsoleShowObjects[] = {
+    "help", "nodes", "pools", "clients", "servers", "stats", "config", "tenants", "version"};
 
 struct ConsoleTable {
   std::vector<std::string> columns;

@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -214,6 +215,15 @@ class Metrics {
     ++reads_after_write_[static_cast<size_t>(served)];
   }
   void ReadRetry(ReadRetryReason reason) { ++read_retries_[static_cast<size_t>(reason)]; }
+  // tenant_reads_total{tenant_region, served_region, outcome}: a read of a unit
+  // with a tenant (issue 20). Regions only, never tenant ids: a region that is
+  // not a node's counts as "other", none as "none"; outcome is preferred
+  // (served in one of the tenant's preferred regions), elsewhere (another
+  // replica), primary or refused.
+  void TenantRead(std::string_view tenant_region, std::string_view served_region,
+                  std::string_view outcome);
+  uint64_t tenant_read_count(std::string_view tenant_region, std::string_view served_region,
+                             std::string_view outcome) const;
   void Optimistic(OptimisticOutcome outcome) { ++optimistic_[static_cast<size_t>(outcome)]; }
   void OptimisticMove(OptimisticMoveReason reason) {
     ++optimistic_moves_[static_cast<size_t>(reason)];
@@ -271,6 +281,9 @@ class Metrics {
   std::array<uint64_t, kRywTokenPositions> ryw_tokens_{};
   std::array<uint64_t, kReadAfterWriteServed> reads_after_write_{};
   std::array<uint64_t, kReadRetryReasons> read_retries_{};
+  // "tenant_region\x1fserved_region\x1foutcome" -> count; at most
+  // (regions + 2)^2 x 4 keys.
+  std::map<std::string, uint64_t> tenant_reads_;
   std::array<uint64_t, kOptimisticOutcomes> optimistic_{};
   std::array<uint64_t, kOptimisticMoveReasons> optimistic_moves_{};
   LoopHistogram optimistic_move_;

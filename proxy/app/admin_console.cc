@@ -228,6 +228,8 @@ std::string AdminConsole::Execute(const ConsoleCommand& cmd, ConsoleTable* table
     *table = Stats();
   } else if (what == "config") {
     *table = ConfigTable(app_->config());
+  } else if (what == "tenants") {
+    *table = Tenants();
   } else if (what == "version") {
     table->columns = {"version"};
     table->AddRow({"pgregion " PGREGION_VERSION});
@@ -239,6 +241,8 @@ std::string AdminConsole::Execute(const ConsoleCommand& cmd, ConsoleTable* table
     table->AddRow({"SHOW SERVERS", "every server connection"});
     table->AddRow({"SHOW STATS", "units of work routed, by node, role and reason"});
     table->AddRow({"SHOW CONFIG", "the configuration in effect (no secrets)"});
+    table->AddRow(
+        {"SHOW TENANTS", "every tenant entry: regions, consistency, reads served, refusals"});
     table->AddRow({"SHOW VERSION", "the pgregion version"});
     table->AddRow({"RELOAD", "re-read the configuration file"});
     table->AddRow({"PAUSE [node]", "no new units on the node (every node without a name)"});
@@ -362,6 +366,41 @@ ConsoleTable AdminConsole::Stats() const {
                   std::string(routing::RouteReasonName(reason)), StrCat(units)});
       }
     }
+  }
+  return t;
+}
+
+ConsoleTable AdminConsole::Tenants() const {
+  ConsoleTable t;
+  t.columns = {"tenant", "prefer_regions", "allow_regions", "consistency", "reads", "refused"};
+  std::shared_ptr<const routing::TenantDirectory> dir = app_->tenants();
+  if (dir == nullptr) return t;
+  auto list = [](const std::vector<std::string>& regions) {
+    std::string out;
+    for (const std::string& r : regions) StrAppend(&out, out.empty() ? "" : ",", r);
+    return out;
+  };
+  std::vector<std::string> ids;
+  for (const auto& [id, policy] : dir->entries()) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  for (const std::string& id : ids) {
+    const routing::TenantPolicy& policy = dir->Lookup(id);
+    std::string reads;
+    uint64_t refused = 0;
+    if (const routing::TenantDirectory::Reads* r = dir->reads(id)) {
+      std::vector<std::pair<std::string, uint64_t>> regions(r->by_region.begin(),
+                                                            r->by_region.end());
+      std::sort(regions.begin(), regions.end());
+      for (const auto& [region, n] : regions) {
+        StrAppend(&reads, reads.empty() ? "" : " ", region, "=", n);
+      }
+      refused = r->refused;
+    }
+    t.AddRow({id, list(policy.prefer_regions), list(policy.allow_regions),
+              policy.consistency
+                  ? std::string(routing::StatementHints::ConsistencyName(*policy.consistency))
+                  : std::string(),
+              reads, StrCat(refused)});
   }
   return t;
 }

@@ -44,6 +44,7 @@ class AdminConsole final : public ConsoleSession {
   ConsoleTable Clients() const;
   ConsoleTable Servers() const;
   ConsoleTable Stats() const;
+  ConsoleTable Tenants() const;
 
   ProxyApp* app_;
   std::string user_;

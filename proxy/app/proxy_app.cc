@@ -13,6 +13,7 @@
 #include "proxy/app/admin_endpoints.h"
 #include "proxy/app/config_reload.h"
 #include "proxy/app/graceful_shutdown.h"
+#include "proxy/app/tenants.h"
 #include "proxy/backend/cancel_request.h"
 #include "proxy/backend/pool.h"
 #include "proxy/backend/server_connection.h"
@@ -99,6 +100,7 @@ ProxyApp::ProxyApp(uv_loop_t* loop, std::shared_ptr<const Config> config)
 }
 
 void ProxyApp::ApplyRoutingConfig() {
+  tenants_ = TenantDirectoryFromConfig(*config_);
   cluster_view_.local_region = config_->proxy.region;
   cluster_view_.max_replica_lag_ms = config_->routing.max_replica_lag_ms;
   cluster_view_.ryw_wait_ms = config_->routing.ryw_wait_ms;
@@ -275,6 +277,8 @@ std::string ProxyApp::NoRouteMessage(routing::RouteBlock block) const {
       return "pgregion: no node is configured";
     case routing::RouteBlock::kPaused:
       return PausedMessage();
+    case routing::RouteBlock::kResidency:  // the session words it (RefuseResidency)
+      break;
   }
   return "pgregion: no node can serve this request";
 }

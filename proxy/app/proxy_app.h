@@ -98,6 +98,7 @@ class ProxyApp final : public SessionEnv, public BackendEnv, private HealthCheck
   bool all_paused() const { return pause_all_; }
 
   uv_loop_t* loop() const override { return loop_; }
+  std::shared_ptr<const routing::TenantDirectory> tenants() const override { return tenants_; }
   // Where the streams of client sessions and server connections defer sends.
   FlushQueue* flush_queue() const override { return flush_queue_; }
   const Config& config() const override { return *config_; }
@@ -229,6 +230,8 @@ class ProxyApp final : public SessionEnv, public BackendEnv, private HealthCheck
   uv_loop_t* loop_;
   FlushQueue* flush_queue_;  // closed (and so freed) by ~ProxyApp
   std::shared_ptr<const Config> config_;
+  // From config_ ([[tenants]], [tenancy]); null: tenant routing is off.
+  std::shared_ptr<const routing::TenantDirectory> tenants_;
   // Configs replaced by reloads: sessions keep pointers into the one they logged
   // in with (their [[users]] entry). Reloads are rare; they are kept for good.
   std::vector<std::shared_ptr<const Config>> retired_configs_;

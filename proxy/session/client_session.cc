@@ -451,6 +451,10 @@ void ClientSession::Dispatch(const routing::RouteContext& ctx) {
   if (env_->draining()) return Shutdown();  // no new units during a graceful shutdown
   routing::Route route = DecideRoute(ctx);
   if (state_ == State::kWaitReplay) return;  // a causal read waits for a replica to catch up
+  if (route.node < 0 && route.blocked == routing::RouteBlock::kResidency) {
+    RefuseResidency(ctx);
+    return;
+  }
   Pool* pool = PoolFor(route.node);
   if (pool == nullptr && route.blocked == routing::RouteBlock::kPrimaryConflict) {
     // Two nodes claim the primary role: never guess which one is stale.
@@ -469,6 +473,7 @@ void ClientSession::Dispatch(const routing::RouteContext& ctx) {
     return;
   }
   unit_timer_.Routed(env_->metrics(), route, env_->node_views());
+  CountTenantRead(ctx, route);
   if (read_after_write_ && !ctx.write && ctx.consistency == routing::Consistency::kCausal) {
     CountReadAfterWrite(route.node);
   }
@@ -764,6 +769,7 @@ void ClientSession::OnServerUnitDone() {
   session_.OnUnitDone(server_->tx_status(), unit_failed_, &server_->params(),
                       &server_->startup_params());
   txn_mode_.OnUnitDone(server_->tx_status());
+  if (server_->tx_status() == 'I') tenant_local_.reset();  // SET LOCAL pgregion.tenant ends
   unit_failed_ = false;
   if (session_.TakeProtocolStatementsDropped()) {
     // DISCARD ALL / DEALLOCATE ALL committed: protocol-level statements are gone too.

@@ -287,7 +287,16 @@ class ClientSession final : public Stream::Handler,
   // PQexecParams): Parse/Bind/Describe/Execute/Sync of the unnamed statement.
   bool DeferExtendedBegin();
   bool MayDeferBegin() const;
+  routing::Classification WithBoundValue(const routing::Classification& c,
+                                         std::string_view bind_rest);
   routing::RouteContext UnitRouteContext();
+  // The unit's tenant (hint, pgregion.tenant, [tenancy] setting) and its
+  // policy into `ctx` (none: no tenant routing; client_session_tenant.cc).
+  void ResolveTenant(routing::RouteContext* ctx);
+  // A tenant's read no node of its allowed regions can serve: refused, never
+  // served elsewhere (RouteBlock::kResidency).
+  void RefuseResidency(const routing::RouteContext& ctx);
+  void CountTenantRead(const routing::RouteContext& ctx, const routing::Route& route);
   bool pinned() const { return session_.pinned(); }
   void TakeProxySettings(SessionParams* params);
   bool SetProxySetting(std::string_view name, std::string_view value, std::string* error);
@@ -397,6 +406,7 @@ class ClientSession final : public Stream::Handler,
     std::optional<routing::Consistency> consistency;
     std::optional<int64_t> max_staleness_ms;
     std::string ryw_token;
+    std::optional<std::string> tenant;  // /* pgregion: tenant=42 */
   };
   // What the statements being written to the server do (for the LSN probe).
   struct Sending {
@@ -536,6 +546,12 @@ class ClientSession final : public Stream::Handler,
   std::optional<routing::StatementHints::Consistency> consistency_level_ =
       routing::StatementHints::Consistency::kCausal;
   std::string max_staleness_;
+  // Tenant routing (issue 20, client_session_tenant.cc): pgregion.tenant, and
+  // its SET LOCAL value until the transaction ends. consistency_explicit_: the
+  // client chose pgregion.consistency (a tenant's level then does not apply).
+  std::string tenant_;
+  std::optional<std::string> tenant_local_;
+  bool consistency_explicit_ = false;
   // Read-your-writes: the session's own token (its writes) and the latest one
   // it presented; reads must see the later of the two.
   routing::RywToken own_token_;

@@ -40,6 +40,8 @@ void ClientSession::SetConsistency(std::string_view value) {
 
 void ClientSession::ApplyConsistency(r::RouteContext* ctx) {
   std::optional<r::Consistency> level = unit_.consistency;
+  // A tenant's level replaces the configured default, not the client's choice.
+  if (!level && !consistency_explicit_ && ctx->tenant != nullptr) level = ctx->tenant->consistency;
   if (!level) level = consistency_level_;
   ctx->consistency = level.value_or(r::Consistency::kCausal);
   std::optional<int64_t> staleness = unit_.max_staleness_ms;

@@ -107,6 +107,9 @@ bool ClientSession::InspectFrame(const p::Frame& frame) {
       if (st == nullptr || st->classification == nullptr) {
         unit_.write = true;  // unknown statement: fail closed
         unit_.durability_unknown = true;
+      } else if (st->classification->statements.size() == 1 &&
+                 st->classification->statements[0].value_param > 0) {
+        Accumulate(WithBoundValue(*st->classification, bind->rest), st->hints);
       } else {
         Accumulate(*st->classification, st->hints);
       }
@@ -128,6 +131,32 @@ bool ClientSession::InspectFrame(const p::Frame& frame) {
   }
 }
 
+// set_config('<name>', $n, ...) bound: its value is the Bind's parameter n.
+// One that cannot be read (malformed) is what any other set_config() call is:
+// a change the proxy does not track, on the primary. NULL resets the setting,
+// as set_config() does.
+r::Classification ClientSession::WithBoundValue(const r::Classification& c,
+                                                std::string_view bind_rest) {
+  r::Classification bound = c;
+  r::StatementInfo& s = bound.statements[0];
+  absl::StatusOr<p::BindParameter> param =
+      p::ParseBindParameter(bind_rest, static_cast<size_t>(s.value_param) - 1);
+  if (!param.ok() || s.events.size() != 1) {
+    s.events.clear();
+    s.untracked_session_change = true;
+    s.write = bound.write = true;
+    s.reason = r::WriteReason::kWriteFunction;
+    return bound;
+  }
+  // A text parameter's binary form is its text (set_config() takes text).
+  if (param->value) {
+    s.events[0].value.assign(param->value->data(), param->value->size());
+  } else {
+    s.events[0].type = SessionEventType::kReset;
+  }
+  return bound;
+}
+
 void ClientSession::Accumulate(const r::Classification& c, const r::StatementHints& hints) {
   unit_.write |= c.write;
   unit_.parse_error |= c.parse_error;
@@ -135,6 +164,7 @@ void ClientSession::Accumulate(const r::Classification& c, const r::StatementHin
   unit_.durability_unknown |= c.parse_error || c.too_complex;  // unread text may be anything
   if (hints.route) unit_.hint = ToPreference(*hints.route);
   if (hints.optimistic) unit_.optimistic = hints.optimistic;
+  if (hints.tenant) unit_.tenant = hints.tenant;
   AddConsistencyHints(hints);
   for (const r::StatementInfo& s : c.statements) {
     if (unit_.statements == 0) {
@@ -230,6 +260,7 @@ r::RouteContext ClientSession::UnitRouteContext() {
   ctx.session_pooling = env_->config().pool.mode == PoolMode::kSession;
   ctx.preference = unit_.hint != r::RoutePreference::kAuto ? unit_.hint : route_pref_;
   ctx.preference_from_hint = unit_.hint != r::RoutePreference::kAuto;
+  ResolveTenant(&ctx);
   ApplyConsistency(&ctx);
   sending_.Add(unit_);
   routed_unit_ = {.session_statement = unit_.session_statement,
@@ -363,6 +394,7 @@ bool ClientSession::EndDeferredBegin(const r::Classification& c) {
   }
   // Nothing ran: the transaction ends where it never started.
   deferred_begin_ = false;
+  tenant_local_.reset();
   std::string out;
   p::AppendCommandComplete(&out, txn == r::TransactionControl::kCommit ? "COMMIT" : "ROLLBACK");
   p::AppendReadyForQuery(&out, 'I');
@@ -387,7 +419,7 @@ bool ClientSession::AnswerProxyStatements(const r::Classification& c) {
         if (e.type == SessionEventType::kProxyShow) {
           std::string value = ProxySetting(e.name);
           if (value.empty() && e.name != "pgregion.ryw_token" &&
-              e.name != "pgregion.max_staleness") {
+              e.name != "pgregion.max_staleness" && e.name != "pgregion.tenant") {
             error = StrCat("unrecognized configuration parameter \"", e.name, "\"");
           } else {
             p::AppendRowDescription(&out, {e.name});
@@ -398,6 +430,13 @@ bool ClientSession::AnswerProxyStatements(const r::Classification& c) {
         } else if (e.type == SessionEventType::kProxySet ||
                    e.type == SessionEventType::kProxyReset) {
           std::string value = e.type == SessionEventType::kProxySet ? e.value : "";
+          if (s.set_local && e.name == "pgregion.tenant") {
+            // Until the transaction ends; outside one it does nothing, as
+            // PostgreSQL's SET LOCAL (which warns).
+            if (status != 'I') tenant_local_ = value;
+            p::AppendCommandComplete(&out, e.type == SessionEventType::kProxySet ? "SET" : "RESET");
+            continue;
+          }
           if (SetProxySetting(e.name, value, &error)) {
             p::AppendCommandComplete(&out, e.type == SessionEventType::kProxySet ? "SET" : "RESET");
             continue;
@@ -440,8 +479,10 @@ bool ClientSession::SetProxySetting(std::string_view name, std::string_view valu
   if (name == "pgregion.consistency") {
     if (value.empty()) {  // RESET
       SetConsistency(default_consistency_);
+      consistency_explicit_ = false;
       return true;
     }
+    consistency_explicit_ = true;
     std::optional<r::StatementHints::Consistency> level =
         r::StatementHints::ParseConsistency(value);
     if (!level) {
@@ -461,6 +502,15 @@ bool ClientSession::SetProxySetting(std::string_view name, std::string_view valu
     return true;
   }
   if (name == "pgregion.ryw_token") return PresentToken(value, error);
+  if (name == "pgregion.tenant") {
+    if (value.size() > r::TenantDirectory::kMaxIdBytes) {
+      *error = StrCat("invalid value for parameter \"pgregion.tenant\": longer than ",
+                      r::TenantDirectory::kMaxIdBytes, " bytes");
+      return false;
+    }
+    tenant_ = std::string(value);  // RESET: empty, no tenant
+    return true;
+  }
   if (name == "pgregion.optimistic") {
     if (value.empty()) {  // RESET
       optimistic_enabled_ = default_optimistic_;
@@ -484,6 +534,7 @@ std::string ClientSession::ProxySetting(std::string_view name) const {
   if (name == "pgregion.max_staleness") return max_staleness_;
   if (name == "pgregion.ryw_token") return EffectiveToken().ToString();
   if (name == "pgregion.optimistic") return optimistic_enabled_ ? "on" : "off";
+  if (name == "pgregion.tenant") return tenant_local_ ? *tenant_local_ : tenant_;
   return "";
 }
 

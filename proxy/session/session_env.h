@@ -93,6 +93,9 @@ class SessionEnv {
   // A statement about to be sent needs no other session in `database` (DROP,
   // RENAME, a CREATE DATABASE template): close the idle server connections to it.
   virtual void VacateDatabase(const std::string& /*database*/) {}
+  // The tenant directory ([[tenants]], [tenancy]; issue 20), or null when
+  // tenant routing is not configured. Replaced whole on reload.
+  virtual std::shared_ptr<const routing::TenantDirectory> tenants() const { return nullptr; }
 
  protected:
   ~SessionEnv() = default;

@@ -39,8 +39,8 @@ SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime
 
 # Sections whose values are one table; [[users]] and [[nodes]] are arrays of tables.
 TABLE_SECTIONS = ("proxy", "admin", "tls", "server_tls", "pool", "routing", "health",
-                  "failover", "log")
-ARRAY_SECTIONS = ("users", "nodes", "databases")
+                  "failover", "log", "tenancy")
+ARRAY_SECTIONS = ("users", "nodes", "databases", "tenants")
 
 
 class PgregionCrashed(AssertionError):
@@ -155,7 +155,8 @@ class Pgregion:
                 merged.update(value)
                 s[name] = merged
             else:
-                raise TypeError(f"section {name} must be a dict (or a list for users/nodes)")
+                raise TypeError(f"section {name} must be a dict (or a list for "
+                                f"{', '.join(ARRAY_SECTIONS)})")
         return s
 
     # ---- lifecycle ----

@@ -491,7 +491,8 @@ def test_grafana_dashboard_uses_known_metrics():
              "query_duration_seconds", "pool_wait_seconds", "node_up", "node_is_primary",
              "node_rtt_seconds", "replica_lag_bytes", "replica_lag_seconds", "ryw_wait_seconds",
              "ryw_fallbacks_total", "read_retries_total", "ryw_tokens_total",
-             "reads_after_write_total", "failovers_total", "errors_total", "build_info"}
+             "reads_after_write_total", "tenant_reads_total", "failovers_total", "errors_total",
+             "build_info"}
     for expr in exprs:
         for name in re.findall(r"pgregion_(\w+)", expr):
             base = re.sub(r"_(bucket|count|sum)$", "", name)
