@@ -46,6 +46,20 @@ void StrAppend(std::string* out, const Args&... args) {
   (strings_internal::Append(out, args), ...);
 }
 
+// The parts with `separator` between them (absl::StrJoin does not take
+// std::string_view with Debian's Abseil).
+template <typename Range>
+std::string StrJoin(const Range& parts, std::string_view separator) {
+  std::string out;
+  bool first = true;
+  for (const auto& part : parts) {
+    if (!first) out.append(separator);
+    first = false;
+    strings_internal::Append(&out, part);
+  }
+  return out;
+}
+
 // ASCII case folding, as PostgreSQL folds keywords and setting names; not
 // std::tolower, which is a locale-dependent libc call per byte.
 inline char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }

@@ -70,10 +70,7 @@ std::string_view AuthName(AuthMethod m) {
 }
 
 std::string List(const std::vector<std::string>& items) {
-  std::string out = "[";
-  for (size_t i = 0; i < items.size(); ++i) StrAppend(&out, i == 0 ? "" : ", ", items[i]);
-  out += "]";
-  return out;
+  return StrCat("[", StrJoin(items, ", "), "]");
 }
 
 }  // namespace

@@ -6,7 +6,6 @@
 #include <utility>
 
 #include "prometheus/text_serializer.h"
-#include "protocol/str_util.h"
 
 namespace pgregion::proxy {
 
@@ -417,18 +416,11 @@ std::vector<MetricFamily> Metrics::Collect(const routing::TopologySnapshot& snap
              "Reads of units with a tenant, by the tenant's first preferred region, the region "
              "that served them and the outcome (preferred, elsewhere, primary, refused).",
              MetricType::Counter);
-  for (const auto& [key, count] : tenant_reads_) {
-    std::vector<std::string_view> parts;
-    std::string_view rest = key;
-    for (size_t cut; (cut = rest.find('\x1f')) != std::string_view::npos;) {
-      parts.push_back(rest.substr(0, cut));
-      rest.remove_prefix(cut + 1);
-    }
-    parts.push_back(rest);
-    if (parts.size() != 3) continue;
-    AddValue(&tenant_reads,
-             {L("tenant_region", parts[0]), L("served_region", parts[1]), L("outcome", parts[2])},
-             static_cast<double>(count));
+  for (const auto& [labels, count] : tenant_reads_) {
+    AddValue(
+        &tenant_reads,
+        {L("tenant_region", labels[0]), L("served_region", labels[1]), L("outcome", labels[2])},
+        static_cast<double>(count));
   }
   out.push_back(std::move(tenant_reads));
 
@@ -489,15 +481,8 @@ std::string_view RegionLabel(const std::vector<std::string>& regions, std::strin
 
 void Metrics::TenantRead(std::string_view tenant_region, std::string_view served_region,
                          std::string_view outcome) {
-  ++tenant_reads_[StrCat(RegionLabel(regions_, tenant_region), "\x1f",
-                         RegionLabel(regions_, served_region), "\x1f", outcome)];
-}
-
-uint64_t Metrics::tenant_read_count(std::string_view tenant_region, std::string_view served_region,
-                                    std::string_view outcome) const {
-  auto it = tenant_reads_.find(StrCat(RegionLabel(regions_, tenant_region), "\x1f",
-                                      RegionLabel(regions_, served_region), "\x1f", outcome));
-  return it == tenant_reads_.end() ? 0 : it->second;
+  ++tenant_reads_[{std::string(RegionLabel(regions_, tenant_region)),
+                   std::string(RegionLabel(regions_, served_region)), std::string(outcome)}];
 }
 
 std::string Metrics::RenderText(const routing::TopologySnapshot& snap,

@@ -222,8 +222,6 @@ class Metrics {
   // replica), primary or refused.
   void TenantRead(std::string_view tenant_region, std::string_view served_region,
                   std::string_view outcome);
-  uint64_t tenant_read_count(std::string_view tenant_region, std::string_view served_region,
-                             std::string_view outcome) const;
   void Optimistic(OptimisticOutcome outcome) { ++optimistic_[static_cast<size_t>(outcome)]; }
   void OptimisticMove(OptimisticMoveReason reason) {
     ++optimistic_moves_[static_cast<size_t>(reason)];
@@ -281,9 +279,9 @@ class Metrics {
   std::array<uint64_t, kRywTokenPositions> ryw_tokens_{};
   std::array<uint64_t, kReadAfterWriteServed> reads_after_write_{};
   std::array<uint64_t, kReadRetryReasons> read_retries_{};
-  // "tenant_region\x1fserved_region\x1foutcome" -> count; at most
+  // {tenant_region, served_region, outcome} -> count; at most
   // (regions + 2)^2 x 4 keys.
-  std::map<std::string, uint64_t> tenant_reads_;
+  std::map<std::array<std::string, 3>, uint64_t> tenant_reads_;
   std::array<uint64_t, kOptimisticOutcomes> optimistic_{};
   std::array<uint64_t, kOptimisticMoveReasons> optimistic_moves_{};
   LoopHistogram optimistic_move_;

@@ -375,11 +375,6 @@ ConsoleTable AdminConsole::Tenants() const {
   t.columns = {"tenant", "prefer_regions", "allow_regions", "consistency", "reads", "refused"};
   std::shared_ptr<const routing::TenantDirectory> dir = app_->tenants();
   if (dir == nullptr) return t;
-  auto list = [](const std::vector<std::string>& regions) {
-    std::string out;
-    for (const std::string& r : regions) StrAppend(&out, out.empty() ? "" : ",", r);
-    return out;
-  };
   std::vector<std::string> ids;
   for (const auto& [id, policy] : dir->entries()) ids.push_back(id);
   std::sort(ids.begin(), ids.end());
@@ -396,7 +391,7 @@ ConsoleTable AdminConsole::Tenants() const {
       }
       refused = r->refused;
     }
-    t.AddRow({id, list(policy.prefer_regions), list(policy.allow_regions),
+    t.AddRow({id, StrJoin(policy.prefer_regions, ","), StrJoin(policy.allow_regions, ","),
               policy.consistency
                   ? std::string(routing::StatementHints::ConsistencyName(*policy.consistency))
                   : std::string(),

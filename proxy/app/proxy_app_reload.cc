@@ -7,16 +7,6 @@
 
 namespace pgregion::proxy {
 
-namespace {
-
-std::string Join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const std::string& s : items) StrAppend(&out, out.empty() ? "" : ",", s);
-  return out;
-}
-
-}  // namespace
-
 absl::Status ProxyApp::Reload(std::string_view trigger) {
   if (shutting_down_ || draining_) return absl::FailedPreconditionError("shutting down");
   absl::StatusOr<std::shared_ptr<const Config>> next = LoadConfigFile(config_->source_path);
@@ -31,7 +21,7 @@ absl::Status ProxyApp::Reload(std::string_view trigger) {
   }
   ReloadPlan plan = PlanReload(*config_, **next);
   if (!plan.applicable()) {
-    std::string keys = Join(plan.need_restart);
+    std::string keys = StrJoin(plan.need_restart, ",");
     LogError("reload_failed")
         .Kv("trigger", trigger)
         .Kv("restart_needed", keys)
@@ -105,9 +95,9 @@ absl::Status ProxyApp::Reload(std::string_view trigger) {
     RestartHealthChecker();
   }
   LogLine line(LogLevel::kInfo, "config_reloaded");
-  line.Kv("trigger", trigger).Kv("changed", Join(plan.changed));
-  if (!plan.nodes_added.empty()) line.Kv("nodes_added", Join(plan.nodes_added));
-  if (!plan.nodes_removed.empty()) line.Kv("nodes_removed", Join(plan.nodes_removed));
+  line.Kv("trigger", trigger).Kv("changed", StrJoin(plan.changed, ","));
+  if (!plan.nodes_added.empty()) line.Kv("nodes_added", StrJoin(plan.nodes_added, ","));
+  if (!plan.nodes_removed.empty()) line.Kv("nodes_removed", StrJoin(plan.nodes_removed, ","));
   return absl::OkStatus();
 }
 

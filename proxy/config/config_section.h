@@ -20,17 +20,6 @@
 
 namespace pgregion::proxy::config_internal {
 
-// absl::StrJoin does not take std::string_view (see protocol/strings.h).
-template <typename Range>
-inline std::string Join(const Range& parts, std::string_view separator) {
-  std::string out;
-  for (const auto& part : parts) {
-    if (!out.empty()) out.append(separator);
-    out.append(part);
-  }
-  return out;
-}
-
 inline std::string_view KindName(const toml::value& v) {
   switch (v.type()) {
     case toml::value_t::empty:
@@ -76,7 +65,7 @@ class Errors {
                      [](const Issue& a, const Issue& b) { return a.line < b.line; });
     std::vector<std::string_view> texts;
     for (const Issue& issue : issues_) texts.push_back(issue.text);
-    return absl::InvalidArgumentError(Join(texts, "\n"));
+    return absl::InvalidArgumentError(StrJoin(texts, "\n"));
   }
 
  private:
@@ -182,7 +171,7 @@ class Section {
       names.push_back(Quoted(name));
     }
     Error(Find(key), key,
-          StrCat("must be one of ", Join(names, ", "), " (got ", Quoted(text), ")"));
+          StrCat("must be one of ", StrJoin(names, ", "), " (got ", Quoted(text), ")"));
     return false;
   }
 
@@ -257,7 +246,7 @@ class Section {
     for (const auto& [key, value] : table_->as_table()) {
       if (std::find(known_.begin(), known_.end(), key) != known_.end()) continue;
       std::string_view what = top_level && value.is_table() ? "unknown section" : "unknown key";
-      Error(&value, key, StrCat(what, "; expected one of: ", Join(known_, ", ")));
+      Error(&value, key, StrCat(what, "; expected one of: ", StrJoin(known_, ", ")));
     }
   }
 

@@ -72,7 +72,7 @@ void CheckTenantRegions(Errors* errors, const Config& config,
       }
       errors->Add(at, StrCat(path, ".", key),
                   StrCat("no [[nodes]] entry is in region ", Quoted(region),
-                         " (regions: ", Join(regions, ", "), ")"));
+                         " (regions: ", StrJoin(regions, ", "), ")"));
     }
   };
   check(tenancy_table, "tenancy", "default_prefer_regions", config.tenancy.default_prefer_regions);

@@ -43,16 +43,6 @@ void ClientSession::ResolveTenant(r::RouteContext* ctx) {
   ctx->tenant_id = std::move(id);
 }
 
-namespace {
-
-std::string RegionList(const std::vector<std::string>& regions) {
-  std::string out;
-  for (const std::string& r : regions) StrAppend(&out, out.empty() ? "" : ", ", r);
-  return out;
-}
-
-}  // namespace
-
 void ClientSession::RefuseResidency(const r::RouteContext& ctx) {
   CountTenantRead(ctx, r::Route{.node = -1, .blocked = r::RouteBlock::kResidency});
   const r::TenantPolicy& t = *ctx.tenant;
@@ -64,13 +54,13 @@ void ClientSession::RefuseResidency(const r::RouteContext& ctx) {
   LogInfo("tenant_read_refused")
       .Kv("client", peer_)
       .Kv("tenant", ctx.tenant_id)
-      .Kv("allow_regions", RegionList(t.allow_regions))
+      .Kv("allow_regions", StrJoin(t.allow_regions, ", "))
       .Kv("primary_region", primary_region);
   // The unit's messages are already buffered behind this decision; the
   // connection ends cleanly (FATAL), as when no primary is known.
   Fatal(p::sqlstate::kCannotConnectNow,
         StrCat("pgregion: tenant \"", ctx.tenant_id, "\" may be served only in ",
-               RegionList(t.allow_regions),
+               StrJoin(t.allow_regions, ", "),
                ", and no node there can serve this read now (the "
                "primary is in ",
                primary_region, "); the read is refused rather than processed elsewhere"));
