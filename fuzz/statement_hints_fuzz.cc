@@ -3,7 +3,10 @@
 //
 // Properties: arbitrary lists never crash; a parsed duration is never
 // negative; names round-trip through their parsers; "<n>ms" parses to n; a
-// list rebuilt from the parsed hints parses to the same hints.
+// list rebuilt from the parsed hints parses to the same hints. The tenant
+// mapping's region lists (routing::ParseRegionList, fed by the application's
+// table) hold no empty, duplicate or separator-bearing names, and parse the
+// same once joined again; a TenantMap takes any id within its bounds.
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <cstdint>
@@ -11,6 +14,7 @@
 
 #include "fuzz/fuzz_check.h"
 #include "routing/statement_hints.h"
+#include "routing/tenant_policy.h"
 
 namespace {
 
@@ -55,5 +59,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
               hints.consistency,
           "consistency name round trip");
   }
+
+  std::vector<std::string> regions = pgregion::routing::ParseRegionList(text);
+  std::string joined;
+  for (const std::string& r : regions) {
+    Check(!r.empty(), "empty region");
+    Check(r.find_first_of(", \t\r\n{}\"") == std::string::npos, "separator in a region");
+    joined += (joined.empty() ? "{" : ",") + r;
+  }
+  if (!joined.empty()) joined += "}";
+  Check(pgregion::routing::ParseRegionList(joined) == regions, "region list round trip");
+  pgregion::routing::TenantMap map;
+  pgregion::routing::TenantPolicy policy;
+  policy.prefer_regions = regions;
+  const bool added = map.Add(text, policy);
+  Check(added == (!text.empty() && text.size() <= pgregion::routing::TenantDirectory::kMaxIdBytes),
+        "TenantMap::Add refused a valid id or took an invalid one");
+  Check(!added || (map.Find(text) != nullptr && *map.Find(text) == policy), "TenantMap lookup");
   return 0;
 }

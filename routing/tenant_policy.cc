@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "absl/hash/hash.h"
+
 namespace pgregion::routing {
 
 bool TenantPolicy::Allows(std::string_view region) const {
@@ -32,10 +34,53 @@ std::vector<std::string> ParseRegionList(std::string_view text) {
   return out;
 }
 
+namespace {
+
+// Debian's Abseil has its own string_view type: convert for heterogeneous lookup.
+absl::string_view Key(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+bool ValidId(std::string_view id) {
+  return !id.empty() && id.size() <= TenantDirectory::kMaxIdBytes;
+}
+
+}  // namespace
+
+size_t TenantMap::PolicyHash::operator()(const TenantPolicy& p) const {
+  return absl::HashOf(p.prefer_regions, p.allow_regions, p.consistency.has_value(),
+                      p.consistency ? static_cast<int>(*p.consistency) : 0);
+}
+
+const TenantMap::Shard& TenantMap::ShardOf(std::string_view id) const {
+  // The tables hash the id again with their own seed-mixed hash: the shard
+  // takes high bits of a separate one, so each table still sees well spread keys.
+  return shards_[(absl::HashOf(Key(id)) >> 32) % kShards];
+}
+
+bool TenantMap::Add(std::string_view id, TenantPolicy policy) {
+  if (!ValidId(id)) return false;
+  Shard& shard = ShardOf(id);
+  auto it = shard.find(Key(id));
+  if (it == shard.end() && size_ >= kMaxEntries) return false;
+  auto [pit, fresh] = policy_index_.try_emplace(policy, static_cast<uint32_t>(policies_.size()));
+  if (fresh) policies_.push_back(std::move(policy));
+  if (it != shard.end()) {
+    it->second = pit->second;
+    return true;
+  }
+  shard.emplace(std::string(id), pit->second);
+  ++size_;
+  return true;
+}
+
+const TenantPolicy* TenantMap::Find(std::string_view id) const {
+  const Shard& shard = ShardOf(id);
+  auto it = shard.find(Key(id));
+  return it == shard.end() ? nullptr : &policies_[it->second];
+}
+
 bool TenantDirectory::Add(std::string_view id, TenantPolicy policy) {
-  if (id.empty() || id.size() > kMaxIdBytes) return false;
-  // Debian's Abseil has its own string_view type: convert for heterogeneous lookup.
-  auto it = entries_.find(absl::string_view(id.data(), id.size()));
+  if (!ValidId(id)) return false;
+  auto it = entries_.find(Key(id));
   if (it != entries_.end()) {
     it->second = std::move(policy);
     return true;
@@ -46,31 +91,70 @@ bool TenantDirectory::Add(std::string_view id, TenantPolicy policy) {
 }
 
 const TenantPolicy& TenantDirectory::Lookup(std::string_view id, bool* known) const {
-  if (!id.empty() && id.size() <= kMaxIdBytes) {
-    auto it = entries_.find(absl::string_view(id.data(), id.size()));
-    if (it != entries_.end()) {
-      if (known != nullptr) *known = true;
-      return it->second;
+  if (ValidId(id)) {
+    if (!entries_.empty()) {
+      auto it = entries_.find(Key(id));
+      if (it != entries_.end()) {
+        if (known != nullptr) *known = true;
+        return it->second;
+      }
+    }
+    if (mapped_ != nullptr) {
+      if (const TenantPolicy* p = mapped_->Find(id)) {
+        if (known != nullptr) *known = true;
+        return *p;
+      }
     }
   }
   if (known != nullptr) *known = false;
   return default_;
 }
 
+std::string_view TenantDirectory::SourceOf(std::string_view id) const {
+  if (!ValidId(id)) return "";
+  if (entries_.contains(Key(id))) return "config";
+  if (mapped_ != nullptr && mapped_->Find(id) != nullptr) return "mapping";
+  return "";
+}
+
+bool TenantDirectory::Known(std::string_view id) const {
+  bool known = false;
+  Lookup(id, &known);
+  return known;
+}
+
 void TenantDirectory::CountRead(std::string_view id, std::string_view served_region) const {
-  const absl::string_view key(id.data(), id.size());
-  if (!entries_.contains(key)) return;
-  Reads& r = reads_[key];
+  if (!Known(id)) return;
+  Reads& r = (*reads_)[Key(id)];
   if (served_region.empty()) {
     ++r.refused;
   } else {
-    ++r.by_region[absl::string_view(served_region.data(), served_region.size())];
+    ++r.by_region[Key(served_region)];
   }
 }
 
 const TenantDirectory::Reads* TenantDirectory::reads(std::string_view id) const {
-  auto it = reads_.find(absl::string_view(id.data(), id.size()));
-  return it == reads_.end() ? nullptr : &it->second;
+  auto it = reads_->find(Key(id));
+  return it == reads_->end() ? nullptr : &it->second;
+}
+
+std::vector<std::string_view> TenantDirectory::counted_ids() const {
+  std::vector<std::string_view> out;
+  out.reserve(reads_->size());
+  for (const auto& [id, r] : *reads_) out.emplace_back(id.data(), id.size());
+  return out;
+}
+
+void TenantDirectory::ShareReads(const TenantDirectory& previous) {
+  reads_ = previous.reads_;
+  for (auto it = reads_->begin(); it != reads_->end();) {
+    // erase(it++): flat_hash_map's erase returns void.
+    if (Known(std::string_view(it->first))) {
+      ++it;
+    } else {
+      reads_->erase(it++);
+    }
+  }
 }
 
 }  // namespace pgregion::routing
