@@ -189,6 +189,10 @@ ConsoleTable ConfigTable(const Config& c) {
   add("tenancy.setting", c.tenancy.setting);
   add("tenancy.default_prefer_regions", List(c.tenancy.default_prefer_regions));
   add("tenancy.default_allow_regions", List(c.tenancy.default_allow_regions));
+  add("tenancy.query", c.tenancy.query);
+  add("tenancy.refresh_s", num(c.tenancy.refresh_s));
+  add("tenancy.query_timeout_ms", num(c.tenancy.query_timeout_ms));
+  add("tenancy.database", c.tenancy.database);
   for (const TenantConfig& t : c.tenants) {
     add(StrCat("tenants.", t.id),
         StrCat("prefer_regions=", List(t.prefer_regions), " allow_regions=", List(t.allow_regions),

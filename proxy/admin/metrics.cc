@@ -423,6 +423,28 @@ std::vector<MetricFamily> Metrics::Collect(const routing::TopologySnapshot& snap
         static_cast<double>(count));
   }
   out.push_back(std::move(tenant_reads));
+  MetricFamily map_entries =
+      Family("tenant_map_entries",
+             "Tenants in the mapping read from the application's table ([tenancy] query).",
+             MetricType::Gauge);
+  AddValue(&map_entries, {}, static_cast<double>(tenant_map_.entries));
+  out.push_back(std::move(map_entries));
+  MetricFamily map_errors = Family("tenant_map_refresh_errors_total",
+                                   "Refreshes of the tenant mapping that failed (the last good "
+                                   "mapping stayed in use).",
+                                   MetricType::Counter);
+  AddValue(&map_errors, {}, static_cast<double>(tenant_map_.refresh_errors));
+  out.push_back(std::move(map_errors));
+  MetricFamily map_age = Family("tenant_map_age_seconds",
+                                "Time since the tenant mapping in use was read (no sample "
+                                "before the first successful refresh).",
+                                MetricType::Gauge);
+  if (tenant_map_.loaded_unix_ms > 0) {
+    AddValue(&map_age, {},
+             static_cast<double>(std::max<int64_t>(UnixNowMs() - tenant_map_.loaded_unix_ms, 0)) /
+                 1000.0);
+  }
+  out.push_back(std::move(map_age));
 
   MetricFamily optimistic =
       Family("optimistic_transactions_total",

@@ -222,6 +222,28 @@ class Metrics {
   // replica), primary or refused.
   void TenantRead(std::string_view tenant_region, std::string_view served_region,
                   std::string_view outcome);
+  // The tenant mapping read from the application's table ([tenancy] query):
+  // set by the proxy after each refresh (not per unit). tenant_map_entries,
+  // tenant_map_refresh_errors_total and tenant_map_age_seconds come from it,
+  // and /status shows it whole.
+  struct TenantMapState {
+    bool configured = false;  // a [tenancy] query is set
+    uint64_t entries = 0;     // rows of the map in use
+    uint64_t policies = 0;    // distinct policies among them
+    uint64_t refreshes = 0;   // successful
+    uint64_t refresh_errors = 0;
+    int64_t loaded_unix_ms = 0;  // the map in use was read then; 0: never
+    int64_t last_error_unix_ms = 0;
+    std::string last_error;  // of the last failed refresh (kept after a success)
+    // The last successful refresh.
+    uint64_t rows = 0;
+    uint64_t skipped = 0;
+    uint64_t unknown_regions = 0;
+    uint64_t duration_ms = 0;
+    std::string node;
+  };
+  TenantMapState& tenant_map() { return tenant_map_; }
+  const TenantMapState& tenant_map() const { return tenant_map_; }
   void Optimistic(OptimisticOutcome outcome) { ++optimistic_[static_cast<size_t>(outcome)]; }
   void OptimisticMove(OptimisticMoveReason reason) {
     ++optimistic_moves_[static_cast<size_t>(reason)];
@@ -282,6 +304,7 @@ class Metrics {
   // {tenant_region, served_region, outcome} -> count; at most
   // (regions + 2)^2 x 4 keys.
   std::map<std::array<std::string, 3>, uint64_t> tenant_reads_;
+  TenantMapState tenant_map_;
   std::array<uint64_t, kOptimisticOutcomes> optimistic_{};
   std::array<uint64_t, kOptimisticMoveReasons> optimistic_moves_{};
   LoopHistogram optimistic_move_;

@@ -235,6 +235,50 @@ std::string FormatUnixMs(int64_t unix_ms) {
   return buf;
 }
 
+namespace {
+
+// "tenants": the config entries and the mapping from the application's table, whether it is
+// current, and why not.
+void TenantMapJson(Json& j, const StatusInput& in) {
+  const Metrics::TenantMapState& m = *in.tenant_map;
+  j.Key("tenants").BeginObject();
+  j.Key("config_entries").Uint(in.tenant_config_entries);
+  j.Key("mapping").BeginObject();
+  j.Key("configured").Bool(m.configured);
+  if (m.configured) {
+    // loading: never read yet; stale: the last refresh failed and the last
+    // good map (if any) is in use.
+    const bool failing = m.last_error_unix_ms > m.loaded_unix_ms;
+    j.Key("state").String(m.loaded_unix_ms == 0 ? (failing ? "failing" : "loading")
+                                                : (failing ? "stale" : "ok"));
+    j.Key("entries").Uint(m.entries);
+    j.Key("policies").Uint(m.policies);
+    j.Key("loaded_at");
+    m.loaded_unix_ms > 0 ? j.String(FormatUnixMs(m.loaded_unix_ms)) : j.Null();
+    j.Key("age_s");
+    m.loaded_unix_ms > 0
+        ? j.Fixed(static_cast<double>(std::max<int64_t>(in.unix_ms - m.loaded_unix_ms, 0)) / 1000,
+                  1)
+        : j.Null();
+    j.Key("refreshes").Uint(m.refreshes);
+    j.Key("refresh_errors").Uint(m.refresh_errors);
+    j.Key("last_error").StringOrNull(m.last_error);
+    j.Key("last_error_at");
+    m.last_error_unix_ms > 0 ? j.String(FormatUnixMs(m.last_error_unix_ms)) : j.Null();
+    j.Key("last_refresh").BeginObject();
+    j.Key("node").StringOrNull(m.node);
+    j.Key("rows").Uint(m.rows);
+    j.Key("skipped").Uint(m.skipped);
+    j.Key("unknown_regions").Uint(m.unknown_regions);
+    j.Key("duration_ms").Uint(m.duration_ms);
+    j.EndObject();
+  }
+  j.EndObject();
+  j.EndObject();
+}
+
+}  // namespace
+
 std::string RenderStatusJson(const StatusInput& in) {
   const routing::TopologySnapshot& snap = *in.topology;
   Json j;
@@ -265,6 +309,7 @@ std::string RenderStatusJson(const StatusInput& in) {
     if (!n.retired) NodeJson(j, in, n);  // removed by a reload
   }
   j.EndArray();
+  if (in.tenant_map != nullptr) TenantMapJson(j, in);
   j.Key("recent_changes").BeginArray();
   if (in.events != nullptr) {
     for (const TopologyEvent& e : *in.events) {

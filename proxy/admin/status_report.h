@@ -53,7 +53,10 @@ struct StatusInput {
   std::array<uint64_t, kClientGaugeStates> clients{};
   std::vector<PoolStatus> pools;
   const std::deque<TopologyEvent>* events = nullptr;
-  uint64_t now_ms = 0;  // the loop's clock, as the snapshot's *_ms fields
+  // The tenant mapping ([tenancy] query); shown when configured.
+  const Metrics::TenantMapState* tenant_map = nullptr;
+  uint64_t tenant_config_entries = 0;  // [[tenants]]
+  uint64_t now_ms = 0;                 // the loop's clock, as the snapshot's *_ms fields
   int64_t unix_ms = 0;
 };
 

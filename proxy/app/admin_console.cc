@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <tuple>
 
+#include "absl/container/flat_hash_set.h"
 #include "protocol/message_builder.h"
 #include "protocol/sqlstate.h"
 #include "protocol/str_util.h"
@@ -372,12 +373,35 @@ ConsoleTable AdminConsole::Stats() const {
 
 ConsoleTable AdminConsole::Tenants() const {
   ConsoleTable t;
-  t.columns = {"tenant", "prefer_regions", "allow_regions", "consistency", "reads", "refused"};
+  t.columns = {"tenant",      "source", "prefer_regions", "allow_regions",
+               "consistency", "reads",  "refused"};
   std::shared_ptr<const routing::TenantDirectory> dir = app_->tenants();
   if (dir == nullptr) return t;
+  // A mapping can hold a million tenants: the config entries, then the tenants
+  // with reads, then other rows, kTenantRows in all; a last row counts the rest.
+  constexpr size_t kTenantRows = 1000;
   std::vector<std::string> ids;
-  for (const auto& [id, policy] : dir->entries()) ids.push_back(id);
-  std::sort(ids.begin(), ids.end());
+  absl::flat_hash_set<std::string> seen;
+  auto take = [&](std::string_view id) {
+    if (ids.size() >= kTenantRows) return false;
+    if (seen.insert(std::string(id)).second) ids.emplace_back(id);
+    return true;
+  };
+  std::vector<std::string> config_ids;
+  for (const auto& [id, policy] : dir->entries()) config_ids.push_back(id);
+  std::sort(config_ids.begin(), config_ids.end());
+  for (const std::string& id : config_ids) take(id);
+  std::vector<std::string_view> counted = dir->counted_ids();
+  std::sort(counted.begin(), counted.end());
+  for (std::string_view id : counted) take(id);
+  size_t total = dir->size();
+  if (const auto& mapped = dir->mapped()) {
+    total += mapped->size();
+    for (const std::string& id : config_ids) total -= mapped->Find(id) == nullptr ? 0 : 1;
+    const size_t before = ids.size();
+    mapped->ForEach([&](std::string_view id, const routing::TenantPolicy&) { return take(id); });
+    std::sort(ids.begin() + static_cast<std::ptrdiff_t>(before), ids.end());
+  }
   for (const std::string& id : ids) {
     const routing::TenantPolicy& policy = dir->Lookup(id);
     std::string reads;
@@ -391,11 +415,15 @@ ConsoleTable AdminConsole::Tenants() const {
       }
       refused = r->refused;
     }
-    t.AddRow({id, StrJoin(policy.prefer_regions, ","), StrJoin(policy.allow_regions, ","),
+    t.AddRow({id, std::string(dir->SourceOf(id)), StrJoin(policy.prefer_regions, ","),
+              StrJoin(policy.allow_regions, ","),
               policy.consistency
                   ? std::string(routing::StatementHints::ConsistencyName(*policy.consistency))
                   : std::string(),
               reads, StrCat(refused)});
+  }
+  if (total > ids.size()) {
+    t.AddRow({StrCat("(", total - ids.size(), " more)"), "", "", "", "", "", ""});
   }
   return t;
 }

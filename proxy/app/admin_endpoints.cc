@@ -155,6 +155,10 @@ HttpResponse AdminEndpoints::StatusPage() const {
   in.clients = CountConnections().clients;
   in.pools = PoolStatuses();
   in.events = &app_->metrics().recent_events();
+  if (app_->metrics().tenant_map().configured || !app_->config().tenants.empty()) {
+    in.tenant_map = &app_->metrics().tenant_map();
+    in.tenant_config_entries = app_->config().tenants.size();
+  }
   in.now_ms = app_->NowMs();
   in.unix_ms = UnixNowMs();
   HttpResponse r;

@@ -100,7 +100,7 @@ ProxyApp::ProxyApp(uv_loop_t* loop, std::shared_ptr<const Config> config)
 }
 
 void ProxyApp::ApplyRoutingConfig() {
-  tenants_ = TenantDirectoryFromConfig(*config_);
+  ApplyTenancy();
   cluster_view_.local_region = config_->proxy.region;
   cluster_view_.max_replica_lag_ms = config_->routing.max_replica_lag_ms;
   cluster_view_.ryw_wait_ms = config_->routing.ryw_wait_ms;
@@ -135,6 +135,11 @@ absl::Status ProxyApp::ResolveNodes() {
   return absl::OkStatus();
 }
 
+HealthTarget ProxyApp::TargetOf(size_t node) const {
+  const NodeRuntime& n = nodes_[node];
+  return HealthTarget{n.config.name, n.config.host, NumericHost(n.addr), n.config.port, n.retired};
+}
+
 void ProxyApp::StartHealthChecker() {
   HealthCheckerOptions options = HealthOptionsFromConfig(*config_);
   if (config_->health.user.empty() && !config_->users.empty() &&
@@ -146,10 +151,7 @@ void ProxyApp::StartHealthChecker() {
             "log in with; set [health] user and password");
   }
   std::vector<HealthTarget> targets;
-  for (const NodeRuntime& n : nodes_) {
-    targets.push_back(
-        HealthTarget{n.config.name, n.config.host, NumericHost(n.addr), n.config.port, n.retired});
-  }
+  for (size_t i = 0; i < nodes_.size(); ++i) targets.push_back(TargetOf(i));
   replay_poller_ = std::make_unique<ReplayPoller>(loop_, options, targets, &topology_,
                                                   static_cast<HealthChecker::Observer*>(this));
   health_ =
@@ -432,6 +434,7 @@ absl::Status ProxyApp::Start() {
   uv_signal_start(&sigint_, OnSignal, SIGINT);
   uv_signal_start(&sighup_, OnSignal, SIGHUP);
   StartHealthChecker();
+  StartTenantMap();
   started_ = true;
   LogInfo("listening")
       .Kv("addr", StrCat(listen.host, ":", listen.port))
@@ -596,6 +599,7 @@ void ProxyApp::Shutdown(std::string_view why) {
   LogInfo("shutdown").Kv("reason", why);
   if (health_ != nullptr) health_->Stop();
   if (replay_poller_ != nullptr) replay_poller_->Stop();
+  if (tenant_loader_ != nullptr) tenant_loader_->Stop();
   if (admin_ != nullptr) admin_->Stop();
   if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&listener_))) {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);

@@ -47,6 +47,7 @@
 #include "proxy/backend/health_checker.h"
 #include "proxy/backend/replay_poller.h"
 #include "proxy/backend/session_params.h"
+#include "proxy/backend/tenant_map_loader.h"
 #include "proxy/config/config.h"
 #include "proxy/net/flush_queue.h"
 #include "proxy/net/log_rate_limiter.h"
@@ -72,7 +73,10 @@ struct NodeRuntime {
   bool retired = false;  // removed from the configuration by a reload
 };
 
-class ProxyApp final : public SessionEnv, public BackendEnv, private HealthChecker::Observer {
+class ProxyApp final : public SessionEnv,
+                       public BackendEnv,
+                       private HealthChecker::Observer,
+                       private TenantMapLoader::Observer {
  public:
   ProxyApp(uv_loop_t* loop, std::shared_ptr<const Config> config);
   ~ProxyApp();
@@ -224,6 +228,17 @@ class ProxyApp final : public SessionEnv, public BackendEnv, private HealthCheck
   size_t AddNode(NodeRuntime node);
   void RetireNode(size_t node);
   void RestartHealthChecker();
+  // The probe target of `node` (its numeric address, for libpq).
+  HealthTarget TargetOf(size_t node) const;
+  // Tenants (proxy_app_tenants.cc): tenants_ from config_ and the last good
+  // mapping; the mapping's loader (re)started from config_, or stopped.
+  void ApplyTenancy();
+  void StartTenantMap();
+  // TenantMapLoader::Observer
+  std::optional<HealthTarget> TenantMapTarget() override;
+  void OnTenantMapLoaded(std::shared_ptr<const routing::TenantMap> map,
+                         const TenantMapLoadStats& stats) override;
+  void OnTenantMapFailed(const std::string& why) override;
   // cluster_view_'s settings from config_ (at startup and after a reload).
   void ApplyRoutingConfig();
 
@@ -232,6 +247,11 @@ class ProxyApp final : public SessionEnv, public BackendEnv, private HealthCheck
   std::shared_ptr<const Config> config_;
   // From config_ ([[tenants]], [tenancy]); null: tenant routing is off.
   std::shared_ptr<const routing::TenantDirectory> tenants_;
+  // The last good mapping read by tenant_loader_ ([tenancy] query); null
+  // before the first or without a query.
+  std::shared_ptr<const routing::TenantMap> tenant_map_;
+  std::unique_ptr<TenantMapLoader> tenant_loader_;
+  TenantMapLoaderOptions tenant_map_options_;  // tenant_loader_'s
   // Configs replaced by reloads: sessions keep pointers into the one they logged
   // in with (their [[users]] entry). Reloads are rare; they are kept for good.
   std::vector<std::shared_ptr<const Config>> retired_configs_;

@@ -9,6 +9,8 @@ namespace pgregion::proxy {
 
 absl::Status ProxyApp::Reload(std::string_view trigger) {
   if (shutting_down_ || draining_) return absl::FailedPreconditionError("shutting down");
+  // RELOAD also re-reads the tenant mapping, whatever becomes of the file.
+  if (tenant_loader_ != nullptr) tenant_loader_->RefreshNow();
   absl::StatusOr<std::shared_ptr<const Config>> next = LoadConfigFile(config_->source_path);
   if (!next.ok()) {
     LogError("reload_failed")
@@ -69,6 +71,7 @@ absl::Status ProxyApp::Reload(std::string_view trigger) {
   }
   retired_configs_.push_back(std::move(previous));
   ApplyRoutingConfig();  // routing.max_replica_lag_ms applies to the next read
+  StartTenantMap();      // only if [tenancy] query, its login or the regions changed
   if (plan.log_changed) {
     LogLevel level = LogLevel::kInfo;
     ParseLogLevel(config_->log.level, &level);

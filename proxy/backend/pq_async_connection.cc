@@ -83,6 +83,20 @@ void PqAsyncConnection::SendQuery(const char* sql) {
   FlushAndWatch();
 }
 
+void PqAsyncConnection::SendRowsQuery(const char* sql) {
+  if (watch_ != nullptr) watch_->Stop();
+  if (PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) == 0) {
+    Fail(StrCat("send: ", Error()));
+    return;
+  }
+  if (PQsetSingleRowMode(conn_) == 0) {
+    Fail("send: libpq refused single-row mode");
+    return;
+  }
+  phase_ = Phase::kBusy;
+  FlushAndWatch();
+}
+
 // The watch goes first: libuv must forget the descriptor before libpq closes it.
 void PqAsyncConnection::Drop() {
   if (watch_ != nullptr) {

@@ -76,6 +76,11 @@ class PqAsyncConnection {
   // for its results. Ends in OnPqQueryDone or OnPqFailed, maybe before
   // SendQuery returns.
   void SendQuery(const char* sql);
+  // As SendQuery, for a query whose result may be large: the extended protocol
+  // (exactly one statement; text holding more is an error) in libpq's
+  // single-row mode, so OnPqResult gets each row as a PGRES_SINGLE_TUPLE
+  // result as it arrives, then an empty PGRES_TUPLES_OK (or the error).
+  void SendRowsQuery(const char* sql);
   // On a connected, idle connection: watches it for the server closing it or
   // saying something unprompted. False when libpq has no socket any more or
   // libuv refuses it; the handler is not called then.

@@ -160,6 +160,17 @@ struct TenancySection {
   // The policy of a tenant without an entry.
   std::vector<std::string> default_prefer_regions;
   std::vector<std::string> default_allow_regions;
+  // The mapping from the application's own table (proxy/backend/
+  // tenant_map_loader.h): a query returning id, preferred region(s) and
+  // optionally allowed region(s) and a consistency level, run on the primary
+  // every refresh_s and on RELOAD; empty = no mapping. [[tenants]] entries
+  // override its rows.
+  std::string query;
+  uint32_t refresh_s = 30;
+  uint32_t query_timeout_ms = 10000;
+  // The database the query runs in; empty: [health] database. The login is
+  // the health probes' ([health] user, else the first [[users]] entry's).
+  std::string database;
 };
 
 struct TenantConfig {

@@ -49,6 +49,15 @@ void ReadTenancy(Section& s, TenancySection* t) {
   }
   s.StringList("default_prefer_regions", &t->default_prefer_regions);
   s.StringList("default_allow_regions", &t->default_allow_regions);
+  s.String("query", &t->query);
+  s.String("database", &t->database);
+  if (s.Uint("refresh_s", &t->refresh_s, 1) && t->refresh_s > 86400) {
+    s.Error(s.Find("refresh_s"), "refresh_s", "must be at most 86400 (a day)");
+  }
+  s.Uint("query_timeout_ms", &t->query_timeout_ms, 100);
+  if (t->query.size() > 64 * 1024) {
+    s.Error(s.Find("query"), "query", "must be at most 64 KiB");
+  }
 }
 
 std::vector<TenantConfig> ReadTenants(Errors* errors, Section& top,

@@ -154,6 +154,66 @@ TEST_CASE("status: nodes by index after a reload; retired ones left out; paused 
   CHECK(Text(t, d, "up") == "false");
 }
 
+TEST_CASE("status: the tenant mapping's state") {
+  Config config = ThreeNodeConfig();
+  auto topo = ProbedTopology(config);
+  Metrics::TenantMapState m;
+  StatusInput in;
+  in.config = &config;
+  in.topology = topo->snapshot().get();
+  in.unix_ms = 1795305485123;
+  auto mapping = [&](JsonTree& t) {
+    std::string json = RenderStatusJson(in);
+    CAPTURE(json);
+    REQUIRE(t.Parse(json));
+    return t.Member(t.Member(0, "tenants"), "mapping");
+  };
+  {
+    JsonTree t;
+    REQUIRE(t.Parse(RenderStatusJson(in)));
+    CHECK(t.Member(0, "tenants") == JsonTree::kNone);  // nothing configured: not shown
+  }
+  in.tenant_map = &m;
+  in.tenant_config_entries = 2;
+  m.configured = true;
+  {
+    JsonTree t;
+    JsonTree::Index mp = mapping(t);
+    CHECK(t.RawString(mp, "state") == "loading");
+    CHECK(Text(t, mp, "loaded_at") == "null");
+    CHECK(Text(t, t.Member(0, "tenants"), "config_entries") == "2");
+  }
+  m.loaded_unix_ms = in.unix_ms - 2500;
+  m.entries = 1000;
+  m.refreshes = 3;
+  m.rows = 1001;
+  m.skipped = 1;
+  m.node = "pg-a";
+  {
+    JsonTree t;
+    JsonTree::Index mp = mapping(t);
+    CHECK(t.RawString(mp, "state") == "ok");
+    CHECK(Text(t, mp, "entries") == "1000");
+    CHECK(Text(t, mp, "age_s") == "2.5");
+    CHECK(t.RawString(t.Member(mp, "last_refresh"), "node") == "pg-a");
+    CHECK(Text(t, t.Member(mp, "last_refresh"), "skipped") == "1");
+  }
+  m.last_error_unix_ms = in.unix_ms - 100;
+  m.last_error = "node pg-a: query: relation \"tenants\" does not exist";
+  m.refresh_errors = 1;
+  {
+    JsonTree t;
+    JsonTree::Index mp = mapping(t);
+    CHECK(t.RawString(mp, "state") == "stale");  // the last good map is in use
+    CHECK(Text(t, mp, "refresh_errors") == "1");
+  }
+  m.loaded_unix_ms = 0;
+  {
+    JsonTree t;
+    CHECK(t.RawString(mapping(t), "state") == "failing");
+  }
+}
+
 TEST_CASE("status: strings are escaped") {
   Config config = ThreeNodeConfig();
   config.proxy.region = "a\"b\\c\nd\x01";

@@ -98,6 +98,51 @@ TEST_CASE("tenancy: bad entries are refused with the key and line") {
             "tenancy.setting: must be a custom setting name"));
   CHECK(Has(ErrorOf("[tenancy]\nsetting = \"pgregion.tenant\"\n"), "tenancy.setting:"));
   CHECK(Has(ErrorOf("[[tenants]]\nid = \"1\"\nregion = \"us-east\"\n"), "unknown key"));
+  CHECK(Has(ErrorOf("[tenancy]\nquery = \"select 1, 2\"\nrefresh_s = 0\n"),
+            "tenancy.refresh_s: must be at least 1"));
+  CHECK(Has(ErrorOf("[tenancy]\nquery = \"select 1, 2\"\nrefresh_s = 90000\n"),
+            "tenancy.refresh_s: must be at most 86400"));
+  CHECK(Has(ErrorOf("[tenancy]\nquery_timeout_ms = 5\n"), "tenancy.query_timeout_ms"));
+}
+
+TEST_CASE("tenancy: a mapping query makes a directory and its loader's options") {
+  auto config = LoadWith(R"(
+[health]
+database = "postgres"
+
+[tenancy]
+setting = "app.tenant_id"
+query = "select id::text, region from tenants"
+refresh_s = 7
+database = "appdb"
+
+[[tenants]]
+id = "42"
+prefer_regions = ["us-east"]
+)");
+  REQUIRE(config.ok());
+  const Config& c = **config;
+  auto map = std::make_shared<routing::TenantMap>();
+  routing::TenantPolicy ap;
+  ap.prefer_regions = {"ap-south"};
+  map->Add("42", ap);
+  map->Add("7", ap);
+  // Even before the first refresh there is a directory: the mapping may come.
+  REQUIRE(TenantDirectoryFromConfig(c) != nullptr);
+  auto dir = TenantDirectoryFromConfig(c, map);
+  CHECK(dir->Lookup("7").prefer_regions == std::vector<std::string>{"ap-south"});
+  CHECK(dir->Lookup("42").prefer_regions == std::vector<std::string>{"us-east"});  // config wins
+  TenantMapLoaderOptions o = TenantMapOptionsFrom(c);
+  CHECK(o.query == "select id::text, region from tenants");
+  CHECK(o.refresh_ms == 7000);
+  CHECK(o.timeout_ms == 10000);
+  CHECK(o.login.database == "appdb");
+  CHECK(o.login.user == "app");
+  CHECK(o.regions == std::vector<std::string>{"us-east", "ap-south"});
+  TenantMapLoaderOptions same = TenantMapOptionsFrom(c);
+  CHECK_FALSE(TenantMapOptionsDiffer(o, same));
+  same.login.database = "other";
+  CHECK(TenantMapOptionsDiffer(o, same));
 }
 
 }  // namespace

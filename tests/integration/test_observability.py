@@ -138,8 +138,9 @@ def test_health_ready_metrics_status(cluster, start_proxy):
                    "query_duration_seconds", "pool_wait_seconds", "node_up", "node_is_primary",
                    "node_rtt_seconds", "replica_lag_bytes", "replica_lag_seconds",
                    "ryw_wait_seconds", "ryw_fallbacks_total", "read_retries_total",
-                   "ryw_tokens_total", "reads_after_write_total",
-                   "failovers_total", "errors_total", "build_info"):
+                   "ryw_tokens_total", "reads_after_write_total", "tenant_reads_total",
+                   "tenant_map_entries", "tenant_map_refresh_errors_total",
+                   "tenant_map_age_seconds", "failovers_total", "errors_total", "build_info"):
         assert f"# TYPE pgregion_{family} " in text, family
     routed = metric_values(text, "pgregion_routed_total")
     assert routed['{node="primary",region="local",role="primary",reason="write"}'] >= 2
@@ -491,8 +492,9 @@ def test_grafana_dashboard_uses_known_metrics():
              "query_duration_seconds", "pool_wait_seconds", "node_up", "node_is_primary",
              "node_rtt_seconds", "replica_lag_bytes", "replica_lag_seconds", "ryw_wait_seconds",
              "ryw_fallbacks_total", "read_retries_total", "ryw_tokens_total",
-             "reads_after_write_total", "tenant_reads_total", "failovers_total", "errors_total",
-             "build_info"}
+             "reads_after_write_total", "tenant_reads_total", "tenant_map_entries",
+             "tenant_map_refresh_errors_total", "tenant_map_age_seconds", "failovers_total",
+             "errors_total", "build_info"}
     for expr in exprs:
         for name in re.findall(r"pgregion_(\w+)", expr):
             base = re.sub(r"_(bucket|count|sum)$", "", name)
