@@ -208,17 +208,22 @@ EOF
 }
 
 # start_pgregion [NAME [EXTRA_TOML]]: NAME (default pgregion) names its work
-# directory; EXTRA_TOML is appended to the generated config.
+# directory; EXTRA_TOML is appended to the generated config. Regions: every
+# node and the proxy are in "local" unless PGR_PROXY_REGION and
+# PGR_NODE_REGIONS (space-separated: the primary's, then each replica's) say
+# otherwise.
 start_pgregion() {
   local name=${1:-pgregion} extra=${2:-}
   local dir=$BENCH_WORK/$name
+  local -a node_regions
+  read -ra node_regions <<<"${PGR_NODE_REGIONS:-}"
   mkdir -p "$dir"
   PGR_PORT=$(free_port)
   {
     cat <<EOF
 [proxy]
 listen = "127.0.0.1:$PGR_PORT"
-region = "local"
+region = "${PGR_PROXY_REGION:-local}"
 max_client_connections = $MAX_CLIENTS
 
 [[users]]
@@ -235,13 +240,14 @@ level = "warn"
 
 [[nodes]]
 name = "primary"
-region = "local"
+region = "${node_regions[0]:-local}"
 host = "$PG_HOST"
 port = $PG_PORT
 EOF
     local n=1 p
     for p in $REPLICA_PORTS; do
-      printf '\n[[nodes]]\nname = "replica%d"\nregion = "local"\nhost = "%s"\nport = %s\n' "$n" "$PG_HOST" "$p"
+      printf '\n[[nodes]]\nname = "replica%d"\nregion = "%s"\nhost = "%s"\nport = %s\n' "$n" \
+        "${node_regions[$n]:-local}" "$PG_HOST" "$p"
       n=$((n + 1))
     done
     if [[ -n $extra ]]; then printf '\n%s\n' "$extra"; fi

@@ -182,6 +182,8 @@ struct RouteContext {
   const TenantPolicy* tenant = nullptr;
   std::shared_ptr<const TenantDirectory> tenant_directory;
   std::string tenant_id;
+  // The tenant has an entry (config or mapping): SHOW TENANTS counts its reads.
+  bool tenant_known = false;
 };
 
 struct Route {

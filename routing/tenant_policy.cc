@@ -1,6 +1,7 @@
 #include "routing/tenant_policy.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include "absl/hash/hash.h"
 
@@ -78,6 +79,11 @@ const TenantPolicy* TenantMap::Find(std::string_view id) const {
   return it == shard.end() ? nullptr : &policies_[it->second];
 }
 
+uint64_t TenantDirectory::NextGeneration() {
+  static std::atomic<uint64_t> next{0};
+  return ++next;
+}
+
 bool TenantDirectory::Add(std::string_view id, TenantPolicy policy) {
   if (!ValidId(id)) return false;
   auto it = entries_.find(Key(id));
@@ -123,14 +129,15 @@ bool TenantDirectory::Known(std::string_view id) const {
   return known;
 }
 
-void TenantDirectory::CountRead(std::string_view id, std::string_view served_region) const {
-  if (!Known(id)) return;
+void TenantDirectory::CountRead(std::string_view id, int served_node) const {
   Reads& r = (*reads_)[Key(id)];
-  if (served_region.empty()) {
+  if (served_node < 0) {
     ++r.refused;
-  } else {
-    ++r.by_region[Key(served_region)];
+    return;
   }
+  const size_t node = static_cast<size_t>(served_node);
+  if (r.by_node.size() <= node) r.by_node.resize(node + 1);
+  ++r.by_node[node];
 }
 
 const TenantDirectory::Reads* TenantDirectory::reads(std::string_view id) const {

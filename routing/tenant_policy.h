@@ -132,11 +132,12 @@ class TenantDirectory {
   // otherwise immutable); ids without an entry are not counted, so the counts
   // stay bounded by the directory.
   struct Reads {
-    absl::flat_hash_map<std::string, uint64_t> by_region;
+    std::vector<uint64_t> by_node;  // by node index
     uint64_t refused = 0;
   };
-  // `served_region` empty: refused.
-  void CountRead(std::string_view id, std::string_view served_region) const;
+  // A read of `id`, which the caller found to have an entry (Lookup's `known`),
+  // served by node index `served_node` (-1: refused).
+  void CountRead(std::string_view id, int served_node) const;
   const Reads* reads(std::string_view id) const;
   // Every id with counted reads (unordered).
   std::vector<std::string_view> counted_ids() const;
@@ -145,6 +146,10 @@ class TenantDirectory {
   // Both directories then count into the same place: a unit routed with the
   // old one still counts.
   void ShareReads(const TenantDirectory& previous);
+
+  // Unique per directory built in this process (never reused, unlike an
+  // address): a session's cached lookup is valid while the generation matches.
+  uint64_t generation() const { return generation_; }
 
   // [[tenants]] entries (config) only; mapped()->size() has the rest.
   size_t size() const { return entries_.size(); }
@@ -159,6 +164,8 @@ class TenantDirectory {
   std::shared_ptr<const TenantMap> mapped_;
   TenantPolicy default_;
   std::shared_ptr<ReadCounts> reads_ = std::make_shared<ReadCounts>();
+  uint64_t generation_ = NextGeneration();
+  static uint64_t NextGeneration();
 };
 
 }  // namespace pgregion::routing

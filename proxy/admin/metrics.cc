@@ -163,6 +163,20 @@ std::string_view OptimisticOutcomeName(OptimisticOutcome outcome) {
   return "unknown";
 }
 
+std::string_view TenantReadOutcomeName(TenantReadOutcome outcome) {
+  switch (outcome) {
+    case TenantReadOutcome::kPreferred:
+      return "preferred";
+    case TenantReadOutcome::kElsewhere:
+      return "elsewhere";
+    case TenantReadOutcome::kPrimary:
+      return "primary";
+    case TenantReadOutcome::kRefused:
+      return "refused";
+  }
+  return "unknown";
+}
+
 std::string_view OptimisticMoveReasonName(OptimisticMoveReason reason) {
   switch (reason) {
     case OptimisticMoveReason::kWrite:
@@ -416,11 +430,19 @@ std::vector<MetricFamily> Metrics::Collect(const routing::TopologySnapshot& snap
              "Reads of units with a tenant, by the tenant's first preferred region, the region "
              "that served them and the outcome (preferred, elsewhere, primary, refused).",
              MetricType::Counter);
-  for (const auto& [labels, count] : tenant_reads_) {
-    AddValue(
-        &tenant_reads,
-        {L("tenant_region", labels[0]), L("served_region", labels[1]), L("outcome", labels[2])},
-        static_cast<double>(count));
+  auto region_label = [&](uint32_t slot) -> std::string_view {
+    if (slot == kNoRegion) return "none";
+    return slot < regions_.size() ? std::string_view(regions_[slot]) : "other";
+  };
+  // In key order, so that a scrape lists the series the same way every time.
+  std::vector<std::pair<uint32_t, uint64_t>> sorted(tenant_reads_.begin(), tenant_reads_.end());
+  std::sort(sorted.begin(), sorted.end());
+  for (const auto& [key, count] : sorted) {
+    AddValue(&tenant_reads,
+             {L("tenant_region", region_label(key >> 16)),
+              L("served_region", region_label((key >> 8) & 0xff)),
+              L("outcome", TenantReadOutcomeName(static_cast<TenantReadOutcome>(key & 0xff)))},
+             static_cast<double>(count));
   }
   out.push_back(std::move(tenant_reads));
   MetricFamily map_entries =
@@ -487,24 +509,21 @@ std::vector<MetricFamily> Metrics::Collect(const routing::TopologySnapshot& snap
   return out;
 }
 
-namespace {
-
-// A region label: a node's region, "none", or "other" (the label set stays
-// bounded whatever a tenant mapping names).
-std::string_view RegionLabel(const std::vector<std::string>& regions, std::string_view region) {
-  if (region.empty()) return "none";
-  for (const std::string& r : regions) {
-    if (r == region) return region;
+uint32_t Metrics::RegionSlot(std::string_view region) const {
+  if (region.empty()) return kNoRegion;
+  for (size_t i = 0; i < regions_.size() && i < kOtherRegion; ++i) {
+    if (regions_[i] == region) return static_cast<uint32_t>(i);
   }
-  return "other";
+  return kOtherRegion;
 }
 
-}  // namespace
-
-void Metrics::TenantRead(std::string_view tenant_region, std::string_view served_region,
-                         std::string_view outcome) {
-  ++tenant_reads_[{std::string(RegionLabel(regions_, tenant_region)),
-                   std::string(RegionLabel(regions_, served_region)), std::string(outcome)}];
+void Metrics::TenantRead(std::string_view tenant_region, int served_node,
+                         TenantReadOutcome outcome) {
+  uint32_t served = kNoRegion;
+  if (served_node >= 0 && static_cast<size_t>(served_node) < nodes_.size()) {
+    served = RegionSlot(nodes_[static_cast<size_t>(served_node)].region);
+  }
+  ++tenant_reads_[RegionSlot(tenant_region) << 16 | served << 8 | static_cast<uint32_t>(outcome)];
 }
 
 std::string Metrics::RenderText(const routing::TopologySnapshot& snap,

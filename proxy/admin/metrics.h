@@ -29,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "prometheus/metric_family.h"
 #include "proxy/config/config.h"
 #include "routing/router.h"
@@ -76,6 +77,12 @@ enum class ErrorKind : uint8_t {
 };
 inline constexpr size_t kErrorKinds = 7;
 std::string_view ErrorKindName(ErrorKind kind);
+
+// tenant_reads_total{outcome}: where a tenant's read went. Preferred: one of
+// its preferred regions; elsewhere: another replica; primary; refused.
+enum class TenantReadOutcome : uint8_t { kPreferred, kElsewhere, kPrimary, kRefused };
+inline constexpr size_t kTenantReadOutcomes = 4;
+std::string_view TenantReadOutcomeName(TenantReadOutcome outcome);
 
 // ryw_fallbacks_total{reason}: why a causal read went to the primary.
 enum class RywFallbackReason : uint8_t {
@@ -217,11 +224,9 @@ class Metrics {
   void ReadRetry(ReadRetryReason reason) { ++read_retries_[static_cast<size_t>(reason)]; }
   // tenant_reads_total{tenant_region, served_region, outcome}: a read of a unit
   // with a tenant (issue 20). Regions only, never tenant ids: a region that is
-  // not a node's counts as "other", none as "none"; outcome is preferred
-  // (served in one of the tenant's preferred regions), elsewhere (another
-  // replica), primary or refused.
-  void TenantRead(std::string_view tenant_region, std::string_view served_region,
-                  std::string_view outcome);
+  // not a node's counts as "other", none as "none". `served_node` -1: refused.
+  // Per unit: a scan of the few regions and one integer-keyed increment.
+  void TenantRead(std::string_view tenant_region, int served_node, TenantReadOutcome outcome);
   // The tenant mapping read from the application's table ([tenancy] query):
   // set by the proxy after each refresh (not per unit). tenant_map_entries,
   // tenant_map_refresh_errors_total and tenant_map_age_seconds come from it,
@@ -301,9 +306,13 @@ class Metrics {
   std::array<uint64_t, kRywTokenPositions> ryw_tokens_{};
   std::array<uint64_t, kReadAfterWriteServed> reads_after_write_{};
   std::array<uint64_t, kReadRetryReasons> read_retries_{};
-  // {tenant_region, served_region, outcome} -> count; at most
+  // TenantReadKey(tenant region slot, served region slot, outcome) -> count;
+  // slots are regions_ indices, kOtherRegion or kNoRegion: at most
   // (regions + 2)^2 x 4 keys.
-  std::map<std::array<std::string, 3>, uint64_t> tenant_reads_;
+  static constexpr uint32_t kOtherRegion = 0xfe;
+  static constexpr uint32_t kNoRegion = 0xff;
+  uint32_t RegionSlot(std::string_view region) const;
+  absl::flat_hash_map<uint32_t, uint64_t> tenant_reads_;
   TenantMapState tenant_map_;
   std::array<uint64_t, kOptimisticOutcomes> optimistic_{};
   std::array<uint64_t, kOptimisticMoveReasons> optimistic_moves_{};

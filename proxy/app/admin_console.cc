@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
 #include <tuple>
 
 #include "absl/container/flat_hash_set.h"
@@ -407,9 +408,12 @@ ConsoleTable AdminConsole::Tenants() const {
     std::string reads;
     uint64_t refused = 0;
     if (const routing::TenantDirectory::Reads* r = dir->reads(id)) {
-      std::vector<std::pair<std::string, uint64_t>> regions(r->by_region.begin(),
-                                                            r->by_region.end());
-      std::sort(regions.begin(), regions.end());
+      std::map<std::string, uint64_t> regions;  // by the served node's region
+      for (size_t node = 0; node < r->by_node.size() && node < app_->node_count(); ++node) {
+        if (r->by_node[node] > 0) {
+          regions[app_->node(static_cast<int>(node)).config.region] += r->by_node[node];
+        }
+      }
       for (const auto& [region, n] : regions) {
         StrAppend(&reads, reads.empty() ? "" : " ", region, "=", n);
       }

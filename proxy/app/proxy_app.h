@@ -102,7 +102,9 @@ class ProxyApp final : public SessionEnv,
   bool all_paused() const { return pause_all_; }
 
   uv_loop_t* loop() const override { return loop_; }
-  std::shared_ptr<const routing::TenantDirectory> tenants() const override { return tenants_; }
+  const std::shared_ptr<const routing::TenantDirectory>& tenants() const override {
+    return tenants_;
+  }
   // Where the streams of client sessions and server connections defer sends.
   FlushQueue* flush_queue() const override { return flush_queue_; }
   const Config& config() const override { return *config_; }

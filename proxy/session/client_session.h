@@ -551,6 +551,13 @@ class ClientSession final : public Stream::Handler,
   // client chose pgregion.consistency (a tenant's level then does not apply).
   std::string tenant_;
   std::optional<std::string> tenant_local_;
+  // The last tenant looked up and what its directory said (ResolveTenant).
+  struct TenantCache {
+    uint64_t generation = 0;  // TenantDirectory::generation(); 0: none
+    std::string id;
+    const routing::TenantPolicy* policy = nullptr;
+    bool known = false;
+  } tenant_cache_;
   bool consistency_explicit_ = false;
   // Read-your-writes: the session's own token (its writes) and the latest one
   // it presented; reads must see the later of the two.

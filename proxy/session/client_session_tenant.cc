@@ -23,24 +23,35 @@ namespace p = ::pgregion::protocol;
 namespace r = ::pgregion::routing;
 
 void ClientSession::ResolveTenant(r::RouteContext* ctx) {
-  std::shared_ptr<const r::TenantDirectory> dir = env_->tenants();
+  const std::shared_ptr<const r::TenantDirectory>& dir = env_->tenants();
   if (dir == nullptr) return;  // tenant routing is off
   // SET LOCAL pgregion.tenant TO DEFAULT: no pgregion.tenant in this transaction.
   const std::string& own = tenant_local_ ? *tenant_local_ : tenant_;
-  std::string id;
+  std::string_view id;
+  std::optional<std::string> setting_value;
   if (unit_.tenant) {
     id = *unit_.tenant;
   } else if (!own.empty()) {
     id = own;
   } else if (const std::string& setting = env_->config().tenancy.setting; !setting.empty()) {
-    if (std::optional<std::string> v = session_.EffectiveValue(setting)) id = std::move(*v);
+    setting_value = session_.EffectiveValue(setting);
+    if (setting_value) id = *setting_value;
   }
   if (id.empty()) return;
-  const r::TenantPolicy& policy = dir->Lookup(id);
-  if (policy.neutral()) return;
-  ctx->tenant = &policy;
-  ctx->tenant_directory = std::move(dir);
-  ctx->tenant_id = std::move(id);
+  // A session's units mostly name the same tenant: look it up again only when
+  // the tenant or the directory changed.
+  if (tenant_cache_.generation != dir->generation() || tenant_cache_.id != id) {
+    bool known = false;
+    tenant_cache_.policy = &dir->Lookup(id, &known);
+    tenant_cache_.known = known;
+    tenant_cache_.generation = dir->generation();
+    tenant_cache_.id.assign(id.data(), id.size());
+  }
+  if (tenant_cache_.policy->neutral()) return;
+  ctx->tenant = tenant_cache_.policy;
+  ctx->tenant_directory = dir;
+  ctx->tenant_id.assign(id.data(), id.size());
+  ctx->tenant_known = tenant_cache_.known;
 }
 
 void ClientSession::RefuseResidency(const r::RouteContext& ctx) {
@@ -72,22 +83,22 @@ void ClientSession::CountTenantRead(const r::RouteContext& ctx, const r::Route& 
   const std::string_view tenant_region =
       t.prefer_regions.empty() ? std::string_view() : std::string_view(t.prefer_regions[0]);
   if (route.blocked == r::RouteBlock::kResidency) {
-    env_->metrics().TenantRead(tenant_region, "", "refused");
-    ctx.tenant_directory->CountRead(ctx.tenant_id, "");
+    env_->metrics().TenantRead(tenant_region, -1, TenantReadOutcome::kRefused);
+    if (ctx.tenant_known) ctx.tenant_directory->CountRead(ctx.tenant_id, -1);
     return;
   }
   const r::TopologySnapshot& topo = *env_->topology();
   if (route.node < 0 || static_cast<size_t>(route.node) >= topo.nodes.size()) return;
   const r::NodeStatus& node = topo.nodes[static_cast<size_t>(route.node)];
-  std::string_view outcome = "elsewhere";
+  TenantReadOutcome outcome = TenantReadOutcome::kElsewhere;
   if (route.node == topo.primary) {
-    outcome = "primary";
+    outcome = TenantReadOutcome::kPrimary;
   } else if (std::find(t.prefer_regions.begin(), t.prefer_regions.end(), node.region) !=
              t.prefer_regions.end()) {
-    outcome = "preferred";
+    outcome = TenantReadOutcome::kPreferred;
   }
-  env_->metrics().TenantRead(tenant_region, node.region, outcome);
-  ctx.tenant_directory->CountRead(ctx.tenant_id, node.region);
+  env_->metrics().TenantRead(tenant_region, route.node, outcome);
+  if (ctx.tenant_known) ctx.tenant_directory->CountRead(ctx.tenant_id, route.node);
 }
 
 }  // namespace pgregion::proxy

@@ -95,7 +95,12 @@ class SessionEnv {
   virtual void VacateDatabase(const std::string& /*database*/) {}
   // The tenant directory ([[tenants]], [tenancy]; issue 20), or null when
   // tenant routing is not configured. Replaced whole on reload.
-  virtual std::shared_ptr<const routing::TenantDirectory> tenants() const { return nullptr; }
+  // A reference: the session copies the pointer only for units that have a
+  // tenant with a policy.
+  virtual const std::shared_ptr<const routing::TenantDirectory>& tenants() const {
+    static const std::shared_ptr<const routing::TenantDirectory> kNone;
+    return kNone;
+  }
 
  protected:
   ~SessionEnv() = default;

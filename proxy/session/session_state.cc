@@ -289,6 +289,12 @@ void SessionState::Resolve(bool idle) {
 
 std::optional<std::string> SessionState::EffectiveValue(std::string_view name) const {
   using Kind = Entry::Kind;
+  if (txn_.empty() && unit_.empty()) {
+    // No transaction open and nothing of this unit logged (an autocommit
+    // read): the committed value.
+    const std::string* v = params_.Get(name);
+    return v != nullptr ? std::optional<std::string>(*v) : std::nullopt;
+  }
   auto get = [&](const SessionParams& p) -> std::optional<std::string> {
     const std::string* v = p.Get(name);
     return v != nullptr ? std::optional<std::string>(*v) : std::nullopt;

@@ -64,18 +64,19 @@ TEST_CASE("TenantDirectory: config entries over mapping rows over the default") 
   CHECK_FALSE(known);
 }
 
-TEST_CASE("TenantDirectory: read counts carry over a rebuild, for ids still known") {
+TEST_CASE(
+    "TenantDirectory: read counts carry over a rebuild, for ids still known; generations differ") {
   auto map = std::make_shared<TenantMap>();
   map->Add("1", Prefer("ap-south"));
   map->Add("2", Prefer("ap-south"));
   auto old_dir = std::make_shared<TenantDirectory>();
   old_dir->SetMapped(map);
-  old_dir->CountRead("1", "ap-south");
-  old_dir->CountRead("1", "ap-south");
-  old_dir->CountRead("2", "");        // refused
-  old_dir->CountRead("nobody", "x");  // no entry: not counted
+  old_dir->CountRead("1", 2);
+  old_dir->CountRead("1", 2);
+  old_dir->CountRead("2", -1);  // refused
   REQUIRE(old_dir->reads("1") != nullptr);
-  CHECK(old_dir->reads("1")->by_region.at("ap-south") == 2);
+  CHECK(old_dir->reads("1")->by_node == std::vector<uint64_t>{0, 0, 2});
+  CHECK(old_dir->reads("2")->refused == 1);
   CHECK(old_dir->reads("nobody") == nullptr);
   CHECK(old_dir->counted_ids().size() == 2);
 
@@ -86,13 +87,14 @@ TEST_CASE("TenantDirectory: read counts carry over a rebuild, for ids still know
   dir.SetMapped(next_map);
   dir.ShareReads(*old_dir);
   REQUIRE(dir.reads("1") != nullptr);
-  CHECK(dir.reads("1")->by_region.at("ap-south") == 2);
+  CHECK(dir.reads("1")->by_node[2] == 2);
   CHECK(dir.reads("2") == nullptr);
   // A unit still routed with the old directory counts where SHOW TENANTS looks.
-  old_dir->CountRead("1", "ap-south");
-  CHECK(dir.reads("1")->by_region.at("ap-south") == 3);
-  dir.CountRead("1", "eu-west");
-  CHECK(dir.reads("1")->by_region.at("eu-west") == 1);
+  old_dir->CountRead("1", 2);
+  CHECK(dir.reads("1")->by_node[2] == 3);
+  dir.CountRead("1", 0);
+  CHECK(dir.reads("1")->by_node[0] == 1);
+  CHECK(dir.generation() != old_dir->generation());
 }
 
 }  // namespace
