@@ -79,6 +79,7 @@ void PqAsyncConnection::SendQuery(const char* sql) {
     Fail(StrCat("send: ", Error()));
     return;
   }
+  results_per_turn_ = 0;
   phase_ = Phase::kBusy;
   FlushAndWatch();
 }
@@ -93,6 +94,7 @@ void PqAsyncConnection::SendRowsQuery(const char* sql) {
     Fail("send: libpq refused single-row mode");
     return;
   }
+  results_per_turn_ = kRowsPerTurn;
   phase_ = Phase::kBusy;
   FlushAndWatch();
 }
@@ -172,7 +174,17 @@ void PqAsyncConnection::ContinueQuery(int events) {
     Fail(LostText());
     return;
   }
+  size_t taken = 0;
   while (PQisBusy(conn_) == 0) {
+    if (results_per_turn_ != 0 && taken++ == results_per_turn_) {
+      // More rows are buffered (one read can bring tens of thousands): let
+      // the loop run other work first. A connected socket is writable, so
+      // the watch fires again at the loop's next turn; nothing more is read
+      // until the buffered rows are taken (libpq moves what it holds to the
+      // front of its buffer on every read).
+      WatchOrFail(UV_WRITABLE);
+      return;
+    }
     PGresult* res = PQgetResult(conn_);
     if (res == nullptr) {
       phase_ = Phase::kIdle;

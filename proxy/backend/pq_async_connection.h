@@ -79,8 +79,10 @@ class PqAsyncConnection {
   // As SendQuery, for a query whose result may be large: the extended protocol
   // (exactly one statement; text holding more is an error) in libpq's
   // single-row mode, so OnPqResult gets each row as a PGRES_SINGLE_TUPLE
-  // result as it arrives, then an empty PGRES_TUPLES_OK (or the error).
+  // result as it arrives, then an empty PGRES_TUPLES_OK (or the error). At
+  // most kRowsPerTurn rows are handed over per turn of the loop.
   void SendRowsQuery(const char* sql);
+  static constexpr size_t kRowsPerTurn = 1000;
   // On a connected, idle connection: watches it for the server closing it or
   // saying something unprompted. False when libpq has no socket any more or
   // libuv refuses it; the handler is not called then.
@@ -154,7 +156,8 @@ class PqAsyncConnection {
   SocketWatch* watch_ = nullptr;
   Phase phase_ = Phase::kNone;
   uint64_t event_ns_ = 0;
-  std::string fatal_;  // the server's last FATAL on this connection (kToHandler)
+  std::string fatal_;            // the server's last FATAL on this connection (kToHandler)
+  size_t results_per_turn_ = 0;  // 0: no limit
 };
 
 }  // namespace pgregion::proxy

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <string_view>
+#include <system_error>
+#include <thread>
 #include <utility>
 
 #include "protocol/str_util.h"
@@ -20,6 +22,23 @@ constexpr uint32_t kRetryMs = 5000;
 
 std::string_view Value(const PGresult* res, int col) {
   return std::string_view(PQgetvalue(res, 0, col), static_cast<size_t>(PQgetlength(res, 0, col)));
+}
+
+// A large map's last owner lets go of it after a refresh replaced it, on the
+// loop thread: freeing a million rows takes tens of milliseconds, so a thread
+// of its own does that (the allocator is thread-safe and nothing else refers
+// to the map any more). Small maps, or no thread to be had: freed here.
+void FreeMap(routing::TenantMap* map) {
+  constexpr size_t kFreeOffLoop = 50'000;
+  if (map->size() >= kFreeOffLoop) {
+    try {
+      std::thread([map] { delete map; }).detach();
+      return;
+    } catch (const std::system_error&) {
+      // no thread: free it here
+    }
+  }
+  delete map;
 }
 
 }  // namespace
@@ -85,7 +104,7 @@ class TenantMapLoader::Runner : public PqAsyncConnection::Handler {
   void Begin() {
     std::optional<HealthTarget> target = observer_->TenantMapTarget();
     started_ms_ = uv_now(loop_);
-    map_ = std::make_shared<routing::TenantMap>();
+    map_ = std::shared_ptr<routing::TenantMap>(new routing::TenantMap, FreeMap);
     stats_ = TenantMapLoadStats{};
     error_.clear();
     shape_ok_ = false;
