@@ -222,7 +222,10 @@ class TenantMapLoader::Runner : public PqAsyncConnection::Handler {
 
   void OnPqFailed(std::string why) override { Finish(std::move(why)); }
   // Never watched idle: the connection is dropped as soon as the rows are in.
-  void OnPqIdleLost(std::string cause) override { Finish(std::move(cause)); }
+  // Were it called, it must not pass for a success (an empty `why`).
+  void OnPqIdleLost(std::string cause) override {
+    Finish(cause.empty() ? std::string("connection lost") : std::move(cause));
+  }
 
   // Ends the running refresh (`why` empty: it succeeded), schedules the next
   // and tells the observer, last.
