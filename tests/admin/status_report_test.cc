@@ -162,15 +162,17 @@ TEST_CASE("status: the tenant mapping's state") {
   in.config = &config;
   in.topology = topo->snapshot().get();
   in.unix_ms = 1795305485123;
+  // The tree points into the text: both live in the caller's scope.
+  std::string json;
   auto mapping = [&](JsonTree& t) {
-    std::string json = RenderStatusJson(in);
-    CAPTURE(json);
+    json = RenderStatusJson(in);
     REQUIRE(t.Parse(json));
     return t.Member(t.Member(0, "tenants"), "mapping");
   };
   {
     JsonTree t;
-    REQUIRE(t.Parse(RenderStatusJson(in)));
+    json = RenderStatusJson(in);
+    REQUIRE(t.Parse(json));
     CHECK(t.Member(0, "tenants") == JsonTree::kNone);  // nothing configured: not shown
   }
   in.tenant_map = &m;

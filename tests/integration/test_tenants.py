@@ -390,13 +390,15 @@ def test_a_mapping_change_takes_effect_within_refresh_s_without_reload(
         cluster.primary.psql("update tenant_regions set prefer = 'eu-west' where id = 1;"
                              "insert into tenant_regions values (7, 'ap-south', null, null)",
                              dbname="appdb")
-        # refresh_s = 1: the next refresh (at most 1 s away, plus its own time) has it.
+        # refresh_s = 1: the next refresh (at most 1 s away, plus its own time,
+        # longer under the sanitizers) has it.
         _wait_for("tenant 1 moved to eu-west and tenant 7 to ap-south",
                   lambda: _tenant_reads(conn, port_name, "1", 3) == {"replica1": 3}
                   and _tenant_reads(conn, port_name, "7", 3) == {"replica2": 3}, p,
-                  timeout=5)
+                  timeout=10)
         took = time.monotonic() - changed
-        assert took < 3, took
+        assert took < 5, took
+        print(f"\nmapping change applied after {took:.2f} s (refresh_s = 1)")
         assert "event=config_reloaded" not in p.log_text()
         # A row that goes away (inactive) takes its tenant with it.
         cluster.primary.psql("update tenant_regions set active = false where id = 7",
